@@ -1,0 +1,52 @@
+# edge-pose developer commands. `make demo` and `make test` do all their own set-up:
+# a venv in .venv, the package and its dependencies, the model, and Mosquitto (apt).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED ?= ../shared
+# Models are installed the way users install them (`edge-pose models fetch`); a local mirror
+# (a folder or URL base) is used first when set, else the shared/ folder beside the checkout.
+EDGE_POSE_MODEL_MIRROR ?= $(if $(wildcard $(SHARED)/models),$(abspath $(SHARED)/models))
+EDGE_POSE_MODEL_DIR ?= $(CURDIR)/models
+export EDGE_POSE_MODEL_MIRROR EDGE_POSE_MODEL_DIR
+VIDEO ?= $(if $(wildcard $(SHARED)/data/tfjs/pose_squats.mp4),$(SHARED)/data/tfjs/pose_squats.mp4)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: help venv models broker demo test lint bench clean
+
+help:
+	@echo "make demo [VIDEO=path.mp4]  run edge-pose on a video against a local Mosquitto and show the keypoints"
+	@echo "make test                   run the linters and the test suite (real model, real broker)"
+	@echo "make bench [VIDEO=...]      measure throughput, latency and memory"
+
+venv: $(BIN)/edge-pose
+
+$(BIN)/edge-pose: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+models: venv
+	$(BIN)/edge-pose models fetch
+
+broker:
+	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
+		echo "installing mosquitto (apt)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients; }
+
+demo: venv models broker
+	$(BIN)/python deploy/demo.py $(VIDEO)
+
+lint: venv
+	$(BIN)/ruff check edge_pose tests deploy
+
+test: venv models broker lint
+	$(BIN)/pytest
+
+bench: venv models
+	$(BIN)/edge-pose bench --model movenet_lightning_int8 --threads 2 --camera $(or $(VIDEO),$(error set VIDEO=path/to/video.mp4))
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""`make demo`: edge-pose on a video, publishing to a private Mosquitto, keypoints shown live.
+
+Starts Mosquitto on 127.0.0.1 with a free port, subscribes to edge-pose's topics, runs
+`edge-pose run` on the video and prints a line per keypoints message as it arrives, then a
+summary. Without a video argument it downloads the public squats sample once into .cache/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+SAMPLE_URL = (
+    "https://github.com/tensorflow/tfjs-models/raw/master/pose-detection/test_data/pose_squats.mp4"
+)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sample_video() -> Path:
+    target = REPO / ".cache" / "pose_squats.mp4"
+    if not target.exists():
+        target.parent.mkdir(exist_ok=True)
+        print(f"demo: downloading the sample video from {SAMPLE_URL}")
+        with urllib.request.urlopen(SAMPLE_URL, timeout=60) as response:
+            target.write_bytes(response.read())
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_broker(workdir: Path) -> tuple[subprocess.Popen, int]:
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    broker = subprocess.Popen(
+        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return broker, port
+        except OSError:
+            time.sleep(0.05)
+    broker.kill()
+    sys.exit("demo: mosquitto did not start")
+
+
+def describe(payload: dict) -> str:
+    points = {k["name"]: k for k in payload["keypoints"]}
+    nose, hip = points["nose"], points["left_hip"]
+    who = "person   " if payload["person"] else "no person"
+    return (
+        f"frame {payload['frame']:4d}  {who}  score {payload['score']:.2f}  "
+        f"nose ({nose['x']:6.1f},{nose['y']:6.1f})  left_hip ({hip['x']:6.1f},{hip['y']:6.1f})  "
+        f"latency {payload['latency_ms']:5.1f} ms"
+    )
+
+
+def main() -> int:
+    video = Path(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1] else sample_video()
+    with tempfile.TemporaryDirectory() as tmp:
+        broker, port = start_broker(Path(tmp))
+        received: list[dict] = []
+        availability: list[str] = []
+
+        def on_message(_client, _userdata, message) -> None:
+            if message.topic.endswith("/availability"):
+                availability.append(message.payload.decode())
+                print(f"availability: {availability[-1]}")
+            else:
+                received.append(json.loads(message.payload))
+                print(describe(received[-1]))
+
+        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="edge-pose-demo-viewer")
+        sub.on_message = on_message
+        sub.connect("127.0.0.1", port)
+        sub.subscribe("edge-pose/demo/#")
+        sub.loop_start()
+        print(
+            f"demo: mosquitto on 127.0.0.1:{port}, subscribed to edge-pose/demo/#; video {video}"
+        )
+        edge_pose = Path(sys.executable).with_name("edge-pose")
+        run = subprocess.run(
+            [
+                str(edge_pose),
+                "run",
+                "--camera",
+                f"file:{video}",
+                "--device-id",
+                "demo",
+                "--mqtt-host",
+                "127.0.0.1",
+                "--mqtt-port",
+                str(port),
+            ],
+            check=False,
+        )
+        time.sleep(0.5)
+        sub.loop_stop()
+        sub.disconnect()
+        broker.terminate()
+        broker.wait()
+    people = sum(p["person"] for p in received)
+    print(
+        f"demo: {len(received)} keypoints messages received, {people} with a person; "
+        f"availability {' -> '.join(availability)}; edge-pose exited {run.returncode}"
+    )
+    return run.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Drawing the skeleton on a copy of an image, for people who would rather look than read."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge_pose.pose import KEYPOINT_THRESHOLD, SKELETON_EDGES, Pose
+
+LEFT, RIGHT, CENTRE = (255, 140, 0), (0, 170, 255), (255, 255, 255)  # RGB
+
+
+def _side_colour(a: int, b: int) -> tuple[int, int, int]:
+    # COCO order: odd indices are left, even (but nose) right.
+    if a % 2 and b % 2:
+        return LEFT
+    if a and b and a % 2 == 0 and b % 2 == 0:
+        return RIGHT
+    return CENTRE
+
+
+def draw_pose(image: np.ndarray, pose: Pose, *, show_region: bool = True) -> np.ndarray:
+    """An RGB copy of ``image`` with the keypoints and limbs seen above threshold drawn."""
+    canvas = image.copy()
+    scale = max(canvas.shape[:2]) / 640
+    thickness = max(1, round(2 * scale))
+    points = pose.keypoints
+    seen = points[:, 2] > KEYPOINT_THRESHOLD
+    for a, b in SKELETON_EDGES:
+        if seen[a] and seen[b]:
+            pa = (round(float(points[a, 0])), round(float(points[a, 1])))
+            pb = (round(float(points[b, 0])), round(float(points[b, 1])))
+            cv2.line(canvas, pa, pb, _side_colour(a, b), thickness, cv2.LINE_AA)
+    for x, y, _ in points[seen]:
+        cv2.circle(
+            canvas,
+            (round(float(x)), round(float(y))),
+            thickness + 2,
+            (255, 40, 40),
+            -1,
+            cv2.LINE_AA,
+        )
+    if show_region:
+        r = pose.region
+        cv2.rectangle(
+            canvas, (round(r.x0), round(r.y0)), (round(r.x1), round(r.y1)), (80, 220, 80), 1
+        )
+    label = f"score {pose.score:.2f}" + ("" if pose.person else " (no person)")
+    cv2.putText(
+        canvas,
+        label,
+        (8, round(24 * scale)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.6 * scale,
+        (255, 255, 0),
+        thickness,
+        cv2.LINE_AA,
+    )
+    return canvas
+
+
+def save_rgb(path: str, image: np.ndarray) -> bool:
+    """Write an RGB image with OpenCV (which expects BGR)."""
+    return bool(cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)))

@@ -1,0 +1,258 @@
+"""`edge-pose bench`: how fast the pipeline runs compared with the model alone, in one run.
+
+The machine this runs on may be shared and noisy, so every figure that matters is a ratio of two
+measurements taken minutes apart on the same model and thread count:
+- bare: ``invoke()`` alone on a fixed input, the physical limit of the model on this CPU;
+- pipeline: frames already in memory handed over as a camera would, through the real pipeline;
+  its ratio to bare is the pipeline's own overhead;
+- file: the same pipeline reading a video as fast as possible (decode in the capture thread),
+  against a straightforward single-threaded decode -> resize -> invoke loop;
+- latency: capture -> publish with frames paced at 30 fps as a live camera delivers them.
+"""
+
+from __future__ import annotations
+
+import resource
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge_pose.camera.base import Camera, Frame, FrameClock
+from edge_pose.camera.file import VideoFileCamera
+from edge_pose.camera.grabber import FrameGrabber
+from edge_pose.inference.movenet import MoveNet
+from edge_pose.pipeline import KeypointSink, Pipeline
+
+# In-memory frames kept for the pipeline runs: enough variety, bounded memory.
+MEMORY_FRAMES = 16
+LATENCY_FPS = 30.0
+
+
+class MemoryCamera(Camera):
+    """Cycles decoded frames from memory, paced (live) or as fast as the reader takes them."""
+
+    def __init__(self, images: list[np.ndarray], count: int, fps: float | None = None) -> None:
+        self.live = fps is not None
+        self.fps = fps
+        self.description = f"memory ({len(images)} frames)"
+        self._images = images
+        self._count = count
+        self._clock = FrameClock()
+        self._start = time.monotonic()
+
+    def read(self) -> Frame | None:
+        index = self._clock.index
+        if index >= self._count:
+            return None
+        if self.fps:
+            delay = self._start + index / self.fps - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        return self._clock.stamp(self._images[index % len(self._images)])
+
+
+class DiscardSink:
+    """Takes every keypoints message and drops it: formatting is measured, the network is not."""
+
+    def keypoints_due(self, now: float) -> bool:
+        return True
+
+    def publish_keypoints(self, payload: bytes, now: float) -> bool:
+        return True
+
+
+@dataclass
+class BenchResult:
+    model: str
+    threads: int
+    backend: str
+    runtime: str
+    frames: int
+    bare_fps: float = 0.0
+    pipeline_fps: float = 0.0
+    file_fps: float = 0.0
+    naive_file_fps: float = 0.0
+    stages_ms: dict[str, float] = field(default_factory=dict)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    invoke_ms_p50: float = 0.0
+    peak_rss_mb: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["ratio"] = round(self.pipeline_fps / self.bare_fps, 3) if self.bare_fps else 0.0
+        data["file_vs_naive"] = (
+            round(self.file_fps / self.naive_file_fps, 3) if self.naive_file_fps else 0.0
+        )
+        return data
+
+
+def decode_frames(video: Path, limit: int) -> list[np.ndarray]:
+    """Up to ``limit`` RGB frames spread over a video (only those are kept in memory)."""
+    camera = VideoFileCamera(video, realtime=False, loop=False)
+    total = camera.frame_count or limit
+    step = max(1, total // limit)
+    frames: list[np.ndarray] = []
+    try:
+        while len(frames) < limit and (frame := camera.read()) is not None:
+            if frame.index % step == 0:
+                frames.append(frame.image)
+    finally:
+        camera.close()
+    return frames
+
+
+def bare_fps(model: MoveNet, image: np.ndarray, frames: int) -> tuple[float, float]:
+    """Frames per second and median ms of ``invoke()`` alone on one prepared input."""
+    from edge_pose.inference.crop import full_frame
+
+    model.infer(image, full_frame(image.shape[1], image.shape[0]))  # fill the input tensor
+    times = np.empty(frames)
+    start = time.perf_counter()
+    for i in range(frames):
+        t = time.perf_counter_ns()
+        model.interpreter.invoke()
+        times[i] = time.perf_counter_ns() - t
+    elapsed = time.perf_counter() - start
+    return frames / elapsed, float(np.median(times)) / 1e6
+
+
+def run_pipeline(
+    model: MoveNet, camera: Camera, frames: int, sink: KeypointSink
+) -> tuple[Pipeline, float]:
+    """The real pipeline with its capture thread for ``frames`` frames, and the frames/s."""
+    pipeline = Pipeline(model, device_id="bench", sink=sink)
+    grabber = FrameGrabber(camera).start()
+    start = time.perf_counter()
+    try:
+        pipeline.run(grabber, threading.Event(), max_frames=frames)
+    finally:
+        elapsed = time.perf_counter() - start
+        grabber.stop()
+    return pipeline, pipeline.stats.processed / elapsed
+
+
+def naive_file_fps(model: MoveNet, video: Path, frames: int) -> float:
+    """A straightforward single-threaded loop: decode, convert, letterbox-resize, invoke."""
+    size = model.input_size
+    inp = model.interpreter.get_input_details()[0]["index"]
+    capture = cv2.VideoCapture(str(video))
+    done = 0
+    start = time.perf_counter()
+    while done < frames:
+        ok, bgr = capture.read()
+        if not ok:
+            capture.release()
+            capture = cv2.VideoCapture(str(video))
+            continue
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        h, w = rgb.shape[:2]
+        scale = size / max(h, w)
+        resized = cv2.resize(rgb, (round(w * scale), round(h * scale)))
+        padded = np.zeros((size, size, 3), np.uint8)
+        padded[: resized.shape[0], : resized.shape[1]] = resized
+        model.interpreter.set_tensor(inp, padded[np.newaxis].astype(model.input_dtype))
+        model.interpreter.invoke()
+        model.interpreter.get_tensor(model.interpreter.get_output_details()[0]["index"])
+        done += 1
+    elapsed = time.perf_counter() - start
+    capture.release()
+    return done / elapsed
+
+
+def run_bench(
+    model: MoveNet,
+    *,
+    model_name: str,
+    threads: int,
+    backend: str,
+    runtime: str,
+    video: Path,
+    frames: int,
+    sink: KeypointSink | None = None,
+) -> BenchResult:
+    """All measurements, one after the other, on the same loaded model."""
+    sink = sink or DiscardSink()
+    images = decode_frames(video, MEMORY_FRAMES)
+    result = BenchResult(model_name, threads, backend, runtime, frames)
+    # Warm up caches, XNNPACK packing and the CPU clock before anything is timed.
+    run_pipeline(model, MemoryCamera(images, max(20, frames // 10)), max(20, frames // 10), sink)
+
+    result.bare_fps, result.invoke_ms_p50 = bare_fps(model, images[0], frames)
+    memory, result.pipeline_fps = run_pipeline(model, MemoryCamera(images, frames), frames, sink)
+    file_camera = VideoFileCamera(video, realtime=False, loop=True)
+    file_run, result.file_fps = run_pipeline(model, file_camera, frames, sink)
+    result.naive_file_fps = naive_file_fps(model, video, frames)
+    paced_frames = min(frames, 300)
+    paced, _ = run_pipeline(
+        model, MemoryCamera(images, paced_frames, LATENCY_FPS), paced_frames, sink
+    )
+
+    result.stages_ms = memory.stats.stage_means_ms()
+    result.stages_ms["decode"] = file_run.stats.stage_means_ms()["decode"]
+    result.latency_ms = {
+        "p50": round(paced.stats.latency_ms.percentile(50) or 0.0, 3),
+        "p99": round(paced.stats.latency_ms.percentile(99) or 0.0, 3),
+    }
+    result.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    for name in ("bare_fps", "pipeline_fps", "file_fps", "naive_file_fps", "invoke_ms_p50"):
+        setattr(result, name, round(getattr(result, name), 2))
+    return result
+
+
+def command(args: Any) -> int:
+    """`edge-pose bench`: load the model as `run` would, measure, print text or JSON."""
+    import json
+
+    from edge_pose.config import load_config
+    from edge_pose.errors import CameraError
+    from edge_pose.inference.backend import load_estimator
+
+    overrides = {
+        k: v
+        for k, v in {
+            "model.name": args.model,
+            "model.threads": args.threads,
+            "model.backend": args.backend,
+        }.items()
+        if v is not None
+    }
+    cfg = load_config(args.config, overrides)
+    video = Path(args.camera.removeprefix("file:"))
+    if not video.is_file():
+        raise CameraError(f"bench needs a video file: {video} not found (--camera PATH)")
+    if args.frames < 20:
+        raise CameraError(f"--frames {args.frames}: measure at least 20 frames")
+    model, backend, name = load_estimator(cfg.model)
+    result = run_bench(
+        model,
+        model_name=name,
+        threads=cfg.model.threads,
+        backend=backend.kind,
+        runtime=backend.runtime,
+        video=video,
+        frames=args.frames,
+    ).as_dict()
+    result["delegate"] = backend.delegate
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    stages = ", ".join(f"{k} {v:.2f}" for k, v in result["stages_ms"].items())
+    print(
+        f"model      {name} on {backend.kind} ({backend.delegate}), {backend.runtime}\n"
+        f"bare       {result['bare_fps']:.1f} fps (invoke p50 {result['invoke_ms_p50']:.2f} ms)\n"
+        f"pipeline   {result['pipeline_fps']:.1f} fps in memory, ratio {result['ratio']:.3f}\n"
+        f"file       {result['file_fps']:.1f} fps with decode "
+        f"({result['naive_file_fps']:.1f} fps single-threaded loop, "
+        f"x{result['file_vs_naive']:.2f})\n"
+        f"stages ms  {stages}\n"
+        f"latency    p50 {result['latency_ms']['p50']:.2f} ms, "
+        f"p99 {result['latency_ms']['p99']:.2f} ms "
+        f"(input paced at {LATENCY_FPS:.0f} fps)\n"
+        f"peak RSS   {result['peak_rss_mb']:.1f} MB"
+    )
+    return 0

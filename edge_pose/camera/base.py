@@ -1,0 +1,95 @@
+"""The camera interface and the factory that turns a source string into a camera."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_pose.errors import CameraError
+
+
+@dataclass(slots=True)
+class Frame:
+    """One captured image: RGB uint8 HxWx3, monotonic capture time (ns), wall time, index,
+    and how long the camera spent producing it (decode and colour conversion, ns)."""
+
+    image: np.ndarray
+    capture_ns: int
+    wall: float
+    index: int
+    decode_ns: int = 0
+
+
+class Camera(ABC):
+    """A source of frames. ``read`` blocks until the next frame and returns None at the end.
+
+    ``live`` cameras (and files paced in real time) produce frames whether or not anyone keeps
+    up, so the reader keeps only the newest; others wait for the reader (back-pressure).
+    """
+
+    live: bool = True
+    description: str = ""
+    fps: float | None = None  # nominal frame rate, when the source knows it
+
+    @abstractmethod
+    def read(self) -> Frame | None:
+        """The next frame, or None when the source has ended."""
+
+    def close(self) -> None:  # noqa: B027 - most sources have nothing to release
+        """Release the device or file."""
+
+    def __enter__(self) -> Camera:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FrameClock:
+    """Stamps frames with a running index and the capture clocks."""
+
+    def __init__(self) -> None:
+        self.index = 0
+
+    def stamp(self, image: np.ndarray, capture_ns: int | None = None, decode_ns: int = 0) -> Frame:
+        now_ns = time.monotonic_ns()
+        if capture_ns is None:
+            capture_ns = now_ns
+        # Wall time of the capture instant, even when the stamp comes from the sensor.
+        wall = time.time() - (now_ns - capture_ns) / 1e9
+        frame = Frame(image, capture_ns, wall, self.index, decode_ns)
+        self.index += 1
+        return frame
+
+
+def open_camera(
+    source: str,
+    *,
+    width: int = 640,
+    height: int = 480,
+    fps: float = 30,
+    realtime: bool = True,
+    loop: bool = False,
+) -> Camera:
+    """Open ``source``: ``picamera2[:N]``, ``v4l2:/dev/videoN``, ``file:PATH`` or a plain path."""
+    if source == "picamera2" or source.startswith("picamera2:"):
+        from edge_pose.camera.picam import PiCamera
+
+        index = _camera_index(source.partition(":")[2] or "0", source)
+        return PiCamera(index, width=width, height=height, fps=fps)
+    if source.startswith("v4l2:"):
+        from edge_pose.camera.v4l2 import V4l2Camera
+
+        return V4l2Camera(source.removeprefix("v4l2:"), width=width, height=height, fps=fps)
+    from edge_pose.camera.file import open_file_camera
+
+    return open_file_camera(source.removeprefix("file:"), realtime=realtime, loop=loop, fps=fps)
+
+
+def _camera_index(text: str, source: str) -> int:
+    if not text.isdigit():
+        raise CameraError(f"camera source {source!r}: the camera number must be 0, 1, ...")
+    return int(text)

@@ -1,0 +1,165 @@
+"""File-backed cameras: a video, a still image, a glob or a folder of images.
+
+They stand in for the Pi camera in CI and let users run the pipeline on recordings. Paced in
+real time they behave like a live camera (the reader keeps only the newest frame); unpaced they
+apply back-pressure so every frame is processed.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_pose.camera.base import Camera, Frame, FrameClock
+from edge_pose.errors import CameraError
+
+IMAGE_SUFFIXES = frozenset(
+    {".bmp", ".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+)
+# Images carry no frame rate; folders and globs of them are paced at this one.
+IMAGE_SEQUENCE_FPS = 30.0
+
+
+def load_image(path: Path) -> np.ndarray:
+    """Decode an image file as RGB uint8 HxWx3 (grey, 16-bit and RGBA images are converted)."""
+    if not path.is_file():
+        raise CameraError(f"image not found: {path}")
+    if not os.access(path, os.R_OK):
+        raise CameraError(f"image not readable: {path} (check its permissions)")
+    # IMREAD_COLOR turns grey into 3 channels, drops alpha and scales 16-bit to 8-bit.
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise CameraError(f"cannot decode image {path}: not an image OpenCV can read, or corrupt")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
+
+
+def open_file_camera(
+    spec: str, *, realtime: bool, loop: bool, fps: float = IMAGE_SEQUENCE_FPS
+) -> Camera:
+    """A camera for a video file, an image file, a directory of images or a glob of images."""
+    if any(ch in spec for ch in "*?["):
+        paths = sorted(Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise CameraError(f"camera source {spec!r}: the pattern matches no image files")
+        return ImageSequenceCamera(paths, realtime=realtime, loop=loop, fps=fps)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise CameraError(
+                f"camera source {path}: the folder holds no image files ({_suffixes()})"
+            )
+        return ImageSequenceCamera(paths, realtime=realtime, loop=loop, fps=fps)
+    if not path.exists():
+        raise CameraError(f"camera source not found: {path} (give a video, image, folder or glob)")
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise CameraError(
+            f"camera source not readable: {path} (check the path and its permissions)"
+        )
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSequenceCamera([path], realtime=realtime, loop=loop, fps=fps)
+    return VideoFileCamera(path, realtime=realtime, loop=loop)
+
+
+def _suffixes() -> str:
+    return " ".join(sorted(IMAGE_SUFFIXES))
+
+
+class _PacedCamera(Camera):
+    """Shared pacing: with ``realtime`` each frame is released at its due time."""
+
+    def __init__(self, realtime: bool, fps: float) -> None:
+        self.live = realtime
+        self.fps = fps
+        self._clock = FrameClock()
+        self._start = 0.0
+
+    def _emit(self, image: np.ndarray, started_ns: int) -> Frame:
+        decode_ns = time.perf_counter_ns() - started_ns
+        if self.live:
+            if self._clock.index == 0:
+                self._start = time.monotonic()
+            delay = self._start + self._clock.index / self.fps - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        return self._clock.stamp(image, decode_ns=decode_ns)
+
+
+class ImageSequenceCamera(_PacedCamera):
+    """Still images as frames; a single image is decoded once and handed on repeatedly."""
+
+    def __init__(self, paths: list[Path], *, realtime: bool, loop: bool, fps: float) -> None:
+        super().__init__(realtime, fps)
+        self.description = f"file:{paths[0]}" if len(paths) == 1 else f"{len(paths)} images"
+        self._paths = paths
+        self._loop = loop
+        self._cached = load_image(paths[0]) if len(paths) == 1 else None
+        self._images = self._iterate()
+
+    def _iterate(self) -> Iterator[np.ndarray]:
+        while True:
+            for path in self._paths:
+                yield self._cached if self._cached is not None else load_image(path)
+            if not self._loop:
+                return
+
+    def read(self) -> Frame | None:
+        started_ns = time.perf_counter_ns()
+        image = next(self._images, None)
+        return None if image is None else self._emit(image, started_ns)
+
+
+class VideoFileCamera(_PacedCamera):
+    """A video file decoded by OpenCV (FFmpeg): mp4, mkv, avi and whatever else it reads."""
+
+    def __init__(self, path: Path, *, realtime: bool, loop: bool) -> None:
+        self.path = path
+        self.description = f"file:{path}"
+        self._loop = loop
+        self._capture = self._open()
+        file_fps = self._capture.get(cv2.CAP_PROP_FPS)
+        super().__init__(realtime, file_fps if 0 < file_fps < 1000 else IMAGE_SEQUENCE_FPS)
+        # Decode the first frame now, so an empty or undecodable file fails before the run.
+        self._pending = self._decode()
+        if self._pending is None:
+            self.close()
+            raise CameraError(f"video has no decodable frames: {path} (corrupt or empty file?)")
+
+    @property
+    def frame_count(self) -> int:
+        """Frames in the file as its container states it (0 when unknown)."""
+        return max(0, int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+
+    def _open(self) -> cv2.VideoCapture:
+        capture = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        if not capture.isOpened():
+            raise CameraError(
+                f"cannot open video {self.path}: not a format OpenCV/FFmpeg reads, or corrupt"
+            )
+        return capture
+
+    def _decode(self) -> np.ndarray | None:
+        ok, image = self._capture.read()
+        if not ok:
+            return None
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
+
+    def read(self) -> Frame | None:
+        started_ns = time.perf_counter_ns()
+        image, self._pending = self._pending, None
+        if image is None:
+            image = self._decode()
+        if image is None and self._loop and self._clock.index > 0:
+            self._capture.release()
+            self._capture = self._open()
+            image = self._decode()
+        return None if image is None else self._emit(image, started_ns)
+
+    def close(self) -> None:
+        self._capture.release()

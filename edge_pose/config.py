@@ -1,0 +1,608 @@
+"""TOML -> typed, validated configuration.
+
+The appliance runs unattended, so a config mistake must stop it at start-up with a message the
+user can act on, not surface later as a strange runtime failure. Hence:
+
+- pydantic v2 models with ``extra="forbid"`` (a typo such as ``fsp`` is an error, not a silently
+  ignored key) and strict types (``port = "1883"`` or ``fps = true`` are errors; an int is still
+  accepted where a float is expected, as TOML users write ``keypoints_max_rate = 30``);
+- every problem is collected and raised as one :class:`~edge_pose.errors.ConfigError` with one line
+  per problem: ``FILE: section.key = VALUE: what is allowed``; CLI overrides are validated with
+  the file and marked ``(from the command line)``;
+- secrets never live in the config: ``mqtt.password_file`` names a file (or a systemd credential),
+  read only by :func:`read_password`, so a password cannot leak through repr, logs or errors.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+import socket
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from edge_pose.errors import ConfigError, ModelError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG_PATH = Path("/etc/edge-pose/config.toml")
+STATUS_DIR_NAME = "edge-pose"
+SYSTEM_STATUS_DIR = Path("/run") / STATUS_DIR_NAME
+CLI_NOTE = " (from the command line)"
+_MAX_REPR = 60
+
+_DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_PICAMERA = re.compile(r"picamera2(:\d+)?")
+_EDGETPU_DEVICE = re.compile(r"((usb|pci)(:\d+)?)?")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_DEVICE_ID_ALLOWED = "1-64 letters, digits, '_' or '-' (it is an MQTT topic level)"
+_SOURCE_ALLOWED = (
+    "picamera2, picamera2:N, file:PATH, v4l2:/dev/videoN or a path to a video/image file"
+)
+
+_STRICT = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _bad(message: str, **context: Any) -> PydanticCustomError:
+    """A validation error whose text is used as is; ``key``/``value`` name the offending key when
+    a model validator (which pydantic locates at the section) checks several keys together."""
+    return PydanticCustomError("config", message, context or None)
+
+
+Size = Annotated[int, Field(ge=16, le=4096)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+# --------------------------------------------------------------------------- models
+
+
+class DeviceConfig(BaseModel):
+    """Who this device is: ``id`` is the MQTT topic level and the Home Assistant device id."""
+
+    model_config = _STRICT
+
+    id: str = Field(default="", validate_default=True)  # "" -> host name, resolved on load
+
+    @field_validator("id")
+    @classmethod
+    def _resolve_id(cls, value: str) -> str:
+        """Default to the host name (its first label: dots would read as a domain, not an id)."""
+        if value:
+            if not _DEVICE_ID.fullmatch(value):
+                raise _bad(f"must be {_DEVICE_ID_ALLOWED}")
+            return value
+        host = socket.gethostname()
+        derived = host.split(".", 1)[0]
+        if not _DEVICE_ID.fullmatch(derived):
+            raise _bad(
+                f"the host name {host!r} is not a usable device id: set device.id to "
+                f"{_DEVICE_ID_ALLOWED}"
+            )
+        return derived
+
+
+class CameraConfig(BaseModel):
+    """Where frames come from and at what size/rate (the ISP or decoder scales, not Python)."""
+
+    model_config = _STRICT
+
+    source: str = "picamera2"
+    width: Size = 640
+    height: Size = 480
+    fps: Annotated[int, Field(ge=1, le=240)] = 30
+    realtime: bool = True
+    loop: bool = False
+
+    @field_validator("source")
+    @classmethod
+    def _check_source(cls, value: str) -> str:
+        """Mirror open_camera's parsing so a typo fails at load time, not when the camera opens."""
+        if _PICAMERA.fullmatch(value):
+            return value
+        if value.startswith("v4l2:"):
+            if value.removeprefix("v4l2:").startswith("/dev/"):
+                return value
+        elif value.startswith("file:"):
+            if value.removeprefix("file:"):
+                return value
+        elif value and not _SCHEME.match(value) and not value.lower().startswith("picamera"):
+            return value  # a plain path; whether it exists is the camera's business
+        raise _bad(f"must be {_SOURCE_ALLOWED}")
+
+
+class ModelConfig(BaseModel):
+    """Which MoveNet build runs where; ``dir`` = "" uses the default model directory."""
+
+    model_config = _STRICT
+
+    name: str = "movenet_lightning_int8"
+    backend: Literal["auto", "cpu", "edgetpu"] = "auto"
+    device: str = ""
+    threads: Annotated[int, Field(ge=1, le=64)] = 4
+    min_pose_score: Fraction = 0.25
+    dir: str = ""
+    crop: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        """A catalog name or a .tflite path; an unknown name would otherwise fail only at run."""
+        if value.endswith(".tflite"):
+            return value
+        from edge_pose.inference.models import catalog  # lazy: config stays cheap to import
+
+        try:
+            names = sorted(catalog())
+        except ModelError:  # no manifest: resolve_model reports that when the model is loaded
+            return value
+        if value not in names:
+            raise _bad(f"must be a catalog model ({', '.join(names)}) or a path to a .tflite file")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        if not _EDGETPU_DEVICE.fullmatch(value):
+            raise _bad("must be '' (first Edge TPU found), usb, usb:N, pci or pci:N")
+        return value
+
+
+class MqttConfig(BaseModel):
+    """Broker connection. Only the *path* of the password is kept here (see read_password)."""
+
+    model_config = _STRICT
+
+    enabled: bool = True
+    host: str = "localhost"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    topic_prefix: str = "edge-pose"
+    username: str = ""
+    password_file: str = ""
+    tls: bool = False
+    ca_file: str = ""
+    certfile: str = ""
+    keyfile: str = ""
+    keepalive: Annotated[int, Field(ge=5, le=3600)] = 60
+    keypoints_max_rate: Annotated[float, Field(ge=0)] = 30.0
+    client_id: str = ""
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        if not value or any(c.isspace() for c in value):
+            raise _bad("must be a host name or IP address (not empty, no spaces)")
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        """Wildcards, empty levels or a '$' start would make topics unsubscribable or reserved."""
+        levels = value.split("/")
+        if (
+            not value
+            or "" in levels
+            or "+" in value
+            or "#" in value
+            or "\0" in value
+            or value.startswith("$")
+        ):
+            raise _bad(
+                "must be one or more MQTT topic levels separated by '/', without '+', '#', "
+                "a leading '$', a leading or trailing '/' or empty levels"
+            )
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _check_client_id(cls, value: str) -> str:
+        if any(c.isspace() for c in value):
+            raise _bad("must not contain spaces ('' = edge-pose-<device id>)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_pairs(self) -> MqttConfig:
+        """Settings that only make sense together; silently ignoring one would weaken security."""
+        if bool(self.certfile) != bool(self.keyfile):
+            key = "keyfile" if self.certfile else "certfile"
+            raise _bad(
+                "certfile and keyfile go together: set both (client certificate) or neither",
+                key=key,
+                value="",
+            )
+        for key in ("ca_file", "certfile"):
+            if getattr(self, key) and not self.tls:
+                raise _bad(
+                    "is only used with TLS: set mqtt.tls = true (or clear it)",
+                    key=key,
+                    value=getattr(self, key),
+                )
+        if self.password_file and not self.username:
+            raise _bad(
+                "a password needs a user name: set mqtt.username",
+                key="password_file",
+                value=self.password_file,
+            )
+        return self
+
+
+class StatusConfig(BaseModel):
+    """Where status.json goes; "" = resolved at run time by :func:`resolve_status_dir`."""
+
+    model_config = _STRICT
+
+    dir: str = ""
+
+
+class Config(BaseModel):
+    """The whole configuration, one attribute per TOML section."""
+
+    model_config = _STRICT
+
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
+    camera: CameraConfig = Field(default_factory=CameraConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    status: StatusConfig = Field(default_factory=StatusConfig)
+
+    @model_validator(mode="after")
+    def _fill_client_id(self) -> Config:
+        """Derive the MQTT client id from the device id so two devices never kick each other off."""
+        if not self.mqtt.client_id:
+            mqtt = self.mqtt.model_copy(update={"client_id": f"edge-pose-{self.device.id}"})
+            object.__setattr__(self, "mqtt", mqtt)  # frozen model: fill in once, while building
+        return self
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    name: field.annotation
+    for name, field in Config.model_fields.items()  # type: ignore[misc]
+}
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(path: Path | None = None, overrides: Mapping[str, object] | None = None) -> Config:
+    """Read ``path`` (default: DEFAULT_CONFIG_PATH if present, else built-in defaults), apply
+    ``overrides`` (dotted key paths from CLI flags) and validate everything together.
+
+    Raises ConfigError with one line per problem; never lets a traceback or pydantic text through.
+    """
+    path = config_path(path)
+    raw: dict[str, Any] = _read_toml(path) if path is not None else {}
+    where = f"{path}: " if path is not None else ""
+    problems: list[str] = []
+    from_cli = _apply_overrides(raw, overrides or {}, problems)
+    for section in SECTIONS:  # build defaults inside validation, so their errors get a key path
+        raw.setdefault(section, {})
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            cli = ".".join(_location(err)[:2]) in from_cli
+            problems.append(("" if cli else where) + _describe(err) + (CLI_NOTE if cli else ""))
+    else:
+        if not problems:
+            return cfg
+    raise ConfigError(problems)
+
+
+def config_path(path: Path | None) -> Path | None:
+    """The file a config comes from: ``path``, else DEFAULT_CONFIG_PATH if present, else None."""
+    if path is None and _present(DEFAULT_CONFIG_PATH):
+        return DEFAULT_CONFIG_PATH
+    return path
+
+
+def _present(path: Path) -> bool:
+    """Whether ``path`` exists; an unsearchable /etc/edge-pose counts as present, so the user is
+    told "permission denied" instead of silently running on built-in defaults."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """Parse the file; every way this can fail becomes one ConfigError line naming the file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            [
+                f"config file not found: {path} "
+                "(create it from config/edge-pose.toml or pass --config)"
+            ]
+        ) from None
+    except PermissionError:
+        raise ConfigError(
+            [
+                f"{path}: permission denied reading the config file "
+                "(fix its permissions or run as a user that may read it)"
+            ]
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a directory, expected a TOML config file"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the config file: {exc.strerror}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (bad byte at offset {exc.start})"]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = re.search(r"\s*\(at (?:line (\d+), column (\d+)|(end of document))\)$", message)
+        position = "position unknown"
+        if found:
+            message = message[: found.start()]
+            position = "end of file" if found[3] else f"line {found[1]}, column {found[2]}"
+        raise ConfigError([f"{path}: {position}: TOML syntax error: {message}"]) from None
+
+
+def _apply_overrides(
+    raw: dict[str, Any], overrides: Mapping[str, object], problems: list[str]
+) -> set[str]:
+    """Put ``section.key`` overrides into ``raw``; returns the key paths that came from the CLI."""
+    applied: set[str] = set()
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        if not key or "." in key:
+            problems.append(
+                f"{dotted}: not a config key (expected section.key, e.g. camera.fps)" + CLI_NOTE
+            )
+            continue
+        if section not in SECTIONS:
+            problems.append(
+                f"{dotted}: unknown section [{section}] (known sections: "
+                f"{', '.join(SECTIONS)})" + CLI_NOTE
+            )
+            continue
+        table = raw.setdefault(section, {})
+        if isinstance(table, dict):  # else the file's own error about [section] is reported
+            table[key] = value
+            applied.add(dotted)
+    return applied
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _location(err: Mapping[str, Any]) -> tuple[str, ...]:
+    """The key path of an error; a cross-field check (model validator) names its own key."""
+    loc = tuple(str(part) for part in err["loc"])
+    ctx = err.get("ctx") or {}
+    return (*loc, ctx["key"]) if err["type"] == "config" and "key" in ctx else loc
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    """One pydantic error -> ``path = value: what is allowed`` (no pydantic wording)."""
+    loc = _location(err)
+    kind, value, ctx = err["type"], err["input"], err.get("ctx") or {}
+    if "key" in ctx:
+        value = ctx["value"]
+    dotted = ".".join(loc)
+    if kind == "extra_forbidden":
+        return _unknown(loc, value)
+    if kind == "model_type":
+        return (
+            f"{dotted} = {_short(value)}: must be a table ([{dotted}] section), not {_kind(value)}"
+        )
+    allowed, bounds = _allowed(loc)
+    if kind == "config":
+        message = err["msg"]
+    elif kind == "greater_than_equal":
+        message = f"must be >= {_num(bounds[0])}" + _range_note(bounds)
+    elif kind == "less_than_equal":
+        message = f"must be <= {_num(bounds[1])}" + _range_note(bounds)
+    elif kind == "finite_number":
+        message = f"must be {allowed}, not nan or inf"
+    elif kind == "literal_error":
+        message = f"must be one of: {', '.join(_literal_values(loc))}"
+    elif kind.endswith("_type"):
+        message = f"must be {allowed}, not {_kind(value)}" + _type_hint(kind, value)
+    else:
+        message = str(err["msg"]).replace("\n", " ")
+    return f"{dotted} = {_short(value)}: {message}"
+
+
+def _unknown(loc: tuple[str, ...], value: Any) -> str:
+    """Unknown section or key: list what is known and suggest the closest name (typos)."""
+    sections = list(SECTIONS)
+    if len(loc) == 1:
+        name = loc[0]
+        if isinstance(value, dict):
+            return (
+                f"[{name}]: unknown section{_did_you_mean(name, sections)} "
+                f"(known sections: {', '.join(sections)})"
+            )
+        homes = [s for s, model in SECTIONS.items() if name in model.model_fields]
+        hint = f" (did you mean to put it under [{homes[0]}]?)" if homes else ""
+        return (
+            f"{name}: unknown key at the top level: keys belong in a section{hint} "
+            f"(known sections: {', '.join(sections)})"
+        )
+    section, key = loc[0], loc[-1]
+    known = list(SECTIONS[section].model_fields) if section in SECTIONS else []
+    dotted = ".".join(loc)
+    if section == "mqtt" and "password" in key and key != "password_file":
+        return (
+            f"{dotted}: unknown key: the config never holds secrets; put the password in a "
+            "file and set mqtt.password_file (or use a systemd credential)"
+        )
+    return (
+        f"{dotted}: unknown key{_did_you_mean(key, known)} "
+        f"(known keys in [{section}]: {', '.join(known)})"
+    )
+
+
+def _did_you_mean(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _field(loc: tuple[str, ...]) -> Any:
+    model = SECTIONS.get(loc[0])
+    return model.model_fields.get(loc[1]) if model is not None and len(loc) == 2 else None
+
+
+def _allowed(loc: tuple[str, ...]) -> tuple[str, tuple[float | None, float | None]]:
+    """What a field accepts, in words, and its (lower, upper) bounds."""
+    field = _field(loc)
+    if field is None:
+        return "valid", (None, None)
+    lo = next((m.ge for m in field.metadata if hasattr(m, "ge")), None)
+    hi = next((m.le for m in field.metadata if hasattr(m, "le")), None)
+    noun = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        field.annotation, "valid"
+    )
+    if lo is not None and hi is not None:
+        noun += f" from {_num(lo)} to {_num(hi)}"
+    elif lo is not None:
+        noun += f" >= {_num(lo)}"
+    return noun, (lo, hi)
+
+
+def _range_note(bounds: tuple[float | None, float | None]) -> str:
+    lo, hi = bounds
+    return f" (allowed: {_num(lo)} to {_num(hi)})" if lo is not None and hi is not None else ""
+
+
+def _literal_values(loc: tuple[str, ...]) -> list[str]:
+    field = _field(loc)
+    return [str(v) for v in getattr(field.annotation, "__args__", ())] if field else []
+
+
+def _type_hint(kind: str, value: Any) -> str:
+    if isinstance(value, str) and kind in ("int_type", "float_type", "bool_type"):
+        return " (remove the quotes)"
+    if kind == "string_type" and isinstance(value, int | float | bool):
+        return " (put it in quotes)"
+    return ""
+
+
+def _kind(value: Any) -> str:
+    for types, name in (
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a number"),
+        (str, "a string"),
+        (dict, "a table"),
+        (list, "an array"),
+    ):
+        if isinstance(value, types):
+            return name
+    return "a date/time" if hasattr(value, "isoformat") else type(value).__name__
+
+
+def _num(x: float | None) -> str:
+    return f"{x:g}" if x is not None else "?"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
+
+
+# --------------------------------------------------------------------------- run-time helpers
+
+
+def read_password(mqtt: MqttConfig) -> str | None:
+    """The MQTT password from ``mqtt.password_file`` (None if unset), trailing newline removed.
+
+    A relative name is looked up in ``$CREDENTIALS_DIRECTORY`` first, so systemd's
+    ``LoadCredential=mqtt-password:/etc/edge-pose/mqtt-password`` works with
+    ``password_file = "mqtt-password"``. Errors name the file, never its content.
+    """
+    if not mqtt.password_file:
+        return None
+    path = Path(mqtt.password_file).expanduser()
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not path.is_absolute() and creds and (Path(creds) / path).is_file():
+        path = Path(creds) / path
+    where = f"mqtt.password_file = {mqtt.password_file!r}: password file {path}"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([f"{where} not found"]) from None
+    except PermissionError:
+        raise ConfigError(
+            [
+                f"{where}: permission denied (the service user must be able to read "
+                "it; or pass it as a systemd credential)"
+            ]
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"{where}: cannot read it: {exc.strerror}"]) from None
+    try:
+        password = data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ConfigError([f"{where}: not UTF-8 text"]) from None
+    if not password:
+        raise ConfigError([f"{where} is empty"])
+    if not creds or not path.is_relative_to(creds):
+        try:
+            if path.stat().st_mode & 0o004:
+                log.warning("password file %s is readable by every user: chmod 600 it", path)
+        except OSError:
+            pass
+    return password
+
+
+def status_dir_candidates(cfg: Config) -> list[Path]:
+    """Every place status.json may live, in order of preference (for readers such as
+    ``edge-pose status``, which may not be able to write where the daemon writes)."""
+    if cfg.status.dir:
+        return [Path(cfg.status.dir).expanduser()]
+    found: list[Path] = []
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if runtime:
+        found.append(Path(runtime))
+    found.append(SYSTEM_STATUS_DIR)
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    if os.path.isabs(xdg):
+        found.append(Path(xdg) / STATUS_DIR_NAME)
+    found.append(Path(tempfile.gettempdir()) / f"{STATUS_DIR_NAME}-{os.getuid()}")
+    return list(dict.fromkeys(found))
+
+
+def resolve_status_dir(cfg: Config) -> Path:
+    """Where the daemon writes status.json: ``status.dir``, else ``$RUNTIME_DIRECTORY`` (systemd
+    RuntimeDirectory=), else /run/edge-pose if writable or creatable, else
+    ``$XDG_RUNTIME_DIR/edge-pose``, else a per-user temp dir. Only tests; creates nothing."""
+    if cfg.status.dir:
+        return Path(cfg.status.dir).expanduser()
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if runtime:
+        return Path(runtime)
+    if _writable_or_creatable(SYSTEM_STATUS_DIR):
+        return SYSTEM_STATUS_DIR
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / STATUS_DIR_NAME
+    return Path(tempfile.gettempdir()) / f"{STATUS_DIR_NAME}-{os.getuid()}"
+
+
+def _writable_or_creatable(path: Path) -> bool:
+    if path.is_dir():
+        return os.access(path, os.W_OK | os.X_OK)
+    return not path.exists() and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def to_toml_dict(cfg: Config) -> dict[str, dict[str, Any]]:
+    """The effective config as plain TOML-able data, e.g. for ``edge-pose validate --json``.
+
+    Secrets are not in the config at all: ``password_file`` is shown as the path it is."""
+    return cfg.model_dump(mode="python")

@@ -1,0 +1,122 @@
+"""`edge-pose estimate`: poses in still images, as text, JSON or annotated pictures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from edge_pose.annotate import draw_pose, save_rgb
+from edge_pose.camera.file import load_image
+from edge_pose.errors import EX_FAILURE, EX_OK, EdgePoseError
+from edge_pose.inference.crop import full_frame, next_region, stretched_frame, torso_visible
+from edge_pose.inference.movenet import MoveNet
+from edge_pose.pose import KEYPOINT_NAMES, Pose, pose_score
+
+
+def estimate_pose(
+    model: MoveNet,
+    image: Any,
+    *,
+    fit: str = "letterbox",
+    refine: bool = True,
+    min_pose_score: float = 0.25,
+) -> Pose:
+    """The pose in one image; with ``refine`` a second look at a crop around the person found,
+    kept when it scores higher (what the video pipeline does from the second frame on)."""
+    height, width = image.shape[:2]
+    region = stretched_frame(width, height) if fit == "stretch" else full_frame(width, height)
+    keypoints = model.infer(image, region)
+    score = pose_score(keypoints[:, 2])
+    if refine and torso_visible(keypoints):
+        crop = next_region(keypoints, width, height)
+        if crop != full_frame(width, height):
+            refined = model.infer(image, crop)
+            refined_score = pose_score(refined[:, 2])
+            if refined_score > score:
+                keypoints, score, region = refined, refined_score, crop
+    return Pose(keypoints, score, score >= min_pose_score, region, 0, 0, 0.0, width, height)
+
+
+def pose_dict(pose: Pose) -> dict[str, Any]:
+    """A pose as plain data for JSON output."""
+    return {
+        "width": pose.width,
+        "height": pose.height,
+        "score": round(pose.score, 4),
+        "person": pose.person,
+        "region": pose.region.as_list(),
+        "keypoints": [
+            {"name": name, "x": round(x, 2), "y": round(y, 2), "score": round(s, 4)}
+            for name, (x, y, s) in zip(KEYPOINT_NAMES, pose.keypoints.tolist(), strict=True)
+        ],
+    }
+
+
+def _annotation_path(out: Path, image: Path, several: bool) -> Path:
+    if several or out.is_dir():
+        out.mkdir(parents=True, exist_ok=True)
+        return out / f"{image.stem}_pose.png"
+    return out
+
+
+def estimate_images(args: argparse.Namespace) -> int:
+    """Run `estimate` over the images given; a bad image is reported and the others still run."""
+    from edge_pose.config import load_config
+    from edge_pose.inference.backend import load_estimator
+
+    overrides = {
+        k: v
+        for k, v in {"model.name": args.model, "model.threads": args.threads}.items()
+        if v is not None
+    }
+    cfg = load_config(args.config, overrides)
+    model, _backend, _name = load_estimator(cfg.model)
+    results: list[dict[str, Any]] = []
+    failed = 0
+    several = len(args.images) > 1
+    for path in args.images:
+        try:
+            image = load_image(path)
+            pose = estimate_pose(
+                model,
+                image,
+                fit=args.fit,
+                refine=args.refine,
+                min_pose_score=cfg.model.min_pose_score,
+            )
+        except EdgePoseError as exc:
+            print(f"edge-pose: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        result = {"image": str(path), **pose_dict(pose)}
+        if args.annotate:
+            target = _annotation_path(args.annotate, path, several)
+            if not save_rgb(str(target), draw_pose(image, pose)):
+                print(
+                    f"edge-pose: error: cannot write {target} (check the folder exists and "
+                    "the file name ends in .png or .jpg)",
+                    file=sys.stderr,
+                )
+                failed += 1
+            result["annotated"] = str(target)
+        results.append(result)
+        if not args.json:
+            _print_text(result)
+    if args.json:
+        print(json.dumps(results if several else (results[0] if results else None), indent=1))
+    return EX_FAILURE if failed else EX_OK
+
+
+def _print_text(result: dict[str, Any]) -> None:
+    person = "person" if result["person"] else "no person"
+    print(
+        f"{result['image']}: {result['width']}x{result['height']}, pose score "
+        f"{result['score']:.2f} ({person})"
+    )
+    for kp in result["keypoints"]:
+        print(f"  {kp['name']:<15} x {kp['x']:8.1f}  y {kp['y']:8.1f}  score {kp['score']:.2f}")
+    if "annotated" in result:
+        print(f"  annotated: {result['annotated']}")

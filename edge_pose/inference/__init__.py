@@ -1,0 +1,1 @@
+"""Inference: TFLite runtime and delegates, MoveNet, crop regions, and the model catalog."""

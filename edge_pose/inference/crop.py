@@ -1,0 +1,55 @@
+"""Where to look in the next frame: MoveNet's smart cropping.
+
+A person far from the camera covers few pixels of a letterboxed 192x192 input. MoveNet's own video
+pipeline therefore crops a square around the person found in the previous frame, centred on the
+hip midpoint and sized from the torso and body extents, and falls back to the whole frame when the
+torso is not visible. This module holds that rule and nothing else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_pose.pose import KEYPOINT_THRESHOLD, KP, Region
+
+TORSO = np.array([KP["left_shoulder"], KP["right_shoulder"], KP["left_hip"], KP["right_hip"]])
+TORSO_SCALE = 1.9
+BODY_SCALE = 1.2
+
+
+def full_frame(width: int, height: int) -> Region:
+    """The whole frame as a square centred on it (letterbox: black bars on the short side)."""
+    half = max(width, height) / 2
+    cx, cy = width / 2, height / 2
+    return Region(cx - half, cy - half, cx + half, cy + half)
+
+
+def stretched_frame(width: int, height: int) -> Region:
+    """The whole frame squeezed into the input without bars (how pycoral's example resizes)."""
+    return Region(0.0, 0.0, float(width), float(height))
+
+
+def torso_visible(keypoints: np.ndarray) -> bool:
+    """A shoulder and a hip are seen: enough to anchor a crop on the person."""
+    s = keypoints[:, 2]
+    shoulder = max(s[KP["left_shoulder"]], s[KP["right_shoulder"]])
+    hip = max(s[KP["left_hip"]], s[KP["right_hip"]])
+    return bool(shoulder > KEYPOINT_THRESHOLD and hip > KEYPOINT_THRESHOLD)
+
+
+def next_region(keypoints: np.ndarray, width: int, height: int) -> Region:
+    """The square to feed the model in the next frame, from this frame's keypoints (pixels)."""
+    if not torso_visible(keypoints):
+        return full_frame(width, height)
+    xy = keypoints[:, :2]
+    cx, cy = (xy[KP["left_hip"]] + xy[KP["right_hip"]]) / 2
+    offsets = np.abs(xy - (cx, cy))
+    torso_extent = offsets[TORSO].max()
+    seen = keypoints[:, 2] > KEYPOINT_THRESHOLD
+    body_extent = offsets[seen].max() if seen.any() else 0.0
+    half = max(TORSO_SCALE * torso_extent, BODY_SCALE * body_extent)
+    # Keep the square anchored on the frame: no larger than the farthest frame edge from the centre.
+    half = min(half, max(cx, width - cx, cy, height - cy))
+    if half > max(width, height) / 2 or half <= 0:
+        return full_frame(width, height)
+    return Region(float(cx - half), float(cy - half), float(cx + half), float(cy + half))

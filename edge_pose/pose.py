@@ -1,0 +1,106 @@
+"""Keypoint names, skeleton edges, the Pose type and its JSON payload.
+
+A pose is kept as one (17, 3) float32 array of (x, y, score) in frame pixels: it is what the
+model decodes into, what the crop logic and smoothing read, and what the payload formats, so no
+per-keypoint objects are created on the per-frame path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+KEYPOINT_NAMES: tuple[str, ...] = (
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
+KP = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
+
+# Limbs drawn on annotated images, as index pairs into KEYPOINT_NAMES.
+SKELETON_EDGES: tuple[tuple[int, int], ...] = (
+    (0, 1), (0, 2), (1, 3), (2, 4), (0, 5), (0, 6), (5, 7), (7, 9), (6, 8), (8, 10),
+    (5, 6), (5, 11), (6, 12), (11, 12), (11, 13), (13, 15), (12, 14), (14, 16),
+)  # fmt: skip
+
+# A keypoint counts as seen above this score (MoveNet's own threshold for crops and pose score).
+KEYPOINT_THRESHOLD = 0.2
+
+PAYLOAD_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """The rectangle of the frame (pixels, may reach past its edges) mapped onto the input."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @property
+    def width(self) -> float:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> float:
+        return self.y1 - self.y0
+
+    def as_list(self) -> list[float]:
+        return [round(self.x0, 1), round(self.y0, 1), round(self.x1, 1), round(self.y1, 1)]
+
+
+@dataclass(slots=True)
+class Pose:
+    """One frame's result: keypoints (17, 3) as x, y in frame pixels and score."""
+
+    keypoints: np.ndarray
+    score: float
+    person: bool
+    region: Region
+    frame_index: int
+    capture_ns: int  # monotonic clock of capture
+    capture_wall: float  # wall-clock seconds of capture
+    width: int
+    height: int
+
+
+def pose_score(scores: np.ndarray) -> float:
+    """Mean of the keypoint scores above KEYPOINT_THRESHOLD (0 when none is)."""
+    seen = scores[scores > KEYPOINT_THRESHOLD]
+    return float(seen.mean()) if seen.size else 0.0
+
+
+def keypoints_json(keypoints: np.ndarray) -> str:
+    """The keypoints as the JSON array of the payload contract, in COCO order."""
+    parts = [
+        f'{{"name":"{name}","x":{x:.1f},"y":{y:.1f},"score":{s:.3f}}}'
+        for name, (x, y, s) in zip(KEYPOINT_NAMES, keypoints.tolist(), strict=True)
+    ]
+    return "[" + ",".join(parts) + "]"
+
+
+def keypoints_payload(pose: Pose, device: str, latency_ms: float, label_json: str = "null") -> str:
+    """The version-1 keypoints message (DESIGN.md), formatted directly: it is built every frame."""
+    return (
+        f'{{"v":{PAYLOAD_VERSION},"device":"{device}","frame":{pose.frame_index},'
+        f'"ts":{pose.capture_wall:.3f},"latency_ms":{latency_ms:.1f},'
+        f'"width":{pose.width},"height":{pose.height},"score":{pose.score:.3f},'
+        f'"person":{"true" if pose.person else "false"},'
+        f'"keypoints":{keypoints_json(pose.keypoints)},"pose":{label_json}}}'
+    )

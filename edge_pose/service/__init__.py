@@ -1,0 +1,1 @@
+"""Running edge-pose as a long-lived service: the run loop, signals and logging."""
