@@ -15,6 +15,7 @@ from __future__ import annotations
 import resource
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from edge_pose.camera.base import Camera, Frame, FrameClock
 from edge_pose.camera.file import VideoFileCamera
 from edge_pose.camera.grabber import FrameGrabber
 from edge_pose.inference.movenet import MoveNet
-from edge_pose.pipeline import KeypointSink, Pipeline
+from edge_pose.pipeline import Pipeline, Sink, Temporal
 
 # In-memory frames kept for the pipeline runs: enough variety, bounded memory.
 MEMORY_FRAMES = 16
@@ -63,6 +64,11 @@ class DiscardSink:
         return True
 
     def publish_keypoints(self, payload: bytes, now: float) -> bool:
+        return True
+
+    def publish(
+        self, suffix: str, payload: bytes | str, qos: int = 1, retain: bool = False
+    ) -> bool:
         return True
 
 
@@ -122,10 +128,10 @@ def bare_fps(model: MoveNet, image: np.ndarray, frames: int) -> tuple[float, flo
 
 
 def run_pipeline(
-    model: MoveNet, camera: Camera, frames: int, sink: KeypointSink
+    make_pipeline: Callable[[], Pipeline], camera: Camera, frames: int
 ) -> tuple[Pipeline, float]:
-    """The real pipeline with its capture thread for ``frames`` frames, and the frames/s."""
-    pipeline = Pipeline(model, device_id="bench", sink=sink)
+    """A fresh pipeline with its capture thread for ``frames`` frames, and the frames/s."""
+    pipeline = make_pipeline()
     grabber = FrameGrabber(camera).start()
     start = time.perf_counter()
     try:
@@ -166,31 +172,38 @@ def naive_file_fps(model: MoveNet, video: Path, frames: int) -> float:
 
 def run_bench(
     model: MoveNet,
+    cfg: Any,
     *,
     model_name: str,
-    threads: int,
     backend: str,
     runtime: str,
     video: Path,
     frames: int,
-    sink: KeypointSink | None = None,
+    sink: Sink | None = None,
 ) -> BenchResult:
-    """All measurements, one after the other, on the same loaded model."""
+    """All measurements, one after the other, on the same loaded model; the pipeline runs
+    with the smoothing and classification of ``cfg``, as `edge-pose run` would."""
     sink = sink or DiscardSink()
+
+    def make_pipeline() -> Pipeline:
+        return Pipeline(model, device_id="bench", sink=sink, crop=cfg.model.crop,
+                        min_pose_score=cfg.model.min_pose_score,
+                        temporal=Temporal.from_config(cfg))
+
     images = decode_frames(video, MEMORY_FRAMES)
-    result = BenchResult(model_name, threads, backend, runtime, frames)
+    result = BenchResult(model_name, model.threads, backend, runtime, frames)
     # Warm up caches, XNNPACK packing and the CPU clock before anything is timed.
-    run_pipeline(model, MemoryCamera(images, max(20, frames // 10)), max(20, frames // 10), sink)
+    warmup = max(20, frames // 10)
+    run_pipeline(make_pipeline, MemoryCamera(images, warmup), warmup)
 
     result.bare_fps, result.invoke_ms_p50 = bare_fps(model, images[0], frames)
-    memory, result.pipeline_fps = run_pipeline(model, MemoryCamera(images, frames), frames, sink)
+    memory, result.pipeline_fps = run_pipeline(make_pipeline, MemoryCamera(images, frames), frames)
     file_camera = VideoFileCamera(video, realtime=False, loop=True)
-    file_run, result.file_fps = run_pipeline(model, file_camera, frames, sink)
+    file_run, result.file_fps = run_pipeline(make_pipeline, file_camera, frames)
     result.naive_file_fps = naive_file_fps(model, video, frames)
     paced_frames = min(frames, 300)
-    paced, _ = run_pipeline(
-        model, MemoryCamera(images, paced_frames, LATENCY_FPS), paced_frames, sink
-    )
+    paced_camera = MemoryCamera(images, paced_frames, LATENCY_FPS)
+    paced, _ = run_pipeline(make_pipeline, paced_camera, paced_frames)
 
     result.stages_ms = memory.stats.stage_means_ms()
     result.stages_ms["decode"] = file_run.stats.stage_means_ms()["decode"]
@@ -230,8 +243,8 @@ def command(args: Any) -> int:
     model, backend, name = load_estimator(cfg.model)
     result = run_bench(
         model,
+        cfg,
         model_name=name,
-        threads=cfg.model.threads,
         backend=backend.kind,
         runtime=backend.runtime,
         video=video,

@@ -81,7 +81,8 @@ def _load(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_pose.service.daemon import run
 
-    run(_load(args), printer=sys.stdout if args.print else None, max_frames=args.max_frames)
+    run(_load(args), args.config, _overrides(args), printer=sys.stdout if args.print else None,
+        max_frames=args.max_frames)
     return EX_OK
 
 
@@ -247,16 +248,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--config", type=Path)
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(handler=cmd_bench)
+
+    from edge_pose.classify.commands import add_classifier_parser
+    from edge_pose.service.status import add_status_parser
+
+    add_classifier_parser(sub)
+    add_status_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="edge-pose: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from edge_pose.service.logs import setup_logging
+
+    setup_logging(args.verbose)
     try:
         return args.handler(args)
     except EdgePoseError as exc:

@@ -233,12 +233,64 @@ class MqttConfig(BaseModel):
         return self
 
 
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+
+
+class SmoothingConfig(BaseModel):
+    """One Euro filter on keypoints (MoveNet's video-pipeline defaults) and crop low-pass."""
+
+    model_config = _STRICT
+
+    enabled: bool = True
+    frequency: Positive = 30.0
+    min_cutoff: Positive = 2.5
+    beta: NonNegative = 300.0
+    derivative_cutoff: Positive = 2.5
+    threshold_cutoff: Positive = 0.5
+    threshold_beta: NonNegative = 5.0
+    crop_alpha: Fraction = 0.9
+
+
+class ClassifierConfig(BaseModel):
+    """Which classifier labels poses, how labels are stabilised, and which pair counts reps."""
+
+    model_config = _STRICT
+
+    type: Literal["rules", "knn", "tflite", "none"] = "rules"
+    path: str = ""  # knn: the trained classifier file; tflite: the model
+    labels: str = ""  # tflite: labels.txt, one label per line
+    ema_window: Annotated[int, Field(ge=1, le=100)] = 10
+    ema_alpha: Annotated[float, Field(gt=0, le=1)] = 0.2
+    enter_threshold: Fraction = 0.6
+    exit_threshold: Fraction = 0.4
+    unknown_after_s: NonNegative = 1.0
+    rep_down: str = "squat_down"  # entering this label starts a repetition...
+    rep_up: str = "standing"  # ...and reaching this one completes it ("" = no counting)
+    rep_name: str = "squat"
+    person_enter_s: NonNegative = 0.3
+    person_leave_s: NonNegative = 1.0
+
+    @model_validator(mode="after")
+    def _check_thresholds(self) -> ClassifierConfig:
+        if self.exit_threshold > self.enter_threshold:
+            raise _bad(
+                "must be <= enter_threshold (hysteresis: leave a label below a lower score)",
+                key="exit_threshold",
+                value=self.exit_threshold,
+            )
+        if self.type in ("knn", "tflite") and not self.path:
+            raise _bad(f"classifier.type = {self.type!r} needs a file", key="path", value="")
+        return self
+
+
 class StatusConfig(BaseModel):
     """Where status.json goes; "" = resolved at run time by :func:`resolve_status_dir`."""
 
     model_config = _STRICT
 
     dir: str = ""
+    min_fps: NonNegative = 0.0  # below this processed rate `edge-pose status` says degraded
 
 
 class Config(BaseModel):
@@ -249,6 +301,8 @@ class Config(BaseModel):
     device: DeviceConfig = Field(default_factory=DeviceConfig)
     camera: CameraConfig = Field(default_factory=CameraConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
 

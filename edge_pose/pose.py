@@ -78,6 +78,8 @@ class Pose:
     capture_wall: float  # wall-clock seconds of capture
     width: int
     height: int
+    label: str | None = None  # the steady pose label, when a classifier runs
+    confidence: float = 0.0
 
 
 def pose_score(scores: np.ndarray) -> float:
@@ -95,8 +97,12 @@ def keypoints_json(keypoints: np.ndarray) -> str:
     return "[" + ",".join(parts) + "]"
 
 
-def keypoints_payload(pose: Pose, device: str, latency_ms: float, label_json: str = "null") -> str:
+def keypoints_payload(pose: Pose, device: str, latency_ms: float) -> str:
     """The version-1 keypoints message (DESIGN.md), formatted directly: it is built every frame."""
+    label_json = (
+        "null" if pose.label is None
+        else f'{{"label":"{pose.label}","confidence":{pose.confidence:.3f}}}'
+    )
     return (
         f'{{"v":{PAYLOAD_VERSION},"device":"{device}","frame":{pose.frame_index},'
         f'"ts":{pose.capture_wall:.3f},"latency_ms":{latency_ms:.1f},'

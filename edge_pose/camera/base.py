@@ -13,14 +13,21 @@ from edge_pose.errors import CameraError
 
 @dataclass(slots=True)
 class Frame:
-    """One captured image: RGB uint8 HxWx3, monotonic capture time (ns), wall time, index,
-    and how long the camera spent producing it (decode and colour conversion, ns)."""
+    """One captured image: RGB uint8 HxWx3 and when it was taken.
+
+    ``capture_ns`` (monotonic) is when the frame became available: latency is measured from it.
+    ``scene_ns`` (monotonic) is the instant the frame shows: the same for cameras, the media
+    time for files (their start plus index / fps), so smoothing and timing rules see the
+    scene's real pace even when a file is decoded faster than real time.
+    ``decode_ns`` is how long the camera spent producing it (decode, colour conversion).
+    """
 
     image: np.ndarray
     capture_ns: int
     wall: float
     index: int
     decode_ns: int = 0
+    scene_ns: int = 0
 
 
 class Camera(ABC):
@@ -54,13 +61,20 @@ class FrameClock:
     def __init__(self) -> None:
         self.index = 0
 
-    def stamp(self, image: np.ndarray, capture_ns: int | None = None, decode_ns: int = 0) -> Frame:
+    def stamp(
+        self,
+        image: np.ndarray,
+        capture_ns: int | None = None,
+        decode_ns: int = 0,
+        scene_ns: int | None = None,
+    ) -> Frame:
         now_ns = time.monotonic_ns()
         if capture_ns is None:
             capture_ns = now_ns
         # Wall time of the capture instant, even when the stamp comes from the sensor.
         wall = time.time() - (now_ns - capture_ns) / 1e9
-        frame = Frame(image, capture_ns, wall, self.index, decode_ns)
+        frame = Frame(image, capture_ns, wall, self.index, decode_ns,
+                      capture_ns if scene_ns is None else scene_ns)
         self.index += 1
         return frame
 

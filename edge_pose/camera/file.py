@@ -78,17 +78,18 @@ class _PacedCamera(Camera):
         self.live = realtime
         self.fps = fps
         self._clock = FrameClock()
-        self._start = 0.0
+        self._start_ns = 0
 
     def _emit(self, image: np.ndarray, started_ns: int) -> Frame:
         decode_ns = time.perf_counter_ns() - started_ns
+        if self._clock.index == 0:
+            self._start_ns = time.monotonic_ns()
+        scene_ns = self._start_ns + round(self._clock.index * 1e9 / self.fps)
         if self.live:
-            if self._clock.index == 0:
-                self._start = time.monotonic()
-            delay = self._start + self._clock.index / self.fps - time.monotonic()
+            delay = (scene_ns - time.monotonic_ns()) / 1e9
             if delay > 0:
                 time.sleep(delay)
-        return self._clock.stamp(image, decode_ns=decode_ns)
+        return self._clock.stamp(image, decode_ns=decode_ns, scene_ns=scene_ns)
 
 
 class ImageSequenceCamera(_PacedCamera):

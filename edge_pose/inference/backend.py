@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,9 +55,11 @@ def load_estimator(model_cfg: Any) -> tuple[MoveNet, Backend, str]:
             f'model {name!r} is compiled for the Coral Edge TPU: set model.backend = "edgetpu" '
             f"or use its CPU build {info.twin!r}"
         )
-    model = MoveNet(path, threads=model_cfg.threads, cpu_twin=info.twin if info else None)
+    # More threads than cores only makes XNNPACK's workers wait for each other.
+    threads = min(model_cfg.threads, os.cpu_count() or model_cfg.threads)
+    model = MoveNet(path, threads=threads, cpu_twin=info.twin if info else None)
     reason = "configured" if model_cfg.backend == "cpu" else "auto: CPU (Edge TPU not requested)"
-    return model, Backend("cpu", f"XNNPACK, {model_cfg.threads} threads", runtime, reason), name
+    return model, Backend("cpu", f"XNNPACK, {threads} threads", runtime, reason), name
 
 
 def _edgetpu_delegate(device: str) -> Any:

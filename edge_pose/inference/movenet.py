@@ -35,6 +35,7 @@ class MoveNet:
         cpu_twin: str | None = None,
     ) -> None:
         self.path = model_path
+        self.threads = threads
         self.interpreter = _load(model_path, threads, delegates, cpu_twin)
         (inp,) = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()

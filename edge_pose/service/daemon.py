@@ -1,98 +1,285 @@
-"""`edge-pose run`: assemble camera, model, pipeline and MQTT from the config and run them.
+"""`edge-pose run`: assemble camera, model, pipeline and MQTT from the config and keep them going.
 
 The order matters for users: the slow and fallible parts (model, camera) are set up first so a
 mistake fails fast with its own message, and the broker sees `online` only once frames flow.
-SIGINT and SIGTERM stop the loop; on the way out `offline` is published and queued QoS 1 messages
-are flushed.
+SIGINT/SIGTERM stop the loop: STOPPING=1, `offline` published, QoS 1 messages flushed, all
+within a few seconds. SIGHUP re-reads the config: an invalid one is logged and the running one
+kept; a valid one restarts the pipeline in-process, keeping the model and the MQTT connection
+when their settings did not change.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
-from typing import TextIO
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
 
+from edge_pose import __version__
 from edge_pose.camera.base import open_camera
 from edge_pose.camera.grabber import FrameGrabber
-from edge_pose.config import Config, read_password
-from edge_pose.inference.backend import load_estimator
-from edge_pose.pipeline import Pipeline
+from edge_pose.config import Config, load_config, read_password, resolve_status_dir
+from edge_pose.errors import ConfigError
+from edge_pose.inference.backend import Backend, load_estimator
+from edge_pose.inference.movenet import MoveNet
+from edge_pose.pipeline import Pipeline, Temporal
+from edge_pose.service.notify import Notifier
+from edge_pose.service.status import StatusWriter
+from edge_pose.service.supervisor import Supervisor
+from edge_pose.stats import Ring
+from edge_pose.sysinfo import SystemMonitor
 
 log = logging.getLogger(__name__)
 
+# Told to systemd while the model loads or the camera starts (a Pi Zero is slow at both).
+START_EXTENSION_SECONDS = 90
 
-def run(cfg: Config, *, printer: TextIO | None = None, max_frames: int | None = None) -> None:
-    """Run the pipeline until the source ends, a signal arrives or ``max_frames`` were done."""
-    model, backend, model_name = load_estimator(cfg.model)
-    log.info(
-        "model %s (%dx%d input) on %s, %s, %s",
-        model_name,
-        model.input_size,
-        model.input_size,
-        backend.kind,
-        backend.delegate,
-        backend.runtime,
-    )
-    camera = open_camera(
-        cfg.camera.source,
-        width=cfg.camera.width,
-        height=cfg.camera.height,
-        fps=cfg.camera.fps,
-        realtime=cfg.camera.realtime,
-        loop=cfg.camera.loop,
-    )
-    log.info("camera %s", camera.description)
-    publisher = None
-    if cfg.mqtt.enabled:
-        from edge_pose.mqtt import MqttPublisher
 
-        publisher = MqttPublisher(cfg.mqtt, cfg.device.id, read_password(cfg.mqtt))
-        publisher.start()
-    pipeline = Pipeline(
-        model,
-        device_id=cfg.device.id,
-        min_pose_score=cfg.model.min_pose_score,
-        crop=cfg.model.crop,
-        sink=publisher,
-        printer=printer,
-    )
-    stop = threading.Event()
-    previous = _handle_stop_signals(stop)
-    grabber = FrameGrabber(camera).start()
-    started = time.monotonic()
-    try:
-        pipeline.run(grabber, stop, max_frames)
-    finally:
-        grabber.stop()
-        if publisher is not None:
-            publisher.stop()
-        for signum, handler in previous.items():
+@dataclass
+class Parts:
+    """What a run is made of; kept across a SIGHUP reload when its settings did not change."""
+
+    cfg: Config
+    model: MoveNet
+    backend: Backend
+    model_name: str
+    publisher: Any = None
+    started: float = field(default_factory=time.time)
+
+
+class Daemon:
+    """One `edge-pose run` process."""
+
+    def __init__(self, cfg: Config, config_path: Path | None, overrides: dict[str, Any],
+                 printer: TextIO | None = None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.overrides = overrides
+        self.printer = printer
+        self.notifier = Notifier()
+        self.stop = threading.Event()
+        self.reload_requested = False
+        self.restart = threading.Event()  # set when a reloaded config takes over
+        self.started = time.time()
+        self.started_mono = time.monotonic()
+        self.last_error: str | None = None
+        self.system = SystemMonitor()
+        self.writer: StatusWriter | None = None
+        self.last_snapshot: dict[str, Any] | None = None
+        self._captures = (Ring(8), Ring(8))  # (monotonic s, frames captured) at each snapshot
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> dict[int, Any]:
+        def on_stop(signum: int, _frame: object) -> None:
+            log.info("%s received, stopping", signal.Signals(signum).name)
+            self.stop.set()
+
+        def on_reload(_signum: int, _frame: object) -> None:
+            self.reload_requested = True
+
+        handlers: dict[int, Callable[[int, object], None]] = {
+            signal.SIGINT: on_stop, signal.SIGTERM: on_stop, signal.SIGHUP: on_reload}
+        previous = {}
+        for signum, handler in handlers.items():
+            previous[signum] = signal.getsignal(signum)
             signal.signal(signum, handler)
-        stats = pipeline.stats
-        elapsed = time.monotonic() - started
-        log.info(
-            "stopped after %d frames in %.1f s (%.1f fps, %d skipped, %d with a person, "
-            "%d published)",
-            stats.processed,
-            elapsed,
-            stats.processed / max(elapsed, 1e-9),
-            grabber.skipped,
-            stats.with_person,
-            stats.published,
-        )
+        return previous
+
+    # -- building ------------------------------------------------------------------------------
+
+    def build(self, cfg: Config, old: Parts | None) -> Parts:
+        """Load what the config asks for, reusing the model and MQTT client when unchanged."""
+        self.notifier.extend_timeout(START_EXTENSION_SECONDS)
+        if old is not None and old.cfg.model == cfg.model:
+            model, backend, name = old.model, old.backend, old.model_name
+        else:
+            model, backend, name = load_estimator(cfg.model)
+            log.info("model %s (%dx%d) on %s: %s, %s (%s)", name, model.input_size,
+                     model.input_size, backend.kind, backend.delegate, backend.runtime,
+                     backend.reason)
+        publisher = None
+        if old is not None and old.publisher is not None and (old.cfg.mqtt, old.cfg.device) == (
+                cfg.mqtt, cfg.device):
+            publisher = old.publisher
+        elif old is not None and old.publisher is not None:
+            old.publisher.stop()
+        return Parts(cfg, model, backend, name, publisher)
+
+    def connect(self, parts: Parts) -> None:
+        if parts.publisher is None and parts.cfg.mqtt.enabled:
+            from edge_pose.mqtt import MqttPublisher
+
+            parts.publisher = MqttPublisher(parts.cfg.mqtt, parts.cfg.device.id,
+                                            read_password(parts.cfg.mqtt))
+            parts.publisher.start()
+
+    # -- running -------------------------------------------------------------------------------
+
+    def run(self, max_frames: int | None = None) -> None:
+        previous = self.install_signal_handlers()
+        self.writer = StatusWriter(resolve_status_dir(self.cfg))
+        self.writer.write(self.base_document("starting"))
+        parts: Parts | None = None
+        try:
+            parts = self.build(self.cfg, None)
+            while True:
+                self.restart.clear()
+                self.run_session(parts, max_frames)
+                if not self.restart.is_set() or self.stop.is_set():
+                    break
+                parts = self.build(self.cfg, parts)
+        except Exception as exc:
+            self.last_error = str(exc).splitlines()[0]
+            raise
+        finally:
+            self.notifier.stopping()
+            if parts is not None and parts.publisher is not None:
+                parts.publisher.stop()
+            self.writer.write(self.base_document("stopped"))
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self.notifier.close()
+
+    def run_session(self, parts: Parts, max_frames: int | None) -> None:
+        """Run until the source ends, a stop, or a reload that takes effect."""
+        cfg = parts.cfg
+        camera = open_camera(cfg.camera.source, width=cfg.camera.width,
+                             height=cfg.camera.height, fps=cfg.camera.fps,
+                             realtime=cfg.camera.realtime, loop=cfg.camera.loop)
+        log.info("camera %s", camera.description)
+        self.connect(parts)
+        pipeline = Pipeline(parts.model, device_id=cfg.device.id,
+                            min_pose_score=cfg.model.min_pose_score, crop=cfg.model.crop,
+                            temporal=Temporal.from_config(cfg), sink=parts.publisher,
+                            printer=self.printer)
+        grabber = FrameGrabber(camera)
+        supervisor = Supervisor(
+            self.notifier, lambda: self.snapshot(parts, pipeline, grabber), self.writer.write)
+        halt = _AnyEvent(self.stop, self.restart)
+
+        def tick() -> None:
+            if self.reload_requested:
+                self.reload_requested = False
+                self.reload()
+            supervisor.tick(pipeline.stats.processed)
+
+        grabber.start()
+        started = time.monotonic()
+        try:
+            pipeline.run(grabber, halt, max_frames, on_tick=tick)
+        finally:
+            grabber.stop()
+            self.snapshot(parts, pipeline, grabber)  # final numbers for the "stopped" document
+            elapsed = time.monotonic() - started
+            stats = pipeline.stats
+            log.info(
+                "stopped after %d frames in %.1f s (%.1f fps, %d skipped, %d with a person, "
+                "%d published)", stats.processed, elapsed, stats.processed / max(elapsed, 1e-9),
+                grabber.skipped, stats.with_person, stats.published)
+
+    def reload(self) -> None:
+        """SIGHUP: validate the config file again; switch to it only when it is valid."""
+        self.notifier.reloading()
+        try:
+            cfg = load_config(self.config_path, self.overrides)
+        except ConfigError as exc:
+            for line in exc.problems:
+                log.error("reload rejected, keeping the running config: %s", line)
+            self.last_error = f"reload rejected: {exc.problems[0]}"
+            self.notifier.ready("reload rejected: invalid config (see the journal)")
+            return
+        if cfg == self.cfg:
+            log.info("reload: config unchanged")
+            self.notifier.ready("config unchanged")
+            return
+        log.info("reload: applying the new config")
+        self.cfg = cfg
+        self.restart.set()
+
+    # -- status --------------------------------------------------------------------------------
+
+    def base_document(self, state: str) -> dict[str, Any]:
+        """The status document (docs/status.md); the last snapshot's numbers when there is one."""
+        doc = dict(self.last_snapshot or {
+            "v": 1, "version": __version__, "device": self.cfg.device.id,
+            "camera": {"source": self.cfg.camera.source, "description": ""},
+            "model": {"name": self.cfg.model.name, "input_size": None},
+            "backend": None, "fps": {"capture": 0.0, "processed": 0.0}, "frames": None,
+            "inference_ms": None, "latency_ms": None, "mqtt": None, "pose": None,
+            "reps": None, "min_fps": self.cfg.status.min_fps,
+        })
+        now = time.time()
+        doc.update(state=state, pid=os.getpid(), started=self.started, updated=now,
+                   uptime_s=round(time.monotonic() - self.started_mono, 1),
+                   last_error=self.last_error, system=self.system.sample())
+        return doc
+
+    def snapshot(self, parts: Parts, pipeline: Pipeline, grabber: FrameGrabber) -> dict[str, Any]:
+        """The running status document, built once a second."""
+        cfg, stats, publisher = parts.cfg, pipeline.stats, parts.publisher
+        tracker = pipeline.temporal.tracker
+        times, counts = self._captures
+        times.add(time.monotonic())
+        counts.add(grabber.captured)
+        span = float(times.values().max() - times.values().min())
+        captured = counts.values()
+        capture_fps = float(captured.max() - captured.min()) / span if span > 0 else 0.0
+        self.last_snapshot = {
+            "v": 1, "version": __version__, "device": cfg.device.id,
+            "camera": {"source": cfg.camera.source, "description": grabber.camera.description},
+            "model": {"name": parts.model_name, "input_size": parts.model.input_size},
+            "backend": {"kind": parts.backend.kind, "delegate": parts.backend.delegate,
+                        "runtime": parts.backend.runtime, "reason": parts.backend.reason},
+            "fps": {"capture": round(capture_fps, 2), "processed": round(stats.fps(), 2)},
+            "frames": {"captured": grabber.captured, "processed": stats.processed,
+                       "skipped": grabber.skipped, "with_person": stats.with_person},
+            "inference_ms": _percentiles(stats.invoke_ms, 50, 95),
+            "latency_ms": _percentiles(stats.latency_ms, 50, 95),
+            "mqtt": _mqtt_status(cfg, publisher),
+            "pose": None if tracker is None else {
+                "label": tracker.state.label, "confidence": round(tracker.state.confidence, 3),
+                "person": tracker.state.person, "since": tracker.state.since},
+            "reps": None if tracker is None or not cfg.classifier.rep_up else {
+                "exercise": cfg.classifier.rep_name, "count": tracker.state.reps},
+            "min_fps": cfg.status.min_fps,
+        }
+        return self.base_document("running")
 
 
-def _handle_stop_signals(stop: threading.Event) -> dict[int, object]:
-    """SIGINT and SIGTERM set ``stop``; returns the handlers they replaced."""
+class _AnyEvent:
+    """Looks set when any of its events is (what Pipeline.run checks to stop)."""
 
-    def handler(signum: int, _frame: object) -> None:
-        log.info("%s received, stopping", signal.Signals(signum).name)
-        stop.set()
+    def __init__(self, *events: threading.Event) -> None:
+        self.events = events
 
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.getsignal(signum)
-        signal.signal(signum, handler)
-    return previous
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
+
+
+def _percentiles(ring: Any, *qs: int) -> dict[str, float | None]:
+    values = {f"p{q}": ring.percentile(q) for q in qs}
+    return {k: None if v is None else round(v, 2) for k, v in values.items()}
+
+
+def _mqtt_status(cfg: Config, publisher: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "enabled": cfg.mqtt.enabled, "broker": f"{cfg.mqtt.host}:{cfg.mqtt.port}",
+        "connected": False, "last_publish": None, "sent": 0, "dropped": 0, "reconnects": 0,
+        "last_error": None}
+    if publisher is not None:
+        doc.update(connected=publisher.connected, last_publish=publisher.last_publish,
+                   sent=publisher.sent, dropped=publisher.dropped,
+                   reconnects=publisher.reconnects, last_error=publisher.last_error)
+    return doc
+
+
+def run(cfg: Config, config_path: Path | None = None, overrides: dict[str, Any] | None = None,
+        *, printer: TextIO | None = None, max_frames: int | None = None) -> None:
+    """`edge-pose run` in the foreground."""
+    Daemon(cfg, config_path, overrides or {}, printer).run(max_frames)

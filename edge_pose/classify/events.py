@@ -1,0 +1,134 @@
+"""From per-frame class scores to steady labels, repetitions and presence events.
+
+Raw scores flicker; users want one `pose_change` per real change and a rep counter that counts
+each squat once. Three mechanisms, all on the frames' scene time so they behave the same at
+5 fps and at 30 fps:
+
+- **EMA over a window** (ML Kit's approach): the scores of the frames within ``ema_window``
+  frames at 30 fps (``ema_window / 30`` s), weighted ``(1 - ema_alpha) ** (age * 30 fps)``.
+- **Hysteresis**: a label is entered when its smoothed score reaches ``enter_threshold`` and
+  kept while it stays above ``exit_threshold``; below that it is kept through short dips (the
+  moments between two poses) and becomes ``unknown`` only after ``unknown_after_s``.
+- **Repetitions**: entering ``rep_down`` arms the counter, then reaching ``rep_up`` counts one.
+- **Presence**: a person must be seen for ``person_enter_s`` before `person_enter`, and missing
+  for ``person_leave_s`` before `person_leave`, so one bad frame never flaps presence.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+REFERENCE_FPS = 30.0
+NO_PERSON = "none"
+UNKNOWN = "unknown"
+
+
+@dataclass
+class PoseState:
+    """The current, published pose."""
+
+    label: str = NO_PERSON
+    confidence: float = 0.0
+    person: bool = False
+    since: float = 0.0  # wall clock of the last label or presence change
+    reps: int = 0
+
+
+class PoseTracker:
+    """Feeds on one frame's scores at a time; returns the events that frame caused."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.state = PoseState()
+        self._window_s = cfg.ema_window / REFERENCE_FPS
+        self._decay = 1.0 - cfg.ema_alpha
+        self._history: deque[tuple[float, dict[str, float]]] = deque()
+        self._armed = False
+        self._first_seen: float | None = None
+        self._last_seen: float | None = None
+        self._below_since: float | None = None
+        self.smoothed: dict[str, float] = {}
+
+    def update(self, scores: dict[str, float] | None, person: bool, t: float,
+               wall: float) -> list[dict[str, Any]]:
+        """One frame at scene time ``t`` (s); ``scores`` None when nothing was classified."""
+        events = self._presence(person, t, wall)
+        if self.state.person and person and scores is not None:
+            self.smoothed = self._smooth(scores, t)
+            events += self._label(t, wall)
+        return events
+
+    def reset_reps(self) -> None:
+        self.state.reps = 0
+        self._armed = False
+
+    # -- presence ------------------------------------------------------------------------------
+
+    def _presence(self, person: bool, t: float, wall: float) -> list[dict[str, Any]]:
+        state = self.state
+        if person:
+            self._last_seen = t
+            if self._first_seen is None:
+                self._first_seen = t
+            if not state.person and t - self._first_seen >= self.cfg.person_enter_s:
+                state.person, state.label, state.confidence, state.since = True, UNKNOWN, 0.0, wall
+                return [{"type": "person_enter"}]
+        else:
+            self._first_seen = None
+            if state.person and self._last_seen is not None and (
+                    t - self._last_seen >= self.cfg.person_leave_s):
+                state.person, state.label, state.confidence, state.since = (
+                    False, NO_PERSON, 0.0, wall)
+                self._history.clear()
+                self._below_since = None
+                self._armed = False
+                return [{"type": "person_leave"}]
+        return []
+
+    # -- labels --------------------------------------------------------------------------------
+
+    def _smooth(self, scores: dict[str, float], t: float) -> dict[str, float]:
+        history = self._history
+        history.append((t, scores))
+        while history and t - history[0][0] >= self._window_s:
+            history.popleft()
+        total: dict[str, float] = dict.fromkeys(scores, 0.0)
+        weight_sum = 0.0
+        for when, frame_scores in history:
+            weight = self._decay ** ((t - when) * REFERENCE_FPS)
+            weight_sum += weight
+            for label, score in frame_scores.items():
+                total[label] = total.get(label, 0.0) + weight * score
+        return {label: value / weight_sum for label, value in total.items()}
+
+    def _label(self, t: float, wall: float) -> list[dict[str, Any]]:
+        cfg, state, smoothed = self.cfg, self.state, self.smoothed
+        best = max(smoothed, key=smoothed.__getitem__)
+        current = smoothed.get(state.label, 0.0)
+        new = None
+        if best not in (state.label, UNKNOWN) and smoothed[best] >= cfg.enter_threshold:
+            new = best
+        if current >= cfg.exit_threshold or new is not None:
+            self._below_since = None
+        elif self._below_since is None:
+            self._below_since = t
+        elif t - self._below_since >= cfg.unknown_after_s and state.label != UNKNOWN:
+            new = UNKNOWN
+        if new is None:
+            state.confidence = current
+            return []
+        previous = state.label
+        state.label, state.confidence, state.since = new, smoothed.get(new, 0.0), wall
+        self._below_since = None
+        events: list[dict[str, Any]] = [{"type": "pose_change", "label": new,
+                                         "previous": previous,
+                                         "confidence": round(state.confidence, 3)}]
+        if cfg.rep_up and new == cfg.rep_down:
+            self._armed = True
+        elif cfg.rep_up and new == cfg.rep_up and self._armed:
+            self._armed = False
+            state.reps += 1
+            events.append({"type": "rep", "exercise": cfg.rep_name, "count": state.reps})
+        return events

@@ -1,0 +1,296 @@
+"""MQTT publishing over paho-mqtt 2: availability, rate-limited keypoints, QoS 1 pose/events/stats.
+
+Why it is built this way (DESIGN.md, section MQTT):
+
+- The pipeline never waits on the network. ``connect_async`` + ``loop_start`` hand connecting to
+  paho's own thread, so a broker that is down at start neither blocks nor raises; the thread then
+  retries with a 1..30 s backoff for as long as the service runs.
+- Keypoints are QoS 0 and only worth anything while fresh: during an outage they are counted as
+  dropped, never queued. Messages that matter (pose, events) are QoS 1: paho keeps up to
+  ``MAX_QUEUED`` of them while disconnected and sends them after the reconnect, so an outage costs
+  bounded memory.
+- ``<base>/availability`` is retained: ``online`` after every (re)connect, ``offline`` as the last
+  will (crash, power loss, network gone) and on a clean stop, so subscribers always see the truth.
+- Counters are plain attributes, each written by one thread, read without locks by status/stats.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import ssl
+import sys
+import threading
+import time
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from edge_pose.errors import ConfigError
+
+log = logging.getLogger("edge_pose.mqtt")
+
+MAX_QUEUED = 1000  # QoS 1 messages paho holds during an outage; further ones are counted as dropped
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
+_OK, _NO_CONN = MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN
+_AUTH_REFUSED = {"Not authorized", "Bad user name or password"}
+
+
+class MqttSettings(Protocol):
+    """The fields of ``config.MqttConfig`` used here (read-only, so a frozen model fits)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def topic_prefix(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def tls(self) -> bool: ...
+    @property
+    def ca_file(self) -> str: ...
+    @property
+    def certfile(self) -> str: ...
+    @property
+    def keyfile(self) -> str: ...
+    @property
+    def keepalive(self) -> int: ...
+    @property
+    def keypoints_max_rate(self) -> float: ...
+    @property
+    def client_id(self) -> str: ...
+
+
+class MqttPublisher:
+    """One broker connection for one device; topics live under ``<topic_prefix>/<device_id>``.
+
+    State for the status file: ``connected``, ``since`` (wall clock of the last connect or
+    disconnect), ``sent`` (messages the broker got: QoS 0 written, QoS 1 acknowledged),
+    ``dropped`` (messages given up: QoS 0 while disconnected, QoS 1 beyond the queue),
+    ``rate_limited`` (keypoints skipped by ``keypoints_max_rate``; not a loss), ``reconnects``
+    (successful connects after the first), ``last_publish`` (wall clock), ``last_error``.
+    """
+
+    def __init__(self, settings: MqttSettings, device_id: str, password: str | None = None) -> None:
+        self.settings = settings
+        self.base_topic = f"{settings.topic_prefix}/{device_id}"
+        self.client_id = settings.client_id or f"edge-pose-{device_id}"
+        self.broker = f"{settings.host}:{settings.port}"
+        self.connected = False
+        self.since: float | None = None
+        self.sent = self.dropped = self.rate_limited = self.reconnects = 0
+        self.last_publish: float | None = None
+        self.last_error: str | None = None
+        self._password = password
+        self._availability = f"{self.base_topic}/availability"
+        self._keypoints = f"{self.base_topic}/keypoints"
+        rate = settings.keypoints_max_rate
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        # Rate limit as a virtual schedule (GCRA): a message may come up to half an interval early,
+        # so a 30 fps camera with keypoints_max_rate = 30 is not halved by frame jitter, while the
+        # long-run rate never exceeds the limit.
+        self._slack = self._interval / 2
+        self._due = -math.inf
+        self._up = threading.Event()
+        self._ever_connected = self._started = self._stopped = self._refused = False
+        self._client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv311,
+        )
+        self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+
+    def start(self) -> None:
+        """Begin connecting in the background; returns at once, whether or not a broker answers.
+
+        Raises ConfigError only for TLS files that cannot be loaded (a config problem that
+        retrying cannot fix).
+        """
+        if self._started:
+            return
+        s, client = self.settings, self._client
+        client.will_set(self._availability, "offline", qos=1, retain=True)
+        if s.username:
+            client.username_pw_set(s.username, self._password)
+        if s.tls:
+            for key in ("ca_file", "certfile", "keyfile"):
+                value = getattr(s, key)
+                if value and not os.path.isfile(value):
+                    raise ConfigError([f"mqtt.{key} = {value!r}: no such file"])
+            try:
+                client.tls_set(
+                    ca_certs=s.ca_file or None,
+                    certfile=s.certfile or None,
+                    keyfile=s.keyfile or None,
+                )
+            except OSError as exc:  # ssl.SSLError is an OSError: a file that is not PEM, ...
+                raise ConfigError(
+                    [f"mqtt.ca_file/certfile/keyfile: cannot load the TLS files: {exc}"]
+                ) from exc
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        client.max_queued_messages_set(MAX_QUEUED)
+        client.connect_async(s.host, s.port, keepalive=s.keepalive)
+        client.loop_start()
+        self._started = True
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block up to ``timeout`` s for a connection (for tools and tests; never the pipeline)."""
+        return self._up.wait(timeout)
+
+    def keypoints_due(self, now: float) -> bool:
+        """Whether a keypoints message at ``now`` (monotonic s) would be handed on.
+
+        Asked by the pipeline before it formats the payload, so frames nobody will receive cost
+        no JSON. A frame that is not due is booked here: as ``rate_limited``, or, while
+        disconnected, as ``dropped`` (it uses its slot in the rate schedule, as if sent).
+        """
+        if now < self._due - self._slack:
+            self.rate_limited += 1
+            return False
+        if not self.connected:
+            self._due = max(self._due, now) + self._interval
+            self.dropped += 1
+            return False
+        return True
+
+    def publish_keypoints(self, payload: bytes, now: float) -> bool:
+        """QoS 0, not retained, at most ``keypoints_max_rate`` per second. Called once per frame.
+
+        Returns whether the message was handed to the client (written by its thread).
+        """
+        if not self.keypoints_due(now):
+            return False
+        self._due = max(self._due, now) + self._interval
+        if self._client.publish(self._keypoints, payload).rc != _OK:
+            self.dropped += 1  # the connection went away since keypoints_due()
+            return False
+        return True
+
+    def publish(
+        self, suffix: str, payload: bytes | str, qos: int = 1, retain: bool = False
+    ) -> bool:
+        """Publish to ``<base>/<suffix>`` (pose, event, stats).
+
+        QoS 1/2 messages published while disconnected wait in paho's bounded queue and go out
+        after the reconnect; QoS 0 ones are dropped. Returns whether the message was accepted.
+        """
+        if self._stopped or (qos == 0 and not self.connected):
+            self.dropped += 1
+            return False
+        rc = self._client.publish(f"{self.base_topic}/{suffix}", payload, qos, retain).rc
+        if rc == _OK or (qos > 0 and rc == _NO_CONN):  # NO_CONN + QoS > 0: queued for later
+            return True
+        self.dropped += 1
+        return False
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Say ``offline`` (retained), let queued QoS 1 messages out, disconnect. Idempotent.
+
+        Waits at most ``timeout`` s in total: for a reconnect if the link is down (so the broker
+        does not keep a stale ``online``), then for the broker to acknowledge ``offline``. As paho
+        sends QoS 1 messages in order, that acknowledgement also covers the ones queued before.
+        During an outage, paho's thread may need up to 1 s more to leave its reconnect pause.
+        """
+        if not self._started or self._stopped:
+            return
+        self._stopped = True
+        deadline = time.monotonic() + timeout
+        if self._up.wait(timeout):
+            info = self._client.publish(self._availability, "offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+                delivered = info.is_published()
+            except (RuntimeError, ValueError):
+                delivered = False
+            if not delivered:
+                log.warning(
+                    "MQTT: %s did not acknowledge 'offline' within %.1f s", self.broker, timeout
+                )
+        elif self._ever_connected:  # never connected: the broker holds no `online` of ours
+            log.warning(
+                "MQTT: not connected at stop; %s publishes the last will 'offline' once it notices",
+                self.broker,
+            )
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected = False
+        self._up.clear()
+
+    # --- paho callbacks: they run in paho's network thread -------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _properties: Any
+    ) -> None:
+        if reason.is_failure:
+            self._refused = True
+            why = str(reason).lower()
+            if str(reason) in _AUTH_REFUSED:
+                why = f"not authorised ({why}): check mqtt.username and mqtt.password_file"
+            self._failed(f"{self.broker} refused the connection: {why}")
+            return
+        if self._ever_connected:
+            self.reconnects += 1
+        self._ever_connected = True
+        self.connected, self.since = True, time.time()
+        self._up.set()
+        log.info("MQTT connected to %s as %s", self.broker, self.client_id)
+        client.publish(self._availability, "online", qos=1, retain=True)
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        # paho calls this from inside its `except OSError:` block: the exception is still current.
+        self._failed(self._describe(sys.exception()))
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _properties: Any
+    ) -> None:
+        if not self.connected:
+            if not (self._refused or self._stopped):  # _on_connect said why when it refused
+                self._failed(
+                    f"{self.broker} closed the connection before accepting it "
+                    "(does it expect TLS? check mqtt.tls and mqtt.port)"
+                )
+            self._refused = False
+            return
+        self.connected, self.since = False, time.time()
+        self._up.clear()
+        if self._stopped:
+            log.info("MQTT disconnected from %s", self.broker)
+            return
+        detail = "" if str(reason) in ("Success", "Unspecified error") else f" ({reason})"
+        self.last_error = f"connection to {self.broker} lost{detail}"
+        log.warning("MQTT %s; reconnecting in the background", self.last_error)
+
+    def _on_publish(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, _reason: Any, _properties: Any
+    ) -> None:
+        self.sent += 1
+        self.last_publish = time.time()
+
+    def _failed(self, message: str) -> None:
+        """Record a failed connect; log it only when it differs from the last one (no log spam)."""
+        if message != self.last_error:
+            log.warning("MQTT %s; retrying in the background", message)
+        self.last_error = message
+
+    def _describe(self, exc: BaseException | None) -> str:
+        where = self.broker
+        if isinstance(exc, ConnectionRefusedError):
+            return f"connection refused by {where}"
+        if isinstance(exc, socket.gaierror):
+            return f"cannot resolve host {self.settings.host!r} ({exc.strerror})"
+        if isinstance(exc, TimeoutError):
+            return f"timed out connecting to {where}"
+        if isinstance(exc, ssl.SSLError):
+            why = getattr(exc, "verify_message", None) or exc.reason or exc
+            return f"TLS handshake with {where} failed: {why}"
+        if isinstance(exc, OSError):
+            return f"cannot connect to {where}: {exc.strerror or exc}"
+        return f"cannot connect to {where}"

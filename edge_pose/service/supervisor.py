@@ -1,0 +1,97 @@
+"""What systemd and `edge-pose status` learn about a running pipeline, once a second.
+
+The pipeline calls ``tick()`` after every frame and whenever it waited in vain for one. A tick
+costs one clock read unless a second has passed; then it:
+- says READY=1 once the first frame was inferred (not merely when the process started);
+- pings the watchdog only while frames are being processed: if none was for half the watchdog
+  interval (a stalled camera, a hung driver) the pings stop and systemd restarts the service;
+- sends a STATUS= line every few seconds and rewrites status.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edge_pose.service.notify import Notifier
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 1.0
+STATUS_LINE_SECONDS = 5.0
+
+
+class Supervisor:
+    """Readiness, watchdog, status line and status file for one run."""
+
+    def __init__(
+        self,
+        notifier: Notifier,
+        snapshot: Callable[[], dict[str, Any]],
+        write_status: Callable[[dict[str, Any]], None] | None = None,
+        stall_seconds: float = 10.0,
+    ) -> None:
+        self.notifier = notifier
+        self.snapshot = snapshot
+        self.write_status = write_status
+        self.ready = False
+        watchdog = notifier.watchdog_usec / 1e6
+        # No progress for this long -> stop pinging; without a watchdog: only warn.
+        self.stall_seconds = watchdog / 2 if watchdog else stall_seconds
+        self._next_tick = 0.0
+        self._next_line = 0.0
+        self._last_frame_at = time.monotonic()
+        self._last_count = -1
+        self._stalled = False
+
+    def tick(self, processed: int) -> None:
+        """Called per frame and per empty wait; does the work at most once a second."""
+        now = time.monotonic()
+        if now < self._next_tick:
+            return
+        self._next_tick = now + TICK_SECONDS
+        if processed != self._last_count:
+            self._last_count = processed
+            self._last_frame_at = now
+        doc = self.snapshot()
+        if processed and not self.ready:
+            self.ready = True
+            self.notifier.ready(status_line(doc))
+            log.info("ready: first frame inferred")
+        stalled = now - self._last_frame_at > self.stall_seconds
+        if stalled != self._stalled:
+            self._stalled = stalled
+            if stalled:
+                log.warning("no frame processed for %.0f s: camera stalled?", self.stall_seconds)
+            else:
+                log.info("frames flowing again")
+        if self.ready and not stalled:
+            self.notifier.watchdog()
+        if now >= self._next_line:
+            self._next_line = now + STATUS_LINE_SECONDS
+            self.notifier.status(status_line(doc))
+        if self.write_status is not None:
+            self.write_status(doc)
+
+    @property
+    def stalled(self) -> bool:
+        return self._stalled
+
+
+def status_line(doc: dict[str, Any]) -> str:
+    """One line for `systemctl status`: fps, inference time, backend, MQTT, pose."""
+    fps = doc.get("fps", {}).get("processed") or 0.0
+    inference = doc.get("inference_ms", {}).get("p50")
+    mqtt = doc.get("mqtt", {})
+    if not mqtt.get("enabled"):
+        broker = "MQTT off"
+    else:
+        broker = "MQTT connected" if mqtt.get("connected") else "MQTT disconnected"
+    pose = doc.get("pose") or {}
+    label = pose.get("label") or ("person" if pose.get("person") else "no person")
+    ms = f"{inference:.1f} ms" if inference is not None else "- ms"
+    return (f"{fps:.1f} fps, inference {ms}, {doc.get('backend', {}).get('kind', '?')}, "
+            f"{broker}, {label}")
+

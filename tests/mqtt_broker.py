@@ -1,0 +1,226 @@
+"""A real Mosquitto on 127.0.0.1 with a random port, and a subscriber that records messages.
+
+Loaded as a pytest plugin from conftest.py (``pytest_plugins = ["mqtt_broker"]``). Under CI=true a
+missing mosquitto binary fails the test; elsewhere it is skipped with the command that installs it.
+
+The broker keeps state like the Debian default config does (``persistence true``): retained
+messages and persistent sessions survive ``stop()``/``start()``, so a test can restart the broker
+and still expect QoS 1 messages for a persistent subscriber. ``max_queued_messages 0`` lifts the
+broker's per-client queue limit (default 1000) so a test never loses messages to it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+INSTALL_HINT = "apt-get install mosquitto"
+
+
+def _missing(what: str) -> None:
+    message = f"{what} is not installed: {INSTALL_HINT}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def find_tool(name: str) -> str:
+    """Path of a mosquitto program (``/usr/sbin`` is not on every PATH); fail/skip if absent."""
+    path = shutil.which(name) or next(
+        (p for d in ("/usr/sbin", "/usr/bin") if os.access(p := f"{d}/{name}", os.X_OK)), None
+    )
+    if path is None:
+        _missing(name)
+    return str(path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds passed; its last value as bool."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+class MosquittoBroker:
+    """A mosquitto process that can be stopped and started again on the same port.
+
+    ``users`` ({name: password}) switches anonymous access off and writes a hashed password file
+    with mosquitto_passwd. ``extra_config`` is appended to the generated mosquitto.conf.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        extra_config: str = "",
+        *,
+        users: dict[str, str] | None = None,
+        persistence: bool = True,
+    ) -> None:
+        self.binary = find_tool("mosquitto")
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config = workdir / "mosquitto.conf"
+        self.log = workdir / "mosquitto.log"
+        lines = [
+            f"listener {self.port} {self.host}",
+            f"allow_anonymous {'false' if users else 'true'}",
+            "max_queued_messages 0",
+            f"persistence {'true' if persistence else 'false'}",
+            f"persistence_location {workdir}/",
+            "log_dest stderr",
+        ]
+        if users:
+            lines.append(f"password_file {self._password_file(users)}")
+        if os.geteuid() == 0:
+            # As root mosquitto would switch to its own user, who cannot use pytest's tmp dirs.
+            lines.append("user root")
+        self.config.write_text("\n".join(lines) + "\n" + extra_config)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _password_file(self, users: dict[str, str]) -> Path:
+        path = self.workdir / "passwd"
+        path.write_text("".join(f"{name}:{password}\n" for name, password in users.items()))
+        path.chmod(0o600)
+        subprocess.run([find_tool("mosquitto_passwd"), "-U", str(path)], check=True)  # hash
+        return path
+
+    def start(self, timeout: float = 10) -> MosquittoBroker:
+        """Start (again, on the same port) and return once the port accepts connections."""
+        if self.process is not None and self.process.poll() is None:
+            return self
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [self.binary, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.02)
+        self.stop()
+        tail = self.log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"mosquitto did not start on {self.host}:{self.port}:\n{tail}")
+
+    def stop(self) -> None:
+        """SIGTERM: clients see the connection close; persistent state is saved."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+    def __enter__(self) -> MosquittoBroker:
+        return self.start()
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A fresh anonymous broker for one test, stopped afterwards."""
+    with MosquittoBroker(tmp_path / "mosquitto") as broker:
+        yield broker
+
+
+class Subscriber:
+    """Subscribes to a topic filter and records ``(topic, payload, retain)`` in arrival order.
+
+    It re-subscribes after every reconnect, so it survives a broker restart (retained messages
+    then arrive again, with ``retain`` True). ``persistent=True`` uses a persistent session
+    (clean_session False): the broker queues QoS 1 messages for it while it is away.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        topic: str = "#",
+        qos: int = 1,
+        *,
+        persistent: bool = False,
+        client_id: str = "",
+        timeout: float = 10,
+    ) -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._changed = threading.Condition()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"test-sub-{uuid.uuid4().hex[:12]}",
+            clean_session=not persistent,
+            protocol=mqtt.MQTTv311,
+        )
+        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos)
+        self.client.on_subscribe = lambda *_: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 2)
+        self.client.connect(host, port, keepalive=10)
+        self.client.loop_start()
+        if not self._subscribed.wait(timeout):
+            self.close()
+            raise RuntimeError(f"could not subscribe to {topic} on {host}:{port}")
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with self._changed:
+            self.messages.append((msg.topic, msg.payload, bool(msg.retain)))
+            self._changed.notify_all()
+
+    def payloads(self, suffix: str = "", *, retained: bool | None = None) -> list[bytes]:
+        """Payloads of topics ending in ``suffix``; ``retained`` filters on the retain flag."""
+        with self._changed:
+            return [
+                p
+                for t, p, r in self.messages
+                if t.endswith(suffix) and (retained is None or r == retained)
+            ]
+
+    def wait_for(self, predicate: Callable[[], object], timeout: float = 10) -> bool:
+        """Wait until ``predicate()`` is true (re-checked on every message, and every 0.1 s)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, 0.1))
+        return True
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,218 @@
+"""`edge-pose run` end to end: real model, real video, real Mosquitto, real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mqtt_broker import Subscriber
+
+from edge_pose.pose import KEYPOINT_NAMES
+
+EDGE_POSE = [sys.executable, "-m", "edge_pose.cli"]
+
+
+def edge_pose(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*EDGE_POSE, *args], capture_output=True, text=True, timeout=timeout, check=False, **kwargs
+    )
+
+
+def keypoint_messages(sub: Subscriber) -> list[dict]:
+    return [json.loads(p) for t, p, _ in sub.messages if t.endswith("/keypoints")]
+
+
+def availability(sub: Subscriber) -> list[str]:
+    return [p.decode() for t, p, _ in sub.messages if t.endswith("/availability")]
+
+
+def test_run_publishes_one_message_per_frame(mosquitto, data_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[mqtt]\nkeypoints_max_rate = 0  # every frame\n")
+    sub = Subscriber(mosquitto.host, mosquitto.port, "edge-pose/e2e/#")
+    result = edge_pose(
+        "run",
+        "--config",
+        str(config),
+        "--camera",
+        str(data_dir / "tfjs" / "pose_squats.mp4"),
+        "--no-realtime",
+        "--device-id",
+        "e2e",
+        "--mqtt-host",
+        mosquitto.host,
+        "--mqtt-port",
+        str(mosquitto.port),
+    )
+    assert result.returncode == 0, result.stderr
+    sub.wait_for(lambda: "offline" in availability(sub), 10)
+    messages = keypoint_messages(sub)
+    assert [m["frame"] for m in messages] == list(range(65))  # QoS 0 on loopback: none lost
+    for m in messages:
+        assert m["v"] == 1 and m["device"] == "e2e" and m["person"] is True
+        assert (m["width"], m["height"]) == (720, 1280)
+        assert [k["name"] for k in m["keypoints"]] == list(KEYPOINT_NAMES)
+        assert all(0 <= k["x"] < 720 and 0 <= k["y"] < 1280 for k in m["keypoints"])
+        assert 0 < m["latency_ms"] < 5000 and abs(m["ts"] - time.time()) < 120
+    assert availability(sub) == ["online", "offline"]
+    assert "stopped after 65 frames" in result.stderr
+    sub.close()
+
+
+def test_print_writes_json_lines_without_a_broker(data_dir: Path) -> None:
+    result = edge_pose(
+        "run",
+        "--camera",
+        str(data_dir / "mmpose" / "street_walk.mp4"),
+        "--no-mqtt",
+        "--print",
+        "--no-realtime",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [m["frame"] for m in lines] == [0, 1, 2, 3, 4]
+    assert "XNNPACK delegate" not in result.stderr
+
+
+def test_broker_down_at_start_then_up(mosquitto, data_dir: Path) -> None:
+    """The pipeline runs without a broker, connects when one appears, and says `online`."""
+    mosquitto.stop()
+    proc = subprocess.Popen(
+        [
+            *EDGE_POSE,
+            "run",
+            "--camera",
+            str(data_dir / "tfjs" / "pose_1.mp4"),
+            "--loop",
+            "--device-id",
+            "late",
+            "--mqtt-host",
+            mosquitto.host,
+            "--mqtt-port",
+            str(mosquitto.port),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(2)
+        assert proc.poll() is None  # still processing frames
+        mosquitto.start()
+        sub = Subscriber(mosquitto.host, mosquitto.port, "edge-pose/late/#")
+        assert sub.wait_for(lambda: "online" in availability(sub) and keypoint_messages(sub), 30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 0, stderr
+    sub.close()
+
+
+def test_broker_restart_mid_run(mosquitto, data_dir: Path) -> None:
+    sub = Subscriber(mosquitto.host, mosquitto.port, "edge-pose/restart/#")
+    proc = subprocess.Popen(
+        [
+            *EDGE_POSE,
+            "run",
+            "--camera",
+            str(data_dir / "tfjs" / "pose_1.mp4"),
+            "--loop",
+            "--device-id",
+            "restart",
+            "--mqtt-host",
+            mosquitto.host,
+            "--mqtt-port",
+            str(mosquitto.port),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sub.wait_for(lambda: len(keypoint_messages(sub)) > 10, 30)
+        sub.close()
+        mosquitto.stop()
+        time.sleep(2)
+        assert proc.poll() is None
+        mosquitto.start()
+        sub = Subscriber(mosquitto.host, mosquitto.port, "edge-pose/restart/#")
+        # Keypoints flowing again, and `online` re-published (retained) after the reconnect.
+        assert sub.wait_for(lambda: len(keypoint_messages(sub)) > 10, 40)
+        assert "online" in availability(sub)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 0, stderr
+    sub.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--camera", "/no/such/video.mp4"], 1, "camera source not found: /no/such/video.mp4"),
+        (["--threads", "0"], 78, "model.threads = 0: must be >= 1"),
+        (["--camera", "rtsp://cam"], 78, "camera.source"),
+        (["--model", "movenet_thunder_int8"], 1, "edge-pose models fetch movenet_thunder_int8"),
+        (["--model", "/tmp/none.tflite"], 1, "model file /tmp/none.tflite does not exist"),
+        (["--camera", "picamera2"], 1, "apt install python3-picamera2"),
+    ],
+)
+def test_bad_run_input(args: list[str], code: int, message: str, tmp_path: Path) -> None:
+    env = {**os.environ, "EDGE_POSE_MODEL_DIR": os.environ.get("EDGE_POSE_MODEL_DIR", "models")}
+    result = edge_pose("run", "--no-mqtt", *args, env=env)
+    assert result.returncode == code, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[camera]\nfps = "fast"\n[mqtt]\nprot = 1883\n')
+    result = edge_pose("validate", "--config", str(config))
+    assert result.returncode == 78
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert "camera.fps" in result.stderr and "mqtt.prot: unknown key" in result.stderr
+
+
+def test_estimate_json_and_annotation(tmp_path: Path, data_dir: Path) -> None:
+    out = tmp_path / "annotated"
+    images = [data_dir / "coral" / "squat.bmp", data_dir / "tfjs" / "pose.jpg"]
+    result = edge_pose("estimate", *map(str, images), "--json", "--annotate", str(out))
+    assert result.returncode == 0, result.stderr
+    poses = json.loads(result.stdout)
+    assert [p["person"] for p in poses] == [True, True]
+    assert (out / "squat_pose.png").stat().st_size > 10_000
+    assert (out / "pose_pose.png").exists()
+
+
+def test_estimate_reports_bad_images_and_keeps_going(tmp_path: Path, data_dir: Path) -> None:
+    import cv2
+    import numpy as np
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really")
+    tiny, huge = tmp_path / "tiny.png", tmp_path / "huge.jpg"
+    cv2.imwrite(str(tiny), np.zeros((1, 1, 3), np.uint8))
+    cv2.imwrite(str(huge), np.full((3000, 4000, 3), 128, np.uint8))
+    result = edge_pose(
+        "estimate",
+        str(broken),
+        str(tiny),
+        str(huge),
+        str(data_dir / "coral" / "squat.bmp"),
+        "--json",
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("error") == 1 and "cannot decode image" in result.stderr
+    poses = json.loads(result.stdout)
+    assert [(p["width"], p["height"], p["person"]) for p in poses] == [
+        (1, 1, False),
+        (4000, 3000, False),
+        (500, 610, True),
+    ]
