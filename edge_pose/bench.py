@@ -186,9 +186,14 @@ def run_bench(
     sink = sink or DiscardSink()
 
     def make_pipeline() -> Pipeline:
-        return Pipeline(model, device_id="bench", sink=sink, crop=cfg.model.crop,
-                        min_pose_score=cfg.model.min_pose_score,
-                        temporal=Temporal.from_config(cfg))
+        return Pipeline(
+            model,
+            device_id="bench",
+            sink=sink,
+            crop=cfg.model.crop,
+            min_pose_score=cfg.model.min_pose_score,
+            temporal=Temporal.from_config(cfg),
+        )
 
     images = decode_frames(video, MEMORY_FRAMES)
     result = BenchResult(model_name, model.threads, backend, runtime, frames)
@@ -235,12 +240,20 @@ def command(args: Any) -> int:
         if v is not None
     }
     cfg = load_config(args.config, overrides)
-    video = Path(args.camera.removeprefix("file:"))
-    if not video.is_file():
-        raise CameraError(f"bench needs a video file: {video} not found (--camera PATH)")
+    videos = [Path(camera.removeprefix("file:")) for camera in args.camera]
+    for video in videos:
+        if not video.is_file():
+            raise CameraError(f"bench needs a video file: {video} not found (--camera PATH)")
     if args.frames < 20:
         raise CameraError(f"--frames {args.frames}: measure at least 20 frames")
+    if len(videos) > 1 and not args.smoothing:
+        raise CameraError(
+            "give one --camera for the throughput bench (several go with --smoothing)"
+        )
     model, backend, name = load_estimator(cfg.model)
+    if args.smoothing:
+        return smoothing_command(model, cfg, videos, args.json)
+    video = videos[0]
     result = run_bench(
         model,
         cfg,
@@ -268,4 +281,28 @@ def command(args: Any) -> int:
         f"(input paced at {LATENCY_FPS:.0f} fps)\n"
         f"peak RSS   {result['peak_rss_mb']:.1f} MB"
     )
+    return 0
+
+
+def smoothing_command(model: MoveNet, cfg: Any, videos: list[Path], as_json: bool) -> int:
+    """`edge-pose bench --smoothing`: jitter and lag, raw vs smoothed, per video."""
+    import json
+
+    from edge_pose.smoothing_bench import report
+
+    result = report(model, videos, cfg.smoothing)
+    if as_json:
+        print(json.dumps(result))
+        return 0
+    target = result["target"]
+    print(f"target: jitter -{target['jitter_reduction']:.0%} with lag <= {target['lag_ms']} ms")
+    for name, v in result["videos"].items():
+        print(
+            f"{name:<22} jitter {v['raw']['jitter_px']:.2f} -> {v['smoothed']['jitter_px']:.2f} "
+            "px/frame^2 "
+            f"(-{v['jitter_reduction']:.0%}), lag {v['lag_frames']:.2f} frames "
+            f"({v['lag_ms']:.1f} ms)"
+        )
+    cost = ", ".join(f"{k} {v:.1f} us" for k, v in result["cost_us"].items())
+    print(f"cost per frame: {cost}")
     return 0

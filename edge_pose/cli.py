@@ -240,7 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=cmd_models)
 
     bench = sub.add_parser("bench", help="measure throughput, latency and memory")
-    bench.add_argument("--camera", metavar="SRC", required=True, help="a video file to measure on")
+    bench.add_argument("--camera", metavar="VIDEO", action="append", required=True,
+                       help="a video file to measure on (repeat with --smoothing)")
+    bench.add_argument("--smoothing", action="store_true",
+                       help="measure keypoint jitter and lag, raw vs smoothed, instead")
     bench.add_argument("--frames", type=int, default=300, metavar="N")
     bench.add_argument("--model", metavar="NAME|PATH")
     bench.add_argument("--threads", type=int, metavar="N")

@@ -245,7 +245,7 @@ class SmoothingConfig(BaseModel):
     enabled: bool = True
     frequency: Positive = 30.0
     min_cutoff: Positive = 2.5
-    beta: NonNegative = 300.0
+    beta: NonNegative = 30.0  # MoveNet uses 300: too little smoothing (docs/smoothing.md)
     derivative_cutoff: Positive = 2.5
     threshold_cutoff: Positive = 0.5
     threshold_beta: NonNegative = 5.0

@@ -40,8 +40,9 @@ class Sink(Protocol):
 
     def publish_keypoints(self, payload: bytes, now: float) -> bool: ...
 
-    def publish(self, suffix: str, payload: bytes | str, qos: int = 1,
-                retain: bool = False) -> bool: ...
+    def publish(
+        self, suffix: str, payload: bytes | str, qos: int = 1, retain: bool = False
+    ) -> bool: ...
 
 
 @dataclass
@@ -130,8 +131,17 @@ class Pipeline:
             if temporal.smoother is not None:
                 temporal.smoother.reset()
                 temporal.region_filter.reset()
-        pose = Pose(keypoints, score, person, region, frame.index, frame.capture_ns, frame.wall,
-                    width, height)
+        pose = Pose(
+            keypoints,
+            score,
+            person,
+            region,
+            frame.index,
+            frame.capture_ns,
+            frame.wall,
+            width,
+            height,
+        )
         if temporal.tracker is not None:
             self._label(pose, frame)
         self.last_pose = pose
@@ -161,8 +171,12 @@ class Pipeline:
             self.events += len(events)
             return
         for event in events:
-            payload = {"v": PAYLOAD_VERSION, "device": self.device_id,
-                       "ts": round(frame.wall, 3), **event}
+            payload = {
+                "v": PAYLOAD_VERSION,
+                "device": self.device_id,
+                "ts": round(frame.wall, 3),
+                **event,
+            }
             self.sink.publish("event", json.dumps(payload), qos=1)
             self.events += 1
         if (state.label, state.person) != before:
@@ -212,6 +226,12 @@ class Pipeline:
 
 def pose_state_json(state: Any) -> str:
     """The retained `<base>/pose` message: the current label, presence and since when."""
-    return json.dumps({"v": PAYLOAD_VERSION, "label": state.label,
-                       "confidence": round(state.confidence, 3), "person": state.person,
-                       "since": round(state.since, 3)})
+    return json.dumps(
+        {
+            "v": PAYLOAD_VERSION,
+            "label": state.label,
+            "confidence": round(state.confidence, 3),
+            "person": state.person,
+            "since": round(state.since, 3),
+        }
+    )

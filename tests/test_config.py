@@ -153,9 +153,9 @@ def test_unknown_section_and_top_level_key(tmp_path: Path) -> None:
     assert problems(path) == [
         f"{path}: fps: unknown key at the top level: keys belong in a section "
         "(did you mean to put it under [camera]?) "
-        "(known sections: device, camera, model, mqtt, status)",
+        "(known sections: device, camera, model, smoothing, classifier, mqtt, status)",
         f"{path}: [cam]: unknown section (did you mean camera?) "
-        "(known sections: device, camera, model, mqtt, status)",
+        "(known sections: device, camera, model, smoothing, classifier, mqtt, status)",
     ]
 
 
@@ -380,7 +380,7 @@ def test_several_errors_at_once(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         "[camera]\nfps = 0\nwidht = 640\n[model]\nthreads = true\n"
-        '[mqtt]\nport = "x"\n[smoothing]\n',
+        '[mqtt]\nport = "x"\n[smooth]\n',
     )
     assert problems(path) == [
         f"{path}: camera.fps = 0: must be >= 1 (allowed: 1 to 240)",
@@ -389,8 +389,8 @@ def test_several_errors_at_once(tmp_path: Path) -> None:
         f"{path}: model.threads = True: must be an integer from 1 to 64, not a boolean",
         f"{path}: mqtt.port = 'x': must be an integer from 1 to 65535, not a string "
         "(remove the quotes)",
-        f"{path}: [smoothing]: unknown section (known sections: device, camera, model, mqtt, "
-        "status)",
+        f"{path}: [smooth]: unknown section (did you mean smoothing?) (known sections: device, "
+        "camera, model, smoothing, classifier, mqtt, status)",
     ]
 
 
@@ -427,12 +427,12 @@ def test_invalid_overrides_are_reported_as_command_line(tmp_path: Path) -> None:
             "mqtt.port": 0,
             "model.threads": "4",
             "camera.sourc": "x",
-            "smoothing.alpha": 1,
+            "filter.alpha": 1,
             "verbose": True,
         },
     ) == [
-        "smoothing.alpha: unknown section [smoothing] (known sections: device, camera, model, "
-        "mqtt, status) (from the command line)",
+        "filter.alpha: unknown section [filter] (known sections: device, camera, model, "
+        "smoothing, classifier, mqtt, status) (from the command line)",
         "verbose: not a config key (expected section.key, e.g. camera.fps) (from the command line)",
         f"{path}: camera.fps = 0: must be >= 1 (allowed: 1 to 240)",
         "camera.sourc: unknown key (did you mean source?) (known keys in [camera]: source, "

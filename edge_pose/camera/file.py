@@ -58,6 +58,8 @@ def open_file_camera(
         return ImageSequenceCamera(paths, realtime=realtime, loop=loop, fps=fps)
     if not path.exists():
         raise CameraError(f"camera source not found: {path} (give a video, image, folder or glob)")
+    if path.is_fifo():  # another process streaming video into a named pipe
+        return VideoFileCamera(path, realtime=realtime, loop=False)
     if not path.is_file() or not os.access(path, os.R_OK):
         raise CameraError(
             f"camera source not readable: {path} (check the path and its permissions)"

@@ -80,4 +80,8 @@ class FrameGrabber:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if self._thread.is_alive():
+            # Stuck inside the driver or a blocking read: releasing the device under it could
+            # crash; the daemon thread ends with the process instead.
+            return
         self.camera.close()

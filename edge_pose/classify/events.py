@@ -51,8 +51,9 @@ class PoseTracker:
         self._below_since: float | None = None
         self.smoothed: dict[str, float] = {}
 
-    def update(self, scores: dict[str, float] | None, person: bool, t: float,
-               wall: float) -> list[dict[str, Any]]:
+    def update(
+        self, scores: dict[str, float] | None, person: bool, t: float, wall: float
+    ) -> list[dict[str, Any]]:
         """One frame at scene time ``t`` (s); ``scores`` None when nothing was classified."""
         events = self._presence(person, t, wall)
         if self.state.person and person and scores is not None:
@@ -77,10 +78,17 @@ class PoseTracker:
                 return [{"type": "person_enter"}]
         else:
             self._first_seen = None
-            if state.person and self._last_seen is not None and (
-                    t - self._last_seen >= self.cfg.person_leave_s):
+            if (
+                state.person
+                and self._last_seen is not None
+                and (t - self._last_seen >= self.cfg.person_leave_s)
+            ):
                 state.person, state.label, state.confidence, state.since = (
-                    False, NO_PERSON, 0.0, wall)
+                    False,
+                    NO_PERSON,
+                    0.0,
+                    wall,
+                )
                 self._history.clear()
                 self._below_since = None
                 self._armed = False
@@ -122,9 +130,14 @@ class PoseTracker:
         previous = state.label
         state.label, state.confidence, state.since = new, smoothed.get(new, 0.0), wall
         self._below_since = None
-        events: list[dict[str, Any]] = [{"type": "pose_change", "label": new,
-                                         "previous": previous,
-                                         "confidence": round(state.confidence, 3)}]
+        events: list[dict[str, Any]] = [
+            {
+                "type": "pose_change",
+                "label": new,
+                "previous": previous,
+                "confidence": round(state.confidence, 3),
+            }
+        ]
         if cfg.rep_up and new == cfg.rep_down:
             self._armed = True
         elif cfg.rep_up and new == cfg.rep_up and self._armed:

@@ -75,10 +75,16 @@ class RuleClassifier:
         tilt = math.degrees(math.atan2(abs(sx - hx), abs(sy - hy)))
         lying = ramp(tilt, 50, 70)
 
-        legs = [(shoulder, hip, knee, ankle) for shoulder, hip, knee, ankle, _ in _SIDES
-                if seen[hip] and seen[knee] and seen[ankle] and seen[shoulder]]
-        wrists = [(shoulder, wrist) for shoulder, _, _, _, wrist in _SIDES
-                  if seen[shoulder] and seen[wrist]]
+        legs = [
+            (shoulder, hip, knee, ankle)
+            for shoulder, hip, knee, ankle, _ in _SIDES
+            if seen[hip] and seen[knee] and seen[ankle] and seen[shoulder]
+        ]
+        wrists = [
+            (shoulder, wrist)
+            for shoulder, _, _, _, wrist in _SIDES
+            if seen[shoulder] and seen[wrist]
+        ]
         arms = 0.0
         if len(wrists) == 2:
             arms = min(ramp((pts[s][1] - pts[w][1]) / torso, 0.3, 0.7) for s, w in wrists)
@@ -98,11 +104,16 @@ class RuleClassifier:
             )
             upright = ramp(tilt, 40, 20)
             scores["standing"] = ramp(knee, 140, 160) * ramp(hip, 140, 160) * upright * (1 - arms)
-            sitting = (ramp(knee, 140, 110) * ramp(thigh, 45, 25) * ramp(tilt, 30, 15)
-                       * ramp(ahead, 0.5, 0.8))
+            sitting = (
+                ramp(knee, 140, 110)
+                * ramp(thigh, 45, 25)
+                * ramp(tilt, 30, 15)
+                * ramp(ahead, 0.5, 0.8)
+            )
             scores["sitting"] = sitting * (1 - lying)
-            scores["squat_down"] = (ramp(knee, 135, 115) * ramp(thigh, 60, 45) * (1 - sitting)
-                                    * (1 - lying))
+            scores["squat_down"] = (
+                ramp(knee, 135, 115) * ramp(thigh, 60, 45) * (1 - sitting) * (1 - lying)
+            )
         scores["unknown"] = 1.0 - max(scores.values())
         return scores
 

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # Told to systemd while the model loads or the camera starts (a Pi Zero is slow at both).
 START_EXTENSION_SECONDS = 90
+# SIGTERM to exit stays within 3 s: at most this for the camera and this for the broker.
+STOP_WAIT_SECONDS = 1.0
 
 
 @dataclass
@@ -55,8 +57,13 @@ class Parts:
 class Daemon:
     """One `edge-pose run` process."""
 
-    def __init__(self, cfg: Config, config_path: Path | None, overrides: dict[str, Any],
-                 printer: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        config_path: Path | None,
+        overrides: dict[str, Any],
+        printer: TextIO | None = None,
+    ) -> None:
         self.cfg = cfg
         self.config_path = config_path
         self.overrides = overrides
@@ -84,7 +91,10 @@ class Daemon:
             self.reload_requested = True
 
         handlers: dict[int, Callable[[int, object], None]] = {
-            signal.SIGINT: on_stop, signal.SIGTERM: on_stop, signal.SIGHUP: on_reload}
+            signal.SIGINT: on_stop,
+            signal.SIGTERM: on_stop,
+            signal.SIGHUP: on_reload,
+        }
         previous = {}
         for signum, handler in handlers.items():
             previous[signum] = signal.getsignal(signum)
@@ -100,12 +110,22 @@ class Daemon:
             model, backend, name = old.model, old.backend, old.model_name
         else:
             model, backend, name = load_estimator(cfg.model)
-            log.info("model %s (%dx%d) on %s: %s, %s (%s)", name, model.input_size,
-                     model.input_size, backend.kind, backend.delegate, backend.runtime,
-                     backend.reason)
+            log.info(
+                "model %s (%dx%d) on %s: %s, %s (%s)",
+                name,
+                model.input_size,
+                model.input_size,
+                backend.kind,
+                backend.delegate,
+                backend.runtime,
+                backend.reason,
+            )
         publisher = None
-        if old is not None and old.publisher is not None and (old.cfg.mqtt, old.cfg.device) == (
-                cfg.mqtt, cfg.device):
+        if (
+            old is not None
+            and old.publisher is not None
+            and (old.cfg.mqtt, old.cfg.device) == (cfg.mqtt, cfg.device)
+        ):
             publisher = old.publisher
         elif old is not None and old.publisher is not None:
             old.publisher.stop()
@@ -115,8 +135,9 @@ class Daemon:
         if parts.publisher is None and parts.cfg.mqtt.enabled:
             from edge_pose.mqtt import MqttPublisher
 
-            parts.publisher = MqttPublisher(parts.cfg.mqtt, parts.cfg.device.id,
-                                            read_password(parts.cfg.mqtt))
+            parts.publisher = MqttPublisher(
+                parts.cfg.mqtt, parts.cfg.device.id, read_password(parts.cfg.mqtt)
+            )
             parts.publisher.start()
 
     # -- running -------------------------------------------------------------------------------
@@ -140,7 +161,7 @@ class Daemon:
         finally:
             self.notifier.stopping()
             if parts is not None and parts.publisher is not None:
-                parts.publisher.stop()
+                parts.publisher.stop(STOP_WAIT_SECONDS)
             self.writer.write(self.base_document("stopped"))
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -149,18 +170,29 @@ class Daemon:
     def run_session(self, parts: Parts, max_frames: int | None) -> None:
         """Run until the source ends, a stop, or a reload that takes effect."""
         cfg = parts.cfg
-        camera = open_camera(cfg.camera.source, width=cfg.camera.width,
-                             height=cfg.camera.height, fps=cfg.camera.fps,
-                             realtime=cfg.camera.realtime, loop=cfg.camera.loop)
+        camera = open_camera(
+            cfg.camera.source,
+            width=cfg.camera.width,
+            height=cfg.camera.height,
+            fps=cfg.camera.fps,
+            realtime=cfg.camera.realtime,
+            loop=cfg.camera.loop,
+        )
         log.info("camera %s", camera.description)
         self.connect(parts)
-        pipeline = Pipeline(parts.model, device_id=cfg.device.id,
-                            min_pose_score=cfg.model.min_pose_score, crop=cfg.model.crop,
-                            temporal=Temporal.from_config(cfg), sink=parts.publisher,
-                            printer=self.printer)
+        pipeline = Pipeline(
+            parts.model,
+            device_id=cfg.device.id,
+            min_pose_score=cfg.model.min_pose_score,
+            crop=cfg.model.crop,
+            temporal=Temporal.from_config(cfg),
+            sink=parts.publisher,
+            printer=self.printer,
+        )
         grabber = FrameGrabber(camera)
         supervisor = Supervisor(
-            self.notifier, lambda: self.snapshot(parts, pipeline, grabber), self.writer.write)
+            self.notifier, lambda: self.snapshot(parts, pipeline, grabber), self.writer.write
+        )
         halt = _AnyEvent(self.stop, self.restart)
 
         def tick() -> None:
@@ -174,14 +206,20 @@ class Daemon:
         try:
             pipeline.run(grabber, halt, max_frames, on_tick=tick)
         finally:
-            grabber.stop()
+            grabber.stop(STOP_WAIT_SECONDS)
             self.snapshot(parts, pipeline, grabber)  # final numbers for the "stopped" document
             elapsed = time.monotonic() - started
             stats = pipeline.stats
             log.info(
                 "stopped after %d frames in %.1f s (%.1f fps, %d skipped, %d with a person, "
-                "%d published)", stats.processed, elapsed, stats.processed / max(elapsed, 1e-9),
-                grabber.skipped, stats.with_person, stats.published)
+                "%d published)",
+                stats.processed,
+                elapsed,
+                stats.processed / max(elapsed, 1e-9),
+                grabber.skipped,
+                stats.with_person,
+                stats.published,
+            )
 
     def reload(self) -> None:
         """SIGHUP: validate the config file again; switch to it only when it is valid."""
@@ -206,18 +244,35 @@ class Daemon:
 
     def base_document(self, state: str) -> dict[str, Any]:
         """The status document (docs/status.md); the last snapshot's numbers when there is one."""
-        doc = dict(self.last_snapshot or {
-            "v": 1, "version": __version__, "device": self.cfg.device.id,
-            "camera": {"source": self.cfg.camera.source, "description": ""},
-            "model": {"name": self.cfg.model.name, "input_size": None},
-            "backend": None, "fps": {"capture": 0.0, "processed": 0.0}, "frames": None,
-            "inference_ms": None, "latency_ms": None, "mqtt": None, "pose": None,
-            "reps": None, "min_fps": self.cfg.status.min_fps,
-        })
+        doc = dict(
+            self.last_snapshot
+            or {
+                "v": 1,
+                "version": __version__,
+                "device": self.cfg.device.id,
+                "camera": {"source": self.cfg.camera.source, "description": ""},
+                "model": {"name": self.cfg.model.name, "input_size": None},
+                "backend": None,
+                "fps": {"capture": 0.0, "processed": 0.0},
+                "frames": None,
+                "inference_ms": None,
+                "latency_ms": None,
+                "mqtt": None,
+                "pose": None,
+                "reps": None,
+                "min_fps": self.cfg.status.min_fps,
+            }
+        )
         now = time.time()
-        doc.update(state=state, pid=os.getpid(), started=self.started, updated=now,
-                   uptime_s=round(time.monotonic() - self.started_mono, 1),
-                   last_error=self.last_error, system=self.system.sample())
+        doc.update(
+            state=state,
+            pid=os.getpid(),
+            started=self.started,
+            updated=now,
+            uptime_s=round(time.monotonic() - self.started_mono, 1),
+            last_error=self.last_error,
+            system=self.system.sample(),
+        )
         return doc
 
     def snapshot(self, parts: Parts, pipeline: Pipeline, grabber: FrameGrabber) -> dict[str, Any]:
@@ -231,22 +286,38 @@ class Daemon:
         captured = counts.values()
         capture_fps = float(captured.max() - captured.min()) / span if span > 0 else 0.0
         self.last_snapshot = {
-            "v": 1, "version": __version__, "device": cfg.device.id,
+            "v": 1,
+            "version": __version__,
+            "device": cfg.device.id,
             "camera": {"source": cfg.camera.source, "description": grabber.camera.description},
             "model": {"name": parts.model_name, "input_size": parts.model.input_size},
-            "backend": {"kind": parts.backend.kind, "delegate": parts.backend.delegate,
-                        "runtime": parts.backend.runtime, "reason": parts.backend.reason},
+            "backend": {
+                "kind": parts.backend.kind,
+                "delegate": parts.backend.delegate,
+                "runtime": parts.backend.runtime,
+                "reason": parts.backend.reason,
+            },
             "fps": {"capture": round(capture_fps, 2), "processed": round(stats.fps(), 2)},
-            "frames": {"captured": grabber.captured, "processed": stats.processed,
-                       "skipped": grabber.skipped, "with_person": stats.with_person},
+            "frames": {
+                "captured": grabber.captured,
+                "processed": stats.processed,
+                "skipped": grabber.skipped,
+                "with_person": stats.with_person,
+            },
             "inference_ms": _percentiles(stats.invoke_ms, 50, 95),
             "latency_ms": _percentiles(stats.latency_ms, 50, 95),
             "mqtt": _mqtt_status(cfg, publisher),
-            "pose": None if tracker is None else {
-                "label": tracker.state.label, "confidence": round(tracker.state.confidence, 3),
-                "person": tracker.state.person, "since": tracker.state.since},
-            "reps": None if tracker is None or not cfg.classifier.rep_up else {
-                "exercise": cfg.classifier.rep_name, "count": tracker.state.reps},
+            "pose": None
+            if tracker is None
+            else {
+                "label": tracker.state.label,
+                "confidence": round(tracker.state.confidence, 3),
+                "person": tracker.state.person,
+                "since": tracker.state.since,
+            },
+            "reps": None
+            if tracker is None or not cfg.classifier.rep_up
+            else {"exercise": cfg.classifier.rep_name, "count": tracker.state.reps},
             "min_fps": cfg.status.min_fps,
         }
         return self.base_document("running")
@@ -269,17 +340,38 @@ def _percentiles(ring: Any, *qs: int) -> dict[str, float | None]:
 
 def _mqtt_status(cfg: Config, publisher: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "enabled": cfg.mqtt.enabled, "broker": f"{cfg.mqtt.host}:{cfg.mqtt.port}",
-        "connected": False, "last_publish": None, "sent": 0, "dropped": 0, "reconnects": 0,
-        "last_error": None}
+        "enabled": cfg.mqtt.enabled,
+        "broker": f"{cfg.mqtt.host}:{cfg.mqtt.port}",
+        "connected": False,
+        "last_publish": None,
+        "sent": 0,
+        "dropped": 0,
+        "reconnects": 0,
+        "last_error": None,
+        "since": None,
+        "rate_limited": 0,
+    }
     if publisher is not None:
-        doc.update(connected=publisher.connected, last_publish=publisher.last_publish,
-                   sent=publisher.sent, dropped=publisher.dropped,
-                   reconnects=publisher.reconnects, last_error=publisher.last_error)
+        doc.update(
+            connected=publisher.connected,
+            last_publish=publisher.last_publish,
+            sent=publisher.sent,
+            dropped=publisher.dropped,
+            reconnects=publisher.reconnects,
+            last_error=publisher.last_error,
+            since=publisher.since,
+            rate_limited=publisher.rate_limited,
+        )
     return doc
 
 
-def run(cfg: Config, config_path: Path | None = None, overrides: dict[str, Any] | None = None,
-        *, printer: TextIO | None = None, max_frames: int | None = None) -> None:
+def run(
+    cfg: Config,
+    config_path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    printer: TextIO | None = None,
+    max_frames: int | None = None,
+) -> None:
     """`edge-pose run` in the foreground."""
     Daemon(cfg, config_path, overrides or {}, printer).run(max_frames)

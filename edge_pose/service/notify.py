@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class Notifier:
         self.send("STOPPING=1")
 
     def reloading(self) -> None:
-        self.send("RELOADING=1")
+        now_usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.send("RELOADING=1", f"MONOTONIC_USEC={now_usec}")
 
     def close(self) -> None:
         if self._socket is not None:

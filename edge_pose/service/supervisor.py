@@ -92,6 +92,7 @@ def status_line(doc: dict[str, Any]) -> str:
     pose = doc.get("pose") or {}
     label = pose.get("label") or ("person" if pose.get("person") else "no person")
     ms = f"{inference:.1f} ms" if inference is not None else "- ms"
-    return (f"{fps:.1f} fps, inference {ms}, {doc.get('backend', {}).get('kind', '?')}, "
-            f"{broker}, {label}")
-
+    return (
+        f"{fps:.1f} fps, inference {ms}, {doc.get('backend', {}).get('kind', '?')}, "
+        f"{broker}, {label}"
+    )
