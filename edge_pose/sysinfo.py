@@ -171,3 +171,21 @@ __all__ = [
     "parse_throttled",
     "throttled",
 ]
+
+
+def process_memory_mb(status_file: Path = Path("/proc/self/status")) -> dict[str, float | None]:
+    """This process's resident memory now and at its peak (VmRSS, VmHWM), in MB.
+
+    VmHWM counts only since the program started (unlike ``ru_maxrss``, which for a child of a
+    big process also counts the parent's pages it shared before ``exec``).
+    """
+    values: dict[str, float | None] = {"rss_mb": None, "peak_rss_mb": None}
+    keys = {"VmRSS:": "rss_mb", "VmHWM:": "peak_rss_mb"}
+    try:
+        for line in status_file.read_text().splitlines():
+            fields = line.split()
+            if fields and fields[0] in keys:
+                values[keys[fields[0]]] = round(int(fields[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return values

@@ -36,15 +36,55 @@ class PoseState:
     reps: int = 0
 
 
+class WindowedEma:
+    """Mean of score dicts over the last ``window_s`` seconds, each weighted
+    ``decay_per_s ** age``: kept as running sums, so a frame costs the same at 300 fps as at 5.
+    """
+
+    def __init__(self, window_s: float, decay_per_s: float) -> None:
+        self.window_s = window_s
+        self.decay_per_s = decay_per_s
+        self.clear()
+
+    def clear(self) -> None:
+        self._labels: list[str] = []
+        self._entries: deque[tuple[float, list[float]]] = deque()
+        self._sums: list[float] = []
+        self._weight = 0.0
+        self._last = 0.0
+
+    def add(self, scores: dict[str, float], t: float) -> dict[str, float]:
+        """Take one frame's scores at ``t`` (s); the smoothed scores."""
+        if list(scores) != self._labels:
+            self.clear()
+            self._labels = list(scores)
+            self._sums = [0.0] * len(scores)
+        values = list(scores.values())
+        if self._entries:
+            fade = self.decay_per_s ** max(0.0, t - self._last)
+            self._sums = [s * fade for s in self._sums]
+            self._weight *= fade
+        self._last = max(t, self._last)
+        self._sums = [s + v for s, v in zip(self._sums, values, strict=True)]
+        self._weight += 1.0
+        self._entries.append((self._last, values))
+        entries = self._entries
+        while self._last - entries[0][0] >= self.window_s:
+            when, old = entries.popleft()
+            weight = self.decay_per_s ** (self._last - when)
+            self._sums = [s - weight * v for s, v in zip(self._sums, old, strict=True)]
+            self._weight -= weight
+        return {label: s / self._weight for label, s in zip(self._labels, self._sums, strict=True)}
+
+
 class PoseTracker:
     """Feeds on one frame's scores at a time; returns the events that frame caused."""
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
         self.state = PoseState()
-        self._window_s = cfg.ema_window / REFERENCE_FPS
-        self._decay = 1.0 - cfg.ema_alpha
-        self._history: deque[tuple[float, dict[str, float]]] = deque()
+        self._ema = WindowedEma(cfg.ema_window / REFERENCE_FPS,
+                                (1.0 - cfg.ema_alpha) ** REFERENCE_FPS)
         self._armed = False
         self._first_seen: float | None = None
         self._last_seen: float | None = None
@@ -89,7 +129,7 @@ class PoseTracker:
                     0.0,
                     wall,
                 )
-                self._history.clear()
+                self._ema.clear()
                 self._below_since = None
                 self._armed = False
                 return [{"type": "person_leave"}]
@@ -98,18 +138,7 @@ class PoseTracker:
     # -- labels --------------------------------------------------------------------------------
 
     def _smooth(self, scores: dict[str, float], t: float) -> dict[str, float]:
-        history = self._history
-        history.append((t, scores))
-        while history and t - history[0][0] >= self._window_s:
-            history.popleft()
-        total: dict[str, float] = dict.fromkeys(scores, 0.0)
-        weight_sum = 0.0
-        for when, frame_scores in history:
-            weight = self._decay ** ((t - when) * REFERENCE_FPS)
-            weight_sum += weight
-            for label, score in frame_scores.items():
-                total[label] = total.get(label, 0.0) + weight * score
-        return {label: value / weight_sum for label, value in total.items()}
+        return self._ema.add(scores, t)
 
     def _label(self, t: float, wall: float) -> list[dict[str, Any]]:
         cfg, state, smoothed = self.cfg, self.state, self.smoothed

@@ -12,7 +12,9 @@ import numpy as np
 
 from edge_pose.pose import KEYPOINT_THRESHOLD, KP, Region
 
-TORSO = np.array([KP["left_shoulder"], KP["right_shoulder"], KP["left_hip"], KP["right_hip"]])
+LEFT_SHOULDER, RIGHT_SHOULDER = KP["left_shoulder"], KP["right_shoulder"]
+LEFT_HIP, RIGHT_HIP = KP["left_hip"], KP["right_hip"]
+TORSO = (LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP)
 TORSO_SCALE = 1.9
 BODY_SCALE = 1.2
 
@@ -39,17 +41,21 @@ def torso_visible(keypoints: np.ndarray) -> bool:
 
 def next_region(keypoints: np.ndarray, width: int, height: int) -> Region:
     """The square to feed the model in the next frame, from this frame's keypoints (pixels)."""
-    if not torso_visible(keypoints):
+    points = keypoints.tolist()
+    shoulder = max(points[LEFT_SHOULDER][2], points[RIGHT_SHOULDER][2])
+    hip = max(points[LEFT_HIP][2], points[RIGHT_HIP][2])
+    if not (shoulder > KEYPOINT_THRESHOLD and hip > KEYPOINT_THRESHOLD):
         return full_frame(width, height)
-    xy = keypoints[:, :2]
-    cx, cy = (xy[KP["left_hip"]] + xy[KP["right_hip"]]) / 2
-    offsets = np.abs(xy - (cx, cy))
-    torso_extent = offsets[TORSO].max()
-    seen = keypoints[:, 2] > KEYPOINT_THRESHOLD
-    body_extent = offsets[seen].max() if seen.any() else 0.0
+    cx = (points[LEFT_HIP][0] + points[RIGHT_HIP][0]) / 2
+    cy = (points[LEFT_HIP][1] + points[RIGHT_HIP][1]) / 2
+    torso_extent = max(max(abs(points[i][0] - cx), abs(points[i][1] - cy)) for i in TORSO)
+    body_extent = max(
+        (max(abs(x - cx), abs(y - cy)) for x, y, s in points if s > KEYPOINT_THRESHOLD),
+        default=0.0,
+    )
     half = max(TORSO_SCALE * torso_extent, BODY_SCALE * body_extent)
     # Keep the square anchored on the frame: no larger than the farthest frame edge from the centre.
     half = min(half, max(cx, width - cx, cy, height - cy))
     if half > max(width, height) / 2 or half <= 0:
         return full_frame(width, height)
-    return Region(float(cx - half), float(cy - half), float(cx + half), float(cy + half))
+    return Region(cx - half, cy - half, cx + half, cy + half)

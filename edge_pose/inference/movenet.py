@@ -71,8 +71,10 @@ class MoveNet:
         size = self.input_size
         sx, sy = size / region.width, size / region.height
         m = self._matrix
-        m[0, 0], m[0, 2] = sx, -region.x0 * sx
-        m[1, 1], m[1, 2] = sy, -region.y0 * sy
+        # Pixel edges align: input pixel centre u + 0.5 samples frame x0 + (u + 0.5) / sx, the
+        # convention the output's normalized coordinates are mapped back with.
+        m[0, 0], m[0, 2] = sx, (0.5 - region.x0) * sx - 0.5
+        m[1, 1], m[1, 2] = sy, (0.5 - region.y0) * sy - 0.5
         if self._scratch is None:
             cv2.warpAffine(
                 image,

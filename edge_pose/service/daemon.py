@@ -32,7 +32,7 @@ from edge_pose.service.notify import Notifier
 from edge_pose.service.status import StatusWriter
 from edge_pose.service.supervisor import Supervisor
 from edge_pose.stats import Ring
-from edge_pose.sysinfo import SystemMonitor
+from edge_pose.sysinfo import SystemMonitor, process_memory_mb
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +272,7 @@ class Daemon:
             uptime_s=round(time.monotonic() - self.started_mono, 1),
             last_error=self.last_error,
             system=self.system.sample(),
+            memory=process_memory_mb(),
         )
         return doc
 
