@@ -13,7 +13,7 @@ export EDGE_POSE_MODEL_MIRROR EDGE_POSE_MODEL_DIR
 VIDEO ?= $(if $(wildcard $(SHARED)/data/tfjs/pose_squats.mp4),$(SHARED)/data/tfjs/pose_squats.mp4)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv models broker demo test lint bench clean
+.PHONY: help venv models broker test-deps demo test lint bench clean
 
 help:
 	@echo "make demo [VIDEO=path.mp4]  run edge-pose on a video against a local Mosquitto and show the keypoints"
@@ -31,10 +31,21 @@ $(BIN)/edge-pose: setup.cfg pyproject.toml
 models: venv
 	$(BIN)/edge-pose models fetch
 
+# Debian packages installed when their command is missing: command:package pairs.
+BROKER_PKGS := mosquitto:mosquitto
+TEST_PKGS := $(BROKER_PKGS) shellcheck:shellcheck systemd-analyze:systemd
+define apt_missing
+	@missing=""; for pair in $(1); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+		command -v $$cmd >/dev/null || test -x /usr/sbin/$$cmd || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then echo "installing (apt):$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
+endef
+
 broker:
-	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
-		echo "installing mosquitto (apt)"; \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients; }
+	$(call apt_missing,$(BROKER_PKGS))
+
+test-deps:
+	$(call apt_missing,$(TEST_PKGS))
 
 demo: venv models broker
 	$(BIN)/python deploy/demo.py $(VIDEO)
@@ -42,7 +53,7 @@ demo: venv models broker
 lint: venv
 	$(BIN)/ruff check edge_pose tests deploy
 
-test: venv models broker lint
+test: venv models test-deps lint
 	$(BIN)/pytest
 
 bench: venv models

@@ -16,6 +16,7 @@ each squat once. Three mechanisms, all on the frames' scene time so they behave 
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -82,7 +83,7 @@ class PoseTracker:
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
-        self.state = PoseState()
+        self.state = PoseState(since=time.time())
         self._ema = WindowedEma(cfg.ema_window / REFERENCE_FPS,
                                 (1.0 - cfg.ema_alpha) ** REFERENCE_FPS)
         self._armed = False
