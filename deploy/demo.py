@@ -65,8 +65,9 @@ def describe(payload: dict) -> str:
     points = {k["name"]: k for k in payload["keypoints"]}
     nose, hip = points["nose"], points["left_hip"]
     who = "person   " if payload["person"] else "no person"
+    label = (payload.get("pose") or {}).get("label", "-")
     return (
-        f"frame {payload['frame']:4d}  {who}  score {payload['score']:.2f}  "
+        f"frame {payload['frame']:4d}  {who}  {label:<11} score {payload['score']:.2f}  "
         f"nose ({nose['x']:6.1f},{nose['y']:6.1f})  left_hip ({hip['x']:6.1f},{hip['y']:6.1f})  "
         f"latency {payload['latency_ms']:5.1f} ms"
     )
@@ -78,23 +79,29 @@ def main() -> int:
         broker, port = start_broker(Path(tmp))
         received: list[dict] = []
         availability: list[str] = []
+        events: list[dict] = []
 
         def on_message(_client, _userdata, message) -> None:
-            if message.topic.endswith("/availability"):
+            kind = message.topic.rsplit("/", 1)[-1]
+            if kind == "availability":
                 availability.append(message.payload.decode())
                 print(f"availability: {availability[-1]}")
-            else:
-                received.append(json.loads(message.payload))
-                print(describe(received[-1]))
+                return
+            payload = json.loads(message.payload)
+            if kind == "keypoints":
+                received.append(payload)
+                print(describe(payload))
+            elif kind == "event":
+                details = {k: v for k, v in payload.items() if k not in ("v", "device", "ts")}
+                print(f"event:        {details}")
+                events.append(payload)
 
         sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="edge-pose-demo-viewer")
         sub.on_message = on_message
         sub.connect("127.0.0.1", port)
         sub.subscribe("edge-pose/demo/#")
         sub.loop_start()
-        print(
-            f"demo: mosquitto on 127.0.0.1:{port}, subscribed to edge-pose/demo/#; video {video}"
-        )
+        print(f"demo: mosquitto on 127.0.0.1:{port}, subscribed to edge-pose/demo/#; video {video}")
         edge_pose = Path(sys.executable).with_name("edge-pose")
         run = subprocess.run(
             [
@@ -117,9 +124,11 @@ def main() -> int:
         broker.terminate()
         broker.wait()
     people = sum(p["person"] for p in received)
+    reps = [e["count"] for e in events if e["type"] == "rep"]
     print(
-        f"demo: {len(received)} keypoints messages received, {people} with a person; "
-        f"availability {' -> '.join(availability)}; edge-pose exited {run.returncode}"
+        f"demo: {len(received)} keypoints messages received, {people} with a person, "
+        f"{len(events)} events ({len(reps)} repetitions); availability "
+        f"{' -> '.join(availability)}; edge-pose exited {run.returncode}"
     )
     return run.returncode
 
