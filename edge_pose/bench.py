@@ -282,20 +282,9 @@ def command(args: Any) -> int:
     """`edge-pose bench`: load the model as `run` would, measure, print text or JSON."""
     import json
 
-    from edge_pose.config import load_config
     from edge_pose.errors import CameraError
-    from edge_pose.inference.backend import load_estimator
+    from edge_pose.inference.backend import load_configured_model
 
-    overrides = {
-        k: v
-        for k, v in {
-            "model.name": args.model,
-            "model.threads": args.threads,
-            "model.backend": args.backend,
-        }.items()
-        if v is not None
-    }
-    cfg = load_config(args.config, overrides)
     videos = [Path(camera.removeprefix("file:")) for camera in args.camera]
     for video in videos:
         if not video.is_file():
@@ -306,7 +295,9 @@ def command(args: Any) -> int:
         raise CameraError(
             "give one --camera for the throughput bench (several go with --smoothing)"
         )
-    model, backend, name = load_estimator(cfg.model)
+    cfg, model, backend, name = load_configured_model(
+        args.config, name=args.model, threads=args.threads, backend=args.backend
+    )
     if args.smoothing:
         return smoothing_command(model, cfg, videos, args.json)
     video = videos[0]

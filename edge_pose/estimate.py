@@ -64,16 +64,11 @@ def _annotation_path(out: Path, image: Path, several: bool) -> Path:
 
 def estimate_images(args: argparse.Namespace) -> int:
     """Run `estimate` over the images given; a bad image is reported and the others still run."""
-    from edge_pose.config import load_config
-    from edge_pose.inference.backend import load_estimator
+    from edge_pose.inference.backend import load_configured_model
 
-    overrides = {
-        k: v
-        for k, v in {"model.name": args.model, "model.threads": args.threads}.items()
-        if v is not None
-    }
-    cfg = load_config(args.config, overrides)
-    model, _backend, _name = load_estimator(cfg.model)
+    cfg, model, _backend, _name = load_configured_model(
+        args.config, name=args.model, threads=args.threads
+    )
     results: list[dict[str, Any]] = []
     failed = 0
     several = len(args.images) > 1

@@ -96,17 +96,12 @@ def _estimator_factory(args: argparse.Namespace) -> Callable[[], Callable[[np.nd
     """Loads the configured MoveNet only when an image folder needs it."""
 
     def make() -> Callable[[np.ndarray], Any]:
-        from edge_pose.config import load_config
         from edge_pose.estimate import estimate_pose
-        from edge_pose.inference.backend import load_estimator
+        from edge_pose.inference.backend import load_configured_model
 
-        overrides = {
-            key: value
-            for key, value in {"model.name": args.model, "model.threads": args.threads}.items()
-            if value is not None
-        }
-        cfg = load_config(args.config, overrides)
-        model, _backend, _name = load_estimator(cfg.model)
+        cfg, model, _backend, _name = load_configured_model(
+            args.config, name=args.model, threads=args.threads
+        )
         min_score = cfg.model.min_pose_score
         return lambda image: estimate_pose(model, image, min_pose_score=min_score)
 

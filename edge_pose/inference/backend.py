@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from edge_pose.config import Config, load_config
 from edge_pose.errors import EdgePoseError, ModelError
 from edge_pose.inference.models import catalog, default_model_dir, resolve_model
 from edge_pose.inference.movenet import MoveNet
@@ -73,3 +75,17 @@ def _edgetpu_delegate(device: str) -> Any:
             f"{device or 'any'}: {exc}; install libedgetpu1-std, plug the Coral in, and check "
             'the user is in the plugdev group (or set model.backend = "cpu")'
         ) from exc
+
+
+def load_configured_model(
+    config_path: Path | None, **flags: Any
+) -> tuple[Config, MoveNet, Backend, str]:
+    """Config plus model for the commands that need only the model (estimate, bench, training).
+
+    ``flags`` are the model flags a command was given (``name``, ``threads``, ``backend``);
+    None means not given, so the config (or its default) applies.
+    """
+    overrides = {f"model.{key}": value for key, value in flags.items() if value is not None}
+    cfg = load_config(config_path, overrides)
+    model, backend, name = load_estimator(cfg.model)
+    return cfg, model, backend, name

@@ -339,6 +339,10 @@ def _percentiles(ring: Any, *qs: int) -> dict[str, float | None]:
     return {k: None if v is None else round(v, 2) for k, v in values.items()}
 
 
+MQTT_COUNTERS = ("connected", "last_publish", "sent", "dropped", "reconnects", "last_error",
+                 "since", "rate_limited")
+
+
 def _mqtt_status(cfg: Config, publisher: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "enabled": cfg.mqtt.enabled,
@@ -353,16 +357,7 @@ def _mqtt_status(cfg: Config, publisher: Any) -> dict[str, Any]:
         "rate_limited": 0,
     }
     if publisher is not None:
-        doc.update(
-            connected=publisher.connected,
-            last_publish=publisher.last_publish,
-            sent=publisher.sent,
-            dropped=publisher.dropped,
-            reconnects=publisher.reconnects,
-            last_error=publisher.last_error,
-            since=publisher.since,
-            rate_limited=publisher.rate_limited,
-        )
+        doc.update({key: getattr(publisher, key) for key in MQTT_COUNTERS})
     return doc
 
 
