@@ -172,6 +172,7 @@ class MqttConfig(BaseModel):
     keyfile: str = ""
     keepalive: Annotated[int, Field(ge=5, le=3600)] = 60
     keypoints_max_rate: Annotated[float, Field(ge=0)] = 30.0
+    stats_interval: Annotated[float, Field(ge=5)] = 60.0
     client_id: str = ""
 
     @field_validator("host")

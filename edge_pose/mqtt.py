@@ -24,6 +24,7 @@ import ssl
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
@@ -97,6 +98,7 @@ class MqttPublisher:
         self._slack = self._interval / 2
         self._due = -math.inf
         self._up = threading.Event()
+        self._subscriptions: list[str] = []
         self._ever_connected = self._started = self._stopped = self._refused = False
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -144,6 +146,25 @@ class MqttPublisher:
     def wait_connected(self, timeout: float) -> bool:
         """Block up to ``timeout`` s for a connection (for tools and tests; never the pipeline)."""
         return self._up.wait(timeout)
+
+    def set_keypoints_rate(self, rate: float) -> None:
+        """Change ``keypoints_max_rate`` while running (messages per second, 0 = every frame)."""
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._slack = self._interval / 2
+        self._due = -math.inf
+
+    @property
+    def keypoints_rate(self) -> float:
+        return 1.0 / self._interval if self._interval else 0.0
+
+    def subscribe(self, suffix: str, handler: Callable[[bytes], None]) -> None:
+        """Call ``handler(payload)`` for each message on ``<base>/<suffix>`` (in paho's thread,
+        so it should only hand the payload on); renewed on every reconnect."""
+        topic = f"{self.base_topic}/{suffix}"
+        self._subscriptions.append(topic)
+        self._client.message_callback_add(topic, lambda _c, _u, message: handler(message.payload))
+        if self.connected:
+            self._client.subscribe(topic, qos=1)
 
     def keypoints_due(self, now: float) -> bool:
         """Whether a keypoints message at ``now`` (monotonic s) would be handed on.
@@ -243,6 +264,8 @@ class MqttPublisher:
         self._up.set()
         log.info("MQTT connected to %s as %s", self.broker, self.client_id)
         client.publish(self._availability, "online", qos=1, retain=True)
+        for topic in self._subscriptions:  # a clean session forgets subscriptions
+            client.subscribe(topic, qos=1)
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
         # paho calls this from inside its `except OSError:` block: the exception is still current.

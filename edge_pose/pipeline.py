@@ -100,6 +100,8 @@ class Pipeline:
         self.stats = PipelineStats()
         self.last_pose: Pose | None = None
         self.events = 0
+        self.paused = False  # frames are taken from the camera and dropped, not inferred
+        self.paused_frames = 0
         self._region: Region | None = None
         self._frame_size = (0, 0)
         self._full = Region(0, 0, 1, 1)
@@ -157,6 +159,11 @@ class Pipeline:
         )
         return pose
 
+    @property
+    def handled(self) -> int:
+        """Frames taken from the camera: processed, or dropped while paused (progress)."""
+        return self.stats.processed + self.paused_frames
+
     def _label(self, pose: Pose, frame: Frame) -> None:
         """Classify, update the steady label, and publish what changed (pose, events)."""
         tracker = self.temporal.tracker
@@ -212,7 +219,10 @@ class Pipeline:
         while not stop.is_set():
             frame = grabber.get(POLL_SECONDS)
             if frame is not None:
-                self.process(frame)
+                if self.paused:
+                    self.paused_frames += 1
+                else:
+                    self.process(frame)
             if on_tick is not None:
                 on_tick()
             if frame is None:

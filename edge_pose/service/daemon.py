@@ -28,6 +28,7 @@ from edge_pose.errors import ConfigError
 from edge_pose.inference.backend import Backend, load_estimator
 from edge_pose.inference.movenet import MoveNet
 from edge_pose.pipeline import Pipeline, Temporal
+from edge_pose.service.commands import RemoteControl
 from edge_pose.service.notify import Notifier
 from edge_pose.service.status import StatusWriter
 from edge_pose.service.supervisor import Supervisor
@@ -77,7 +78,8 @@ class Daemon:
         self.last_error: str | None = None
         self.system = SystemMonitor()
         self.writer: StatusWriter | None = None
-        self.last_snapshot: dict[str, Any] | None = None
+        self.last_snapshot: dict[str, Any] | None = None  # the numbers of the last snapshot
+        self.last_document: dict[str, Any] | None = None  # the whole status document
         self._captures = (Ring(8), Ring(8))  # (monotonic s, frames captured) at each snapshot
 
     # -- signals -------------------------------------------------------------------------------
@@ -194,12 +196,18 @@ class Daemon:
             self.notifier, lambda: self.snapshot(parts, pipeline, grabber), self.writer.write
         )
         halt = _AnyEvent(self.stop, self.restart)
+        remote = None
+        if parts.publisher is not None:
+            remote = RemoteControl(parts.publisher, pipeline, cfg.device.id,
+                                   cfg.mqtt.stats_interval)
 
         def tick() -> None:
             if self.reload_requested:
                 self.reload_requested = False
                 self.reload()
-            supervisor.tick(pipeline.stats.processed)
+            supervisor.tick(pipeline.handled)
+            if remote is not None:
+                remote.tick(lambda: self.last_document)
 
         grabber.start()
         started = time.monotonic()
@@ -320,8 +328,10 @@ class Daemon:
             if tracker is None or not cfg.classifier.rep_up
             else {"exercise": cfg.classifier.rep_name, "count": tracker.state.reps},
             "min_fps": cfg.status.min_fps,
+            "paused": pipeline.paused,
         }
-        return self.base_document("running")
+        self.last_document = self.base_document("running")
+        return self.last_document
 
 
 class _AnyEvent:

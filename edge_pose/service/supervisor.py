@@ -46,17 +46,18 @@ class Supervisor:
         self._last_count = -1
         self._stalled = False
 
-    def tick(self, processed: int) -> None:
-        """Called per frame and per empty wait; does the work at most once a second."""
+    def tick(self, progress: int) -> None:
+        """Called per frame and per empty wait with the count of frames handled so far (inferred,
+        or dropped while paused); does the work at most once a second."""
         now = time.monotonic()
         if now < self._next_tick:
             return
         self._next_tick = now + TICK_SECONDS
-        if processed != self._last_count:
-            self._last_count = processed
+        if progress != self._last_count:
+            self._last_count = progress
             self._last_frame_at = now
         doc = self.snapshot()
-        if processed and not self.ready:
+        if progress and not self.ready:
             self.ready = True
             self.notifier.ready(status_line(doc))
             log.info("ready: first frame inferred")
@@ -92,6 +93,8 @@ def status_line(doc: dict[str, Any]) -> str:
     pose = doc.get("pose") or {}
     label = pose.get("label") or ("person" if pose.get("person") else "no person")
     ms = f"{inference:.1f} ms" if inference is not None else "- ms"
+    if doc.get("paused"):
+        label = "paused"
     return (
         f"{fps:.1f} fps, inference {ms}, {doc.get('backend', {}).get('kind', '?')}, "
         f"{broker}, {label}"
