@@ -51,7 +51,7 @@ demo: venv models broker
 	$(BIN)/python deploy/demo.py $(VIDEO)
 
 lint: venv
-	$(BIN)/ruff check edge_pose tests deploy
+	$(BIN)/ruff check edge_pose tests deploy benchmarks
 
 test: venv models test-deps lint
 	$(BIN)/pytest

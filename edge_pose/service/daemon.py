@@ -329,6 +329,7 @@ class Daemon:
             else {"exercise": cfg.classifier.rep_name, "count": tracker.state.reps},
             "min_fps": cfg.status.min_fps,
             "paused": pipeline.paused,
+            "events": pipeline.events,
         }
         self.last_document = self.base_document("running")
         return self.last_document
