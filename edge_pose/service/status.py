@@ -662,6 +662,8 @@ def _doc_rows(doc: dict[str, Any], now: float) -> list[tuple[str, str]]:
     state = [str(doc.get("state", "?")), f"pid {doc.get('pid', '?')}"]
     if uptime is not None:
         state.append(f"up {_duration(uptime)}")
+    if doc.get("paused"):
+        state.append("PAUSED (send {\"command\": \"resume\"} to <base>/set)")
     rows.append(("state", ", ".join(state)))
 
     version = doc.get("version")
@@ -734,6 +736,10 @@ def _doc_rows(doc: dict[str, Any], now: float) -> list[tuple[str, str]]:
     system = _dict(doc.get("system"))
     if system:
         rows.append(("cpu", _system_text(system)))
+    memory = _dict(doc.get("memory"))
+    if memory.get("rss_mb") is not None:
+        rows.append(("memory", f"{_num(memory.get('rss_mb'), '.0f')} MB resident, "
+                               f"{_num(memory.get('peak_rss_mb'), '.0f')} MB peak"))
     return rows
 
 
