@@ -251,3 +251,63 @@ def test_picamera2_unknown_camera_index(monkeypatch) -> None:
 def test_v4l2_missing_device() -> None:
     with pytest.raises(CameraError, match=r"no such device"):
         open_camera("v4l2:/dev/video-does-not-exist")
+
+
+# --- hiccups -------------------------------------------------------------------------------------
+
+
+def test_live_camera_recovers_from_read_errors(monkeypatch) -> None:
+    """A device that fails twice (a USB reset) is reopened; indices keep counting."""
+    from edge_pose.camera.recover import RecoveringCamera
+
+    opened: list[CountingCamera] = []
+    failures = iter([False, False, False, True, True, False, False, False])
+
+    class Flaky(CountingCamera):
+        def read(self) -> Frame | None:
+            if next(failures):
+                raise CameraError("v4l2:/dev/video0: the device stopped delivering frames")
+            return super().read()
+
+    def open_flaky() -> Camera:
+        opened.append(Flaky(100, live=True))
+        return opened[-1]
+
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    camera = RecoveringCamera(open_flaky, retries=3)
+    indices = [camera.read().index for _ in range(6)]
+    assert indices == [0, 1, 2, 3, 4, 5]
+    assert camera.restarts == 2 and len(opened) == 3
+
+
+def test_camera_that_stays_gone_ends_the_run(monkeypatch) -> None:
+    from edge_pose.camera.recover import RecoveringCamera
+
+    class Gone(CountingCamera):
+        def read(self) -> Frame | None:
+            raise CameraError("picamera2:0: capture failed: timeout")
+
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    camera = RecoveringCamera(lambda: Gone(1, live=True), retries=2)
+    with pytest.raises(CameraError, match="gave up after 2 reopen attempts"):
+        camera.read()
+
+
+def test_picamera2_capture_failure_is_recovered(monkeypatch, data_dir: Path) -> None:
+    rgb = load_image(data_dir / "coral" / "squat.bmp")
+    module = fake_picamera2(rgb)
+    broken = {"once": True}
+    original = module.Picamera2.capture_request
+
+    def flaky_capture(self):
+        if broken.pop("once", False):
+            raise RuntimeError("Camera frontend has timed out!")
+        return original(self)
+
+    module.Picamera2.capture_request = flaky_capture
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    camera = open_camera("picamera2", width=500, height=610, fps=15)
+    frame = camera.read()
+    assert np.array_equal(frame.image, rgb) and camera.restarts == 1
+    camera.close()

@@ -89,15 +89,18 @@ def open_camera(
     loop: bool = False,
 ) -> Camera:
     """Open ``source``: ``picamera2[:N]``, ``v4l2:/dev/videoN``, ``file:PATH`` or a plain path."""
+    from edge_pose.camera.recover import RecoveringCamera
+
     if source == "picamera2" or source.startswith("picamera2:"):
         from edge_pose.camera.picam import PiCamera
 
         index = _camera_index(source.partition(":")[2] or "0", source)
-        return PiCamera(index, width=width, height=height, fps=fps)
+        return RecoveringCamera(lambda: PiCamera(index, width=width, height=height, fps=fps))
     if source.startswith("v4l2:"):
         from edge_pose.camera.v4l2 import V4l2Camera
 
-        return V4l2Camera(source.removeprefix("v4l2:"), width=width, height=height, fps=fps)
+        device = source.removeprefix("v4l2:")
+        return RecoveringCamera(lambda: V4l2Camera(device, width=width, height=height, fps=fps))
     from edge_pose.camera.file import open_file_camera
 
     return open_file_camera(source.removeprefix("file:"), realtime=realtime, loop=loop, fps=fps)

@@ -59,7 +59,10 @@ class PiCamera(Camera):
             raise CameraError(f"cannot start {self.description}: {exc}") from exc
 
     def read(self) -> Frame | None:
-        request = self._camera.capture_request()
+        try:
+            request = self._camera.capture_request()
+        except Exception as exc:  # libcamera reports device trouble with assorted types
+            raise CameraError(f"{self.description}: capture failed: {exc}") from exc
         started_ns = time.perf_counter_ns()
         try:
             image = request.make_array("main")

@@ -298,7 +298,11 @@ class Daemon:
             "v": 1,
             "version": __version__,
             "device": cfg.device.id,
-            "camera": {"source": cfg.camera.source, "description": grabber.camera.description},
+            "camera": {
+                "source": cfg.camera.source,
+                "description": grabber.camera.description,
+                "restarts": getattr(grabber.camera, "restarts", 0),
+            },
             "model": {"name": parts.model_name, "input_size": parts.model.input_size},
             "backend": {
                 "kind": parts.backend.kind,

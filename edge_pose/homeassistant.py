@@ -1,0 +1,312 @@
+"""Home Assistant MQTT discovery: the whole device in one retained message.
+
+Home Assistant's device-based discovery reads ``<discovery_prefix>/device/<object id>/config``:
+a JSON object with ``device``, ``origin``, shared options (availability, QoS) and ``components``,
+one entry per entity, each naming its ``platform``. This module builds that message from the
+topics edge-pose already publishes, so no extra state messages are needed:
+
+====================  ============================================  ===========================
+entity                platform / class                              state from
+====================  ============================================  ===========================
+Person                binary_sensor, occupancy                      ``<base>/pose`` ``person``
+Pose                  sensor, enum (options = the classifier's      ``<base>/pose`` ``label``
+                      labels + ``none`` + ``unknown``)
+Repetitions           sensor, state_class total_increasing          ``<base>/event`` type rep
+Pose event            event (event_types: :data:`EVENT_TYPES`)      ``<base>/event``
+FPS, Inference time,  sensor, entity_category diagnostic            ``<base>/stats``
+Backend
+====================  ============================================  ===========================
+
+Every entity's availability is ``<base>/availability`` (``online``/``offline``), so Home
+Assistant shows the device unavailable when it stops or its last will fires. Keypoints are never
+an entity state (Home Assistant drops states over 255 characters, and 30 state writes a second
+would flood its recorder); every state here is a short label or a number.
+
+Home Assistant announces itself on ``<discovery_prefix>/status`` (its birth message,
+``online``) after it starts; :meth:`Discovery.on_status` then publishes the config again after a
+random delay of up to :data:`RESEND_DELAY_MAX_S`, so a fleet does not answer all at once.
+
+Keys are written in full (``device``, ``components``, ``platform``...), not abbreviated: the
+message is small and sent rarely, and full names are easier to read and check.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from edge_pose import __version__
+from edge_pose.classify.events import NO_PERSON, UNKNOWN
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "homeassistant"
+ONLINE = "online"
+OFFLINE = "offline"
+RESEND_DELAY_MAX_S = 5.0
+# Home Assistant rejects entity states longer than this.
+MAX_STATE_LENGTH = 255
+# Every `type` of a <base>/event message (commands add `error` for rejected commands).
+EVENT_TYPES = ("pose_change", "rep", "person_enter", "person_leave", "error")
+
+# What `publish(topic, payload, qos, retain)` must accept: MqttPublisher.publish_raw.
+Publish = Callable[[str, str, int, bool], object]
+
+_TOPIC_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def discovery_topic(device_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``<prefix>/device/<device_id>/config``: where the retained config lives."""
+    if not _TOPIC_ID.fullmatch(device_id):
+        raise ValueError(f"device id {device_id!r}: Home Assistant needs [A-Za-z0-9_-]+")
+    return f"{prefix}/device/{device_id}/config"
+
+
+def status_topic(prefix: str = DEFAULT_PREFIX) -> str:
+    """Where Home Assistant publishes its birth (``online``) and last will (``offline``)."""
+    return f"{prefix}/status"
+
+
+def slug(text: str) -> str:
+    """An entity id part: lower case, ``[a-z0-9_]``, no leading, trailing or double ``_``."""
+    return re.sub(r"_+", "_", re.sub(r"[^a-z0-9]", "_", text.lower())).strip("_") or "edge_pose"
+
+
+def state_options(labels: Iterable[str]) -> list[str]:
+    """The enum options of the Pose sensor: the classifier's labels, then ``none`` and
+    ``unknown`` (the tracker reports those itself), without duplicates or unusable labels."""
+    options: list[str] = []
+    for label in [*labels, NO_PERSON, UNKNOWN]:
+        if not label or len(label) > MAX_STATE_LENGTH:
+            log.warning("Home Assistant: pose label %.40r... cannot be a state; left out", label)
+            continue
+        if label not in options:
+            options.append(label)
+    return options
+
+
+def discovery_config(
+    device_id: str,
+    base_topic: str,
+    *,
+    labels: Sequence[str] | None,
+    exercise: str | None = None,
+    name: str | None = None,
+    version: str = __version__,
+) -> dict[str, Any]:
+    """The device discovery message (a dict; :func:`discovery_message` gives topic and JSON).
+
+    ``labels``: the running classifier's labels (``RuleClassifier.labels``, or a trained one's);
+    ``None`` when no classifier runs, which leaves out the entities that need one (person, pose,
+    repetitions, events). ``exercise``: the repetition counter's name (``classifier.rep_name``)
+    or ``None`` when reps are not counted. ``name``: the device name shown (default the id).
+    """
+    base = base_topic
+    ident = slug(device_id)
+    uid = f"edge_pose_{device_id}"
+    pose_t, event_t, stats_t = f"{base}/pose", f"{base}/event", f"{base}/stats"
+
+    def entity(platform: str, key: str, entity_name: str, **options: Any) -> dict[str, Any]:
+        return {
+            "platform": platform,
+            "name": entity_name,
+            "unique_id": f"{uid}_{key}",
+            "default_entity_id": f"{platform}.{ident}_{key}",
+            **options,
+        }
+
+    components: dict[str, dict[str, Any]] = {}
+    if labels is not None:
+        components["person"] = entity(
+            "binary_sensor", "person", "Person",
+            device_class="occupancy",
+            state_topic=pose_t,
+            value_template="{{ 'ON' if value_json.person else 'OFF' }}",
+        )  # fmt: skip
+        components["pose"] = entity(
+            "sensor", "pose", "Pose",
+            device_class="enum",
+            options=state_options(labels),
+            state_topic=pose_t,
+            value_template="{{ value_json.label }}",
+            json_attributes_topic=pose_t,
+            json_attributes_template=(
+                "{{ {'confidence': value_json.confidence, 'since': value_json.since} | to_json }}"
+            ),
+            icon="mdi:human",
+        )  # fmt: skip
+        if exercise:
+            # Other events render "" and Home Assistant ignores an empty numeric state, so the
+            # count stays until the next rep; a reset_reps shows as a new count from 1.
+            components["reps"] = entity(
+                "sensor", "repetitions", "Repetitions",
+                state_class="total_increasing",
+                state_topic=event_t,
+                value_template="{% if value_json.type == 'rep' %}{{ value_json.count }}{% endif %}",
+                icon="mdi:counter",
+            )  # fmt: skip
+        components["event"] = entity(
+            "event", "pose_event", "Pose event",
+            event_types=list(EVENT_TYPES),
+            state_topic=event_t,
+            # Home Assistant wants `event_type`; the other fields become the event's attributes.
+            value_template="{{ dict(value_json, event_type=value_json.type) | to_json }}",
+        )  # fmt: skip
+    components["fps"] = entity(
+        "sensor", "fps", "FPS",
+        entity_category="diagnostic",
+        state_class="measurement",
+        unit_of_measurement="fps",
+        suggested_display_precision=1,
+        state_topic=stats_t,
+        value_template=(
+            "{{ value_json.fps.processed if value_json.fps is mapping else value_json.fps }}"
+        ),
+        icon="mdi:speedometer",
+    )  # fmt: skip
+    components["inference"] = entity(
+        "sensor", "inference_time", "Inference time",
+        entity_category="diagnostic",
+        device_class="duration",
+        state_class="measurement",
+        unit_of_measurement="ms",
+        suggested_display_precision=1,
+        state_topic=stats_t,
+        value_template="{{ value_json.inference_ms.p50 }}",
+        json_attributes_topic=stats_t,
+        json_attributes_template="{{ value_json.inference_ms | to_json }}",
+    )  # fmt: skip
+    components["backend"] = entity(
+        "sensor", "backend", "Backend",
+        entity_category="diagnostic",
+        state_topic=stats_t,
+        value_template=(
+            "{{ value_json.backend.kind if value_json.backend is mapping "
+            "else value_json.backend }}"
+        ),
+        json_attributes_topic=stats_t,
+        json_attributes_template=(
+            "{{ (value_json.backend if value_json.backend is mapping else {}) | to_json }}"
+        ),
+        icon="mdi:chip",
+    )  # fmt: skip
+    return {
+        "device": {
+            "identifiers": [uid],
+            "name": name or device_id,
+            "manufacturer": "edge-pose",
+            "model": "Pose estimation (MoveNet)",
+            "sw_version": version,
+        },
+        "origin": {"name": "edge-pose", "sw_version": version},
+        "availability": [
+            {
+                "topic": f"{base}/availability",
+                "payload_available": ONLINE,
+                "payload_not_available": OFFLINE,
+            }
+        ],
+        "qos": 1,
+        "components": components,
+    }
+
+
+def discovery_message(
+    device_id: str,
+    base_topic: str,
+    *,
+    labels: Sequence[str] | None,
+    exercise: str | None = None,
+    prefix: str = DEFAULT_PREFIX,
+    name: str | None = None,
+) -> tuple[str, str]:
+    """``(topic, JSON payload)`` of the retained discovery message."""
+    config = discovery_config(device_id, base_topic, labels=labels, exercise=exercise, name=name)
+    return discovery_topic(device_id, prefix), json.dumps(config, separators=(",", ":"))
+
+
+class Discovery:
+    """Publishes the discovery message and answers Home Assistant's birth message.
+
+    ``publish(topic, payload, qos, retain)`` sends one message (``MqttPublisher.publish_raw``).
+    Wiring, once the classifier is known::
+
+        discovery = Discovery(publisher.publish_raw, device_id, publisher.base_topic,
+                              labels=classifier.labels, exercise="squat", prefix="homeassistant")
+        publisher.subscribe_raw(discovery.status_topic, discovery.on_status)
+        discovery.publish()           # retained; paho queues it until connected
+        ...
+        discovery.close()             # at stop: cancel a pending resend
+
+    ``on_status`` runs in paho's thread; the resend runs in a timer thread (paho's ``publish``
+    is thread-safe) and never blocks the pipeline.
+    """
+
+    def __init__(
+        self,
+        publish: Publish,
+        device_id: str,
+        base_topic: str,
+        *,
+        labels: Sequence[str] | None,
+        exercise: str | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        name: str | None = None,
+        max_delay: float = RESEND_DELAY_MAX_S,
+    ) -> None:
+        self._publish = publish
+        self.topic, self.payload = discovery_message(
+            device_id, base_topic, labels=labels, exercise=exercise, prefix=prefix, name=name
+        )
+        self.status_topic = status_topic(prefix)
+        self.max_delay = max_delay
+        self.sent = 0  # discovery messages handed to the client
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def publish(self) -> bool:
+        """Send the config (QoS 1, retained). Returns whether the client took it."""
+        accepted = bool(self._publish(self.topic, self.payload, 1, True))
+        if accepted:
+            self.sent += 1
+        return accepted
+
+    def on_status(self, payload: bytes) -> None:
+        """Home Assistant's status message: on ``online``, resend after a random delay."""
+        if payload.strip() != ONLINE.encode():
+            return
+        delay = random.uniform(0, self.max_delay)
+        with self._lock:
+            if self._closed:
+                return
+            if self._timer is not None:  # several births in a row: one resend is enough
+                self._timer.cancel()
+            self._timer = threading.Timer(delay, self._resend)
+            self._timer.daemon = True
+            self._timer.start()
+        log.info("Home Assistant is online: discovery again in %.1f s", delay)
+
+    def remove(self) -> bool:
+        """Delete the device from Home Assistant: an empty retained config."""
+        return bool(self._publish(self.topic, "", 1, True))
+
+    def close(self) -> None:
+        """Cancel a pending resend (at stop or before replacing this object)."""
+        with self._lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _resend(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._closed:
+                return
+        self.publish()
