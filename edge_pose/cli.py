@@ -253,10 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=cmd_bench)
 
     from edge_pose.classify.commands import add_classifier_parser
+    from edge_pose.doctor import add_doctor_parser
     from edge_pose.service.status import add_status_parser
 
     add_classifier_parser(sub)
     add_status_parser(sub)
+    add_doctor_parser(sub)
     return parser
 
 

@@ -130,6 +130,24 @@ class ModelConfig(BaseModel):
     min_pose_score: Fraction = 0.25
     dir: str = ""
     crop: bool = True
+    runtime: Literal["auto", "ai-edge-litert", "tflite-runtime", "tensorflow"] = "auto"
+    delegate_library: str = "libedgetpu.so.1"
+    sysfs_root: str = "/sys"
+    on_delegate_failure: Literal["fallback", "exit"] = "fallback"
+
+    @field_validator("delegate_library")
+    @classmethod
+    def _check_library(cls, value: str) -> str:
+        if not value or ("/" in value and not value.startswith("/")):
+            raise _bad("must be a library name (libedgetpu.so.1) or an absolute path")
+        return value
+
+    @field_validator("sysfs_root")
+    @classmethod
+    def _check_sysfs(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise _bad("must be an absolute path (normally /sys)")
+        return value
 
     @field_validator("name")
     @classmethod

@@ -1,4 +1,17 @@
-"""Choosing where the model runs (CPU with XNNPACK, or a Coral Edge TPU) and loading it there."""
+"""Choosing where the model runs (CPU with XNNPACK, or a Coral Edge TPU) and loading it there.
+
+- ``cpu``: the CPU build of the configured model. An ``_edgetpu`` build is refused with a
+  message naming its CPU twin: without the delegate it cannot run at all.
+- ``edgetpu``: the Edge TPU build (the catalog's twin of a CPU model), with the libedgetpu
+  delegate. Anything that stops it fails before the pipeline starts, with the checklist of
+  :func:`edge_pose.inference.edgetpu.diagnose` (library, device, permission, versions).
+- ``auto``: the Edge TPU when one is present and its delegate and model load, else the CPU; the
+  reason is logged once and kept in ``Backend.reason`` (status file, ``bench``). With no device
+  present nothing is loaded or probed, so CPU-only users pay nothing for it.
+
+An Edge TPU that fails while running raises :class:`~edge_pose.inference.edgetpu.EdgeTpuLost`
+from ``infer``; :func:`fallback_after_loss` is what the daemon calls with it.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +21,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge_pose.config import Config, load_config
-from edge_pose.errors import EdgePoseError, ModelError
+from edge_pose.errors import ModelError
+from edge_pose.inference.edgetpu import (
+    DEFAULT_LIBRARY,
+    DelegateError,
+    EdgeTpuLost,
+    EdgeTpuUnavailable,
+    Finding,
+    Settings,
+    diagnose,
+    find_devices,
+    is_edgetpu_model,
+    load_delegate,
+    probe,
+)
 from edge_pose.inference.models import catalog, default_model_dir, resolve_model
 from edge_pose.inference.movenet import MoveNet
-from edge_pose.inference.runtime import resolve_runtime
+from edge_pose.inference.runtime import Runtime, resolve_runtime
+from edge_pose.pose import Region
 
 log = logging.getLogger(__name__)
 
-EDGETPU_LIBRARY = "libedgetpu.so.1"
+EDGETPU_LIBRARY = DEFAULT_LIBRARY
+_logged: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -29,52 +59,201 @@ class Backend:
     reason: str
 
 
+class EdgeTpuMoveNet(MoveNet):
+    """MoveNet with the Edge TPU delegate: a failing ``invoke`` (device unplugged or reset)
+    becomes :class:`EdgeTpuLost`, one exception type the daemon can act on."""
+
+    device = ""
+
+    def infer(self, image: np.ndarray, region: Region) -> np.ndarray:
+        try:
+            return super().infer(image, region)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise EdgeTpuLost(self.device or "(any)", exc) from exc
+
+
 def load_estimator(model_cfg: Any) -> tuple[MoveNet, Backend, str]:
     """Load the configured model on the configured backend; returns the model, backend and name.
 
-    ``auto`` runs on the CPU: Edge TPU detection is not part of this build, so an Edge TPU must
-    be asked for with ``backend = "edgetpu"``.
+    ``model_cfg`` is ``config.ModelConfig``; ``delegate_library``, ``sysfs_root`` and
+    ``on_delegate_failure`` are read with their defaults when the config has no such keys.
     """
-    runtime = str(resolve_runtime())
+    runtime = resolve_runtime(model_cfg.runtime)
     model_dir = default_model_dir(model_cfg.dir)
-    name = model_cfg.name
+    settings = Settings.from_config(model_cfg)
+    if model_cfg.backend == "cpu":
+        return _load_cpu(model_cfg, model_cfg.name, model_dir, runtime, "configured")
     if model_cfg.backend == "edgetpu":
-        info = catalog().get(name)
-        if info is not None and info.backend == "cpu" and info.twin:
-            name = info.twin
-        path, info = resolve_model(name, model_dir)
-        delegate = _edgetpu_delegate(model_cfg.device)
-        model = MoveNet(path, threads=model_cfg.threads, delegates=[delegate])
-        device = model_cfg.device or "first found"
-        return (
-            model,
-            Backend("edgetpu", f"{EDGETPU_LIBRARY} ({device})", runtime, "configured"),
-            name,
-        )
+        return _load_edgetpu(model_cfg, settings, model_dir, runtime, "configured")
+    return _load_auto(model_cfg, settings, model_dir, runtime)
+
+
+def fallback_after_loss(model_cfg: Any, lost: EdgeTpuLost) -> tuple[MoveNet, Backend, str]:
+    """What the daemon does when the Edge TPU fails mid-run, per ``model.on_delegate_failure``.
+
+    ``"exit"`` re-raises ``lost`` (exit code 1: systemd restarts the service, and ``auto`` then
+    picks whatever works). ``"fallback"`` (default) loads the CPU build and returns it with a
+    ``Backend.reason`` that says what happened, so status shows it until the next restart.
+    """
+    settings = Settings.from_config(model_cfg)
+    if settings.on_failure == "exit":
+        log.error('%s; exiting (model.on_delegate_failure = "exit")', lost)
+        raise lost
+    model_dir = default_model_dir(model_cfg.dir)
+    name, _ = model_build("cpu", model_cfg.name, model_dir)
+    reason = f"fallback: {lost}; on the CPU until restarted"
+    log.error(
+        '%s; continuing on the CPU with %s (model.on_delegate_failure = "fallback")', lost, name
+    )
+    return _load_cpu(model_cfg, name, model_dir, resolve_runtime(model_cfg.runtime), reason)
+
+
+# --------------------------------------------------------------------------- the backends
+
+
+def _load_cpu(
+    model_cfg: Any, name: str, model_dir: Path, runtime: Runtime, reason: str
+) -> tuple[MoveNet, Backend, str]:
     path, info = resolve_model(name, model_dir)
     if info is not None and info.backend == "edgetpu":
         raise ModelError(
             f'model {name!r} is compiled for the Coral Edge TPU: set model.backend = "edgetpu" '
-            f"or use its CPU build {info.twin!r}"
+            f'(or "auto") or use its CPU build {info.twin!r}'
         )
-    # More threads than cores only makes XNNPACK's workers wait for each other.
-    threads = min(model_cfg.threads, os.cpu_count() or model_cfg.threads)
-    model = MoveNet(path, threads=threads, cpu_twin=info.twin if info else None)
-    reason = "configured" if model_cfg.backend == "cpu" else "auto: CPU (Edge TPU not requested)"
-    return model, Backend("cpu", f"XNNPACK, {threads} threads", runtime, reason), name
+    threads = _threads(model_cfg)
+    model = MoveNet(path, threads=threads, cpu_twin=info.twin if info else None,
+                    runtime=runtime.name)
+    return model, Backend("cpu", f"XNNPACK, {threads} threads", str(runtime), reason), name
 
 
-def _edgetpu_delegate(device: str) -> Any:
-    """The libedgetpu delegate for ``device`` (usb, usb:N, pci, pci:N or "" for the first)."""
-    options = {"device": device} if device else {}
+def _load_edgetpu(
+    model_cfg: Any, settings: Settings, model_dir: Path, runtime: Runtime, reason: str
+) -> tuple[MoveNet, Backend, str]:
+    """The Edge TPU build on the Edge TPU, or EdgeTpuUnavailable listing what was checked.
+
+    ``reason`` "" means auto: the reason then names the device found."""
+    diagnosis = diagnose(settings, runtime)
+    findings = list(diagnosis.findings)
     try:
-        return resolve_runtime().module.load_delegate(EDGETPU_LIBRARY, options)
-    except (ValueError, OSError, AttributeError) as exc:
-        raise EdgePoseError(
-            f"cannot load the Edge TPU delegate {EDGETPU_LIBRARY} for device "
-            f"{device or 'any'}: {exc}; install libedgetpu1-std, plug the Coral in, and check "
-            'the user is in the plugdev group (or set model.backend = "cpu")'
-        ) from exc
+        name, path = model_build("edgetpu", model_cfg.name, model_dir)
+    except ModelError as exc:
+        findings.append(Finding("model", False, str(exc)))
+        raise EdgeTpuUnavailable(findings) from None
+    findings.append(Finding("model", True, f"{name} ({path})"))
+    if not diagnosis.usable or diagnosis.chosen is None:
+        raise EdgeTpuUnavailable(findings)
+    device = diagnosis.chosen.name
+    if diagnosis.pairing.status != "known":
+        failure = probe(diagnosis.library.path, device, path, runtime=runtime.name)
+        if failure is not None:
+            findings.append(Finding("delegate", False, failure, diagnosis.pairing.fix))
+            raise EdgeTpuUnavailable(findings)
+    try:
+        delegate = load_delegate(runtime, diagnosis.library, device)
+        model = EdgeTpuMoveNet(path, threads=_threads(model_cfg), delegates=[delegate],
+                               runtime=runtime.name)
+    except (DelegateError, ModelError) as exc:
+        findings.append(Finding("delegate", False, str(exc), diagnosis.pairing.fix))
+        raise EdgeTpuUnavailable(findings) from exc
+    model.device = device
+    lib, ids = diagnosis.library, diagnosis.chosen.ids
+    # "16.0tf2.17.1-1.bookworm", else the "RuntimeVersion(14)" of edgetpu_version()
+    version = lib.package_version or lib.runtime_version.rpartition(", ")[2]
+    delegate_text = f"{lib.name}{f' {version}' if version else ''} ({device} {ids})"
+    reason = reason or f"auto: Edge TPU {device} ({ids}) found"
+    return model, Backend("edgetpu", delegate_text, str(runtime), reason), name
+
+
+def _load_auto(
+    model_cfg: Any, settings: Settings, model_dir: Path, runtime: Runtime
+) -> tuple[MoveNet, Backend, str]:
+    devices = find_devices(settings.sysfs_root)
+    if not devices:
+        return _cpu_for_auto(model_cfg, model_dir, runtime, "auto: no Edge TPU found")
+    try:
+        model, backend, name = _load_edgetpu(model_cfg, settings, model_dir, runtime, "")
+    except EdgeTpuUnavailable as exc:
+        reason = f"auto: Edge TPU present but not usable ({exc.failure})"
+        _log_once(logging.WARNING, f"{reason}; running on the CPU (`edge-pose doctor` says more)")
+        return _cpu_for_auto(model_cfg, model_dir, runtime, reason, logged=True)
+    _log_once(logging.DEBUG, backend.reason)  # the daemon's "model ... on" line says it
+    return model, backend, name
+
+
+def _cpu_for_auto(
+    model_cfg: Any, model_dir: Path, runtime: Runtime, reason: str, *, logged: bool = False
+) -> tuple[MoveNet, Backend, str]:
+    try:
+        name, _ = model_build("cpu", model_cfg.name, model_dir)
+    except ModelError as exc:
+        raise ModelError(f"{reason}, and the CPU build is not available: {exc}") from exc
+    if not logged:
+        _log_once(logging.DEBUG, f"{reason}: running on the CPU")
+    return _load_cpu(model_cfg, name, model_dir, runtime, reason)
+
+
+# --------------------------------------------------------------------------- which file
+
+
+def model_build(kind: str, name: str, model_dir: Path) -> tuple[str, Path]:
+    """The configured model built for ``kind`` (cpu | edgetpu): its name and file.
+
+    A catalog name maps through the catalog's twin; a path to a catalog file finds its twin
+    beside it; any other file is sorted by whether it holds the Edge TPU custom op, its twin
+    being ``NAME_edgetpu.tflite`` beside it (edgetpu_compiler's naming). Raises ModelError
+    saying what to fetch or compile.
+    """
+    models = catalog()
+    if name in models:
+        info = models[name]
+        target = name if info.backend == kind else info.twin
+        if not target:
+            raise ModelError(f"model {name!r} has no {kind} build in the catalog")
+        path, _ = resolve_model(target, model_dir)
+        return target, path
+    path, info = resolve_model(name, model_dir)
+    if info is not None:
+        if info.backend == kind:
+            return name, path
+        twin = models[info.twin] if info.twin else None
+        if twin is None:
+            raise ModelError(f"{path} ({info.name}) has no {kind} build in the catalog")
+        twin_path = path.with_name(twin.file)
+        if not twin_path.is_file():
+            raise ModelError(
+                f"{path} is the {info.backend} build of {info.name}; its {kind} build "
+                f"{twin.file} is not beside it: put it there, or set model.name = "
+                f"{info.name!r} and run `edge-pose models fetch {twin.name}`"
+            )
+        return str(twin_path), twin_path
+    compiled = is_edgetpu_model(path)
+    if compiled == (kind == "edgetpu"):
+        return name, path
+    stem = path.stem
+    twin_path = path.with_name(
+        f"{stem.removesuffix('_edgetpu')}.tflite" if compiled else f"{stem}_edgetpu.tflite"
+    )
+    if twin_path.is_file():
+        return str(twin_path), twin_path
+    what = "compiled for the Edge TPU" if compiled else "not compiled for the Edge TPU"
+    fix = (
+        "use its CPU build" if compiled else "compile it with edgetpu_compiler"
+    ) + f" ({twin_path.name} beside it), or use a catalog model"
+    raise ModelError(f"model file {path} is {what}: {fix}")
+
+
+def _threads(model_cfg: Any) -> int:
+    # More threads than cores only makes XNNPACK's workers wait for each other.
+    return min(model_cfg.threads, os.cpu_count() or model_cfg.threads)
+
+
+def _log_once(level: int, message: str) -> None:
+    """The backend choice is logged once per process, not on every SIGHUP reload. Only a Coral
+    that is present but unusable is a warning; the daemon's INFO line "model ... on cpu: ...
+    (reason)" already carries the reason, and estimate/bench print the backend themselves."""
+    if message not in _logged:
+        _logged.add(message)
+        log.log(level, "%s", message)
 
 
 def load_configured_model(

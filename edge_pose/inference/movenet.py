@@ -33,10 +33,11 @@ class MoveNet:
         threads: int = 4,
         delegates: list[Any] | None = None,
         cpu_twin: str | None = None,
+        runtime: str = "auto",
     ) -> None:
         self.path = model_path
         self.threads = threads
-        self.interpreter = _load(model_path, threads, delegates, cpu_twin)
+        self.interpreter = _load(model_path, threads, delegates, cpu_twin, runtime)
         (inp,) = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
         shape = tuple(int(d) for d in inp["shape"])
@@ -113,10 +114,16 @@ def _dims(shape: Any) -> list[int]:
     return [int(d) for d in shape]
 
 
-def _load(model_path: Path, threads: int, delegates: list[Any] | None, cpu_twin: str | None) -> Any:
+def _load(
+    model_path: Path,
+    threads: int,
+    delegates: list[Any] | None,
+    cpu_twin: str | None,
+    runtime: str,
+) -> Any:
     """Create the interpreter, turning the runtime's errors into ones a user can act on."""
     try:
-        return make_interpreter(str(model_path), threads, delegates)
+        return make_interpreter(str(model_path), threads, delegates, runtime)
     except ValueError as exc:
         raise ModelError(
             f"cannot load model {model_path}: not a valid TFLite file (truncated download? "

@@ -19,12 +19,12 @@ from typing import Any
 
 from edge_pose.errors import EdgePoseError
 
-# (import path of the interpreter module, distribution that carries it)
-_CANDIDATES = (
-    ("ai_edge_litert.interpreter", "ai-edge-litert"),
-    ("tflite_runtime.interpreter", "tflite-runtime"),
-    ("tensorflow.lite", "tensorflow"),
-)
+# Distribution name -> the module holding its Interpreter, in the order "auto" tries them.
+RUNTIMES = {
+    "ai-edge-litert": "ai_edge_litert.interpreter",
+    "tflite-runtime": "tflite_runtime.interpreter",
+    "tensorflow": "tensorflow.lite",
+}
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,13 @@ class Runtime:
 
 
 @functools.cache
-def resolve_runtime() -> Runtime:
-    """The first available TFLite runtime; a clear error naming the install command."""
-    for module_name, dist in _CANDIDATES:
+def resolve_runtime(preferred: str = "auto") -> Runtime:
+    """The runtime ``model.runtime`` asks for: "auto" is the first that imports (LiteRT, then
+    tflite-runtime, then TensorFlow); a named one must be installed. Clear error otherwise."""
+    names = list(RUNTIMES) if preferred == "auto" else [preferred]
+    for dist in names:
         try:
-            module = importlib.import_module(module_name)
+            module = importlib.import_module(RUNTIMES[dist])
         except ImportError:
             continue
         try:
@@ -52,6 +54,11 @@ def resolve_runtime() -> Runtime:
         except importlib.metadata.PackageNotFoundError:
             version = "unknown"
         return Runtime(module, dist, version)
+    if preferred != "auto":
+        raise EdgePoseError(
+            f"model.runtime = {preferred!r} is not installed: run `pip install {preferred}` in "
+            'edge-pose\'s venv, or set model.runtime = "auto"'
+        )
     raise EdgePoseError(
         "no TFLite runtime found: run `pip install ai-edge-litert` in edge-pose's venv "
         "(or `pip install tflite-runtime` for the Coral pairing on Bookworm)"
@@ -76,11 +83,13 @@ def quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def make_interpreter(model_path: str, threads: int, delegates: list[Any] | None = None) -> Any:
+def make_interpreter(
+    model_path: str, threads: int, delegates: list[Any] | None = None, runtime: str = "auto"
+) -> Any:
     """A TFLite interpreter (XNNPACK on the CPU) with tensors allocated, created quietly."""
-    runtime = resolve_runtime()
+    interpreter_module = resolve_runtime(runtime).module
     with quiet_stderr():
-        interpreter = runtime.module.Interpreter(
+        interpreter = interpreter_module.Interpreter(
             model_path=model_path, num_threads=threads, experimental_delegates=delegates
         )
         interpreter.allocate_tensors()

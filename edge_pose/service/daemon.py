@@ -10,6 +10,7 @@ when their settings did not change.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -25,7 +26,8 @@ from edge_pose.camera.base import open_camera
 from edge_pose.camera.grabber import FrameGrabber
 from edge_pose.config import Config, load_config, read_password, resolve_status_dir
 from edge_pose.errors import ConfigError
-from edge_pose.inference.backend import Backend, load_estimator
+from edge_pose.inference.backend import Backend, fallback_after_loss, load_estimator
+from edge_pose.inference.edgetpu import EdgeTpuLost
 from edge_pose.inference.movenet import MoveNet
 from edge_pose.pipeline import Pipeline, Temporal
 from edge_pose.service.commands import RemoteControl
@@ -153,7 +155,15 @@ class Daemon:
             parts = self.build(self.cfg, None)
             while True:
                 self.restart.clear()
-                self.run_session(parts, max_frames)
+                try:
+                    self.run_session(parts, max_frames)
+                except EdgeTpuLost as lost:
+                    # The Coral went away mid-run: continue on the CPU (or re-raise for "exit").
+                    self.last_error = str(lost)
+                    model, backend, name = fallback_after_loss(parts.cfg.model, lost)
+                    parts = dataclasses.replace(parts, model=model, backend=backend,
+                                                model_name=name)
+                    continue
                 if not self.restart.is_set() or self.stop.is_set():
                     break
                 parts = self.build(self.cfg, parts)
