@@ -255,9 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     from edge_pose.classify.commands import add_classifier_parser
     from edge_pose.doctor import add_doctor_parser
     from edge_pose.service.status import add_status_parser
+    from edge_pose.watch import add_watch_parser
 
     add_classifier_parser(sub)
     add_status_parser(sub)
+    add_watch_parser(sub)
     add_doctor_parser(sub)
     return parser
 

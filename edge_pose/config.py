@@ -192,6 +192,10 @@ class MqttConfig(BaseModel):
     keypoints_max_rate: Annotated[float, Field(ge=0)] = 30.0
     stats_interval: Annotated[float, Field(ge=5)] = 60.0
     client_id: str = ""
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    compact_keypoints: bool = False
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
 
     @field_validator("host")
     @classmethod
@@ -200,7 +204,7 @@ class MqttConfig(BaseModel):
             raise _bad("must be a host name or IP address (not empty, no spaces)")
         return value
 
-    @field_validator("topic_prefix")
+    @field_validator("topic_prefix", "discovery_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
         """Wildcards, empty levels or a '$' start would make topics unsubscribable or reserved."""

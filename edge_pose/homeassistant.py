@@ -117,6 +117,7 @@ def discovery_config(
             "name": entity_name,
             "unique_id": f"{uid}_{key}",
             "default_entity_id": f"{platform}.{ident}_{key}",
+            "qos": 1,  # per entity: Home Assistant does not pass a device-level qos on
             **options,
         }
 
@@ -211,7 +212,6 @@ def discovery_config(
                 "payload_not_available": OFFLINE,
             }
         ],
-        "qos": 1,
         "components": components,
     }
 
@@ -310,3 +310,25 @@ class Discovery:
             if self._closed:
                 return
         self.publish()
+
+
+def start_discovery(publisher: Any, cfg: Any, classifier: Any) -> Discovery | None:
+    """Announce a running pipeline to Home Assistant as the config says; None when
+    ``mqtt.discovery`` is off or there is no broker. ``publisher``: an MqttPublisher (with
+    ``publish_raw``, ``subscribe_raw``, ``base_topic``); ``cfg``: the Config; ``classifier``:
+    the running classifier (``Temporal.classifier``) or None. Call ``close()`` on the result
+    when the pipeline stops."""
+    if publisher is None or not cfg.mqtt.discovery:
+        return None
+    counting = classifier is not None and bool(cfg.classifier.rep_up)
+    discovery = Discovery(
+        publisher.publish_raw,
+        cfg.device.id,
+        publisher.base_topic,
+        labels=None if classifier is None else list(classifier.labels),
+        exercise=cfg.classifier.rep_name if counting else None,
+        prefix=cfg.mqtt.discovery_prefix,
+    )
+    publisher.subscribe_raw(discovery.status_topic, discovery.on_status)
+    discovery.publish()  # retained; queued by paho until the connection is up
+    return discovery

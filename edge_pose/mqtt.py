@@ -103,7 +103,7 @@ class MqttPublisher:
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            protocol=mqtt.MQTTv311,
+            protocol=mqtt.MQTTv5 if getattr(settings, "protocol", "") == "5" else mqtt.MQTTv311,
         )
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
@@ -160,8 +160,12 @@ class MqttPublisher:
     def subscribe(self, suffix: str, handler: Callable[[bytes], None]) -> None:
         """Call ``handler(payload)`` for each message on ``<base>/<suffix>`` (in paho's thread,
         so it should only hand the payload on); renewed on every reconnect."""
-        topic = f"{self.base_topic}/{suffix}"
-        self._subscriptions.append(topic)
+        self.subscribe_raw(f"{self.base_topic}/{suffix}", handler)
+
+    def subscribe_raw(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """``subscribe`` for a topic outside ``<base>`` (Home Assistant's status)."""
+        if topic not in self._subscriptions:
+            self._subscriptions.append(topic)
         self._client.message_callback_add(topic, lambda _c, _u, message: handler(message.payload))
         if self.connected:
             self._client.subscribe(topic, qos=1)
@@ -203,10 +207,16 @@ class MqttPublisher:
         QoS 1/2 messages published while disconnected wait in paho's bounded queue and go out
         after the reconnect; QoS 0 ones are dropped. Returns whether the message was accepted.
         """
+        return self.publish_raw(f"{self.base_topic}/{suffix}", payload, qos, retain)
+
+    def publish_raw(
+        self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False
+    ) -> bool:
+        """``publish`` to a topic outside ``<base>`` (Home Assistant discovery)."""
         if self._stopped or (qos == 0 and not self.connected):
             self.dropped += 1
             return False
-        rc = self._client.publish(f"{self.base_topic}/{suffix}", payload, qos, retain).rc
+        rc = self._client.publish(topic, payload, qos, retain).rc
         if rc == _OK or (qos > 0 and rc == _NO_CONN):  # NO_CONN + QoS > 0: queued for later
             return True
         self.dropped += 1

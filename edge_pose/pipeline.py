@@ -19,6 +19,7 @@ from edge_pose.classify.base import Classifier
 from edge_pose.classify.events import PoseTracker
 from edge_pose.inference.crop import full_frame, next_region
 from edge_pose.inference.movenet import MoveNet
+from edge_pose.payload_compact import compact_keypoints_payload
 from edge_pose.pose import PAYLOAD_VERSION, Pose, Region, keypoints_payload, pose_score
 from edge_pose.smoothing import KeypointSmoother, RegionFilter
 from edge_pose.stats import PipelineStats
@@ -89,6 +90,7 @@ class Pipeline:
         temporal: Temporal | None = None,
         sink: Sink | None = None,
         printer: TextIO | None = None,
+        compact_keypoints: bool = False,
     ) -> None:
         self.model = model
         self.device_id = device_id
@@ -97,6 +99,9 @@ class Pipeline:
         self.temporal = temporal or Temporal()
         self.sink = sink
         self.printer = printer
+        self.format_keypoints = (
+            compact_keypoints_payload if compact_keypoints else keypoints_payload
+        )
         self.stats = PipelineStats()
         self.last_pose: Pose | None = None
         self.events = 0
@@ -196,7 +201,7 @@ class Pipeline:
         if not (to_sink or self.printer):
             return
         latency_ms = (time.monotonic_ns() - pose.capture_ns) / 1e6
-        payload = keypoints_payload(pose, self.device_id, latency_ms)
+        payload = self.format_keypoints(pose, self.device_id, latency_ms)
         if to_sink and sink.publish_keypoints(payload.encode(), now):
             self.stats.published += 1
         if self.printer:

@@ -26,6 +26,7 @@ from edge_pose.camera.base import open_camera
 from edge_pose.camera.grabber import FrameGrabber
 from edge_pose.config import Config, load_config, read_password, resolve_status_dir
 from edge_pose.errors import ConfigError
+from edge_pose.homeassistant import start_discovery
 from edge_pose.inference.backend import Backend, fallback_after_loss, load_estimator
 from edge_pose.inference.edgetpu import EdgeTpuLost
 from edge_pose.inference.movenet import MoveNet
@@ -200,6 +201,7 @@ class Daemon:
             temporal=Temporal.from_config(cfg),
             sink=parts.publisher,
             printer=self.printer,
+            compact_keypoints=cfg.mqtt.compact_keypoints,
         )
         grabber = FrameGrabber(camera)
         supervisor = Supervisor(
@@ -210,6 +212,7 @@ class Daemon:
         if parts.publisher is not None:
             remote = RemoteControl(parts.publisher, pipeline, cfg.device.id,
                                    cfg.mqtt.stats_interval)
+        discovery = start_discovery(parts.publisher, cfg, pipeline.temporal.classifier)
 
         def tick() -> None:
             if self.reload_requested:
@@ -224,6 +227,8 @@ class Daemon:
         try:
             pipeline.run(grabber, halt, max_frames, on_tick=tick)
         finally:
+            if discovery is not None:
+                discovery.close()
             grabber.stop(STOP_WAIT_SECONDS)
             self.snapshot(parts, pipeline, grabber)  # final numbers for the "stopped" document
             elapsed = time.monotonic() - started

@@ -1,0 +1,40 @@
+"""JSON Schemas (draft 2020-12) of every MQTT payload, shipped with the package.
+
+``load_schema("pose")`` returns the parsed schema of ``<base>/pose``; :data:`TOPIC_SCHEMAS` maps
+each topic suffix to its schema name. docs/mqtt.md shows the same files, and the tests validate
+real payloads of a real run against them. The schemas are closed (``additionalProperties:
+false``) so that an undocumented field fails the tests; consumers should still ignore fields
+they do not know, as new ones may come within payload version 1.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+# Topic suffix under <prefix>/<device id> -> schema name. `keypoints` is `keypoints-compact`
+# when the payload says "format": "compact".
+TOPIC_SCHEMAS = {
+    "availability": "availability",
+    "keypoints": "keypoints",
+    "pose": "pose",
+    "event": "event",
+    "stats": "stats",
+    "state": "state",
+    "set": "command",
+}
+NAMES = (*dict.fromkeys(TOPIC_SCHEMAS.values()), "keypoints-compact", "ha-discovery")
+
+
+@cache
+def _text(name: str) -> str:
+    if name not in NAMES:
+        raise KeyError(f"no schema {name!r} (known: {', '.join(NAMES)})")
+    return (resources.files(__name__) / f"{name}.schema.json").read_text(encoding="utf-8")
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """The schema ``name`` (see :data:`NAMES`), parsed; a fresh copy on every call."""
+    return json.loads(_text(name))
