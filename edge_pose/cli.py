@@ -272,8 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except EdgePoseError as exc:
+        from edge_pose.service.logs import stderr_is_journal
+
+        prefix = "<3>" if stderr_is_journal() else ""  # journald: priority "err"
         for line in str(exc).splitlines():
-            print(f"edge-pose: error: {line}", file=sys.stderr)
+            print(f"{prefix}edge-pose: error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return EX_FAILURE
