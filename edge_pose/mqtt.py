@@ -314,16 +314,20 @@ class MqttPublisher:
         self.last_error = message
 
     def _describe(self, exc: BaseException | None) -> str:
-        where = self.broker
-        if isinstance(exc, ConnectionRefusedError):
-            return f"connection refused by {where}"
-        if isinstance(exc, socket.gaierror):
-            return f"cannot resolve host {self.settings.host!r} ({exc.strerror})"
-        if isinstance(exc, TimeoutError):
-            return f"timed out connecting to {where}"
-        if isinstance(exc, ssl.SSLError):
-            why = getattr(exc, "verify_message", None) or exc.reason or exc
-            return f"TLS handshake with {where} failed: {why}"
-        if isinstance(exc, OSError):
-            return f"cannot connect to {where}: {exc.strerror or exc}"
-        return f"cannot connect to {where}"
+        return describe_connect_error(exc, self.settings.host, self.broker)
+
+
+def describe_connect_error(exc: BaseException | None, host: str, where: str) -> str:
+    """Why a connection to the broker ``where`` (host:port) failed, in words a user can act on."""
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused by {where}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host {host!r} ({exc.strerror})"
+    if isinstance(exc, TimeoutError):
+        return f"timed out connecting to {where}"
+    if isinstance(exc, ssl.SSLError):
+        why = getattr(exc, "verify_message", None) or exc.reason or exc
+        return f"TLS handshake with {where} failed: {why}"
+    if isinstance(exc, OSError):
+        return f"cannot connect to {where}: {exc.strerror or exc}"
+    return f"cannot connect to {where}"

@@ -23,8 +23,6 @@ import os
 import queue
 import re
 import shutil
-import socket
-import ssl
 import sys
 import threading
 import time
@@ -37,6 +35,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_pose.errors import EX_OK, ConfigError, EdgePoseError
+from edge_pose.mqtt import describe_connect_error
 
 SUFFIXES = ("availability", "pose", "event", "stats", "state", "keypoints")
 QOS = {"keypoints": 0, "stats": 0}  # the rest: 1, as published
@@ -372,19 +371,10 @@ class Connection:
         self.inbox.put((message.topic, message.payload))
 
     def _describe(self, exc: BaseException) -> str:
-        where = f"the broker at {self.broker}"
+        why = describe_connect_error(exc, self.settings.host, self.broker)
         if isinstance(exc, ConnectionRefusedError):
-            return f"cannot connect to {where}: connection refused (is it running? --host/--port)"
-        if isinstance(exc, socket.gaierror):
-            return f"cannot resolve host {self.settings.host!r} ({exc.strerror})"
-        if isinstance(exc, TimeoutError | socket.timeout):
-            return f"cannot connect to {where}: timed out"
-        if isinstance(exc, ssl.SSLError):
-            why = getattr(exc, "verify_message", None) or exc.reason or exc
-            return f"TLS handshake with {where} failed: {why}"
-        if isinstance(exc, OSError):
-            return f"cannot connect to {where}: {exc.strerror or exc}"
-        return f"cannot connect to {where}: {exc}"
+            why += " (is the broker running? check --host/--port)"
+        return why
 
 
 # --------------------------------------------------------------------------- command

@@ -262,8 +262,8 @@ def test_broker_unreachable_is_one_line_and_exit_1() -> None:
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert lines == [
-        f"edge-pose: error: cannot connect to the broker at 127.0.0.1:{port}: connection refused "
-        "(is it running? --host/--port)"
+        f"edge-pose: error: connection refused by 127.0.0.1:{port} "
+        "(is the broker running? check --host/--port)"
     ]
 
 
