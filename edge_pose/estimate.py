@@ -96,7 +96,8 @@ def estimate_images(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 failed += 1
-            result["annotated"] = str(target)
+            else:
+                result["annotated"] = str(target)
         results.append(result)
         if not args.json:
             _print_text(result)

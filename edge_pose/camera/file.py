@@ -28,6 +28,8 @@ IMAGE_SEQUENCE_FPS = 30.0
 
 def load_image(path: Path) -> np.ndarray:
     """Decode an image file as RGB uint8 HxWx3 (grey, 16-bit and RGBA images are converted)."""
+    if path.is_dir():
+        raise CameraError(f"{path} is a folder: give the image files in it (e.g. {path}/*.jpg)")
     if not path.is_file():
         raise CameraError(f"image not found: {path}")
     if not os.access(path, os.R_OK):
