@@ -253,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=cmd_bench)
 
     from edge_pose.classify.commands import add_classifier_parser
+    from edge_pose.config_edit import add_config_parser
     from edge_pose.doctor import add_doctor_parser
     from edge_pose.service.status import add_status_parser
     from edge_pose.watch import add_watch_parser
@@ -261,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_status_parser(sub)
     add_watch_parser(sub)
     add_doctor_parser(sub)
+    add_config_parser(sub)
     return parser
 
 

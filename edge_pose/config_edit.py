@@ -1,0 +1,556 @@
+"""`edge-pose config set KEY=VALUE ...` and `edge-pose config show`: edit and print the config.
+
+``set`` validates the would-be configuration with :func:`~edge_pose.config.load_config` *before*
+anything is written (an invalid value -> the usual one-line-per-problem error, exit 78, the file
+untouched), then rewrites the file atomically (temp file in the same directory, fsync,
+``os.replace``, mode and owner kept). Comments and layout are kept: only the value of the
+``key = value`` line inside the right ``[section]`` changes (a trailing comment stays); a missing
+key is added at the end of its section, a missing section at the end of the file.
+
+The editor is line based, which is enough for edge-pose's flat ``[section]`` + ``key = scalar``
+config and needs no TOML-writing dependency. A key written in a form it cannot edit safely (a
+multi-line value, a dotted or quoted key, an inline table) is refused with its line number; after
+editing, the new text is parsed again and must give exactly the intended data, else nothing is
+written.
+
+``cli.py`` wires this in with :func:`add_config_parser`; :func:`main` runs it standalone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import re
+import signal
+import stat
+import sys
+import tempfile
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from edge_pose.errors import EX_CONFIG, EX_FAILURE, EX_OK, EX_USAGE, ConfigError, EdgePoseError
+
+CONFIG_NAME = "edge-pose.toml"
+# The documented default file: the repository's copy in a source checkout, else the installed one
+# (setup.cfg data_files), found like the model manifest.
+SOURCE_DEFAULTS = Path(__file__).resolve().parents[1] / "config" / CONFIG_NAME
+INSTALLED_DEFAULTS = Path(sys.prefix) / "share" / "edge-pose" / "config" / CONFIG_NAME
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_HEADER = re.compile(r"\s*\[\s*([A-Za-z0-9_-]+)\s*\]\s*(#.*)?")
+_KEY_LINE = re.compile(r"(\s*)([A-Za-z0-9_-]+)(\s*=\s*)(.*)")
+_SECRET = re.compile(r"pass(word)?|secret|token|credential", re.IGNORECASE)
+
+
+class EditError(EdgePoseError):
+    """The file cannot be edited safely as asked; nothing was written."""
+
+    exit_code = EX_CONFIG
+
+
+# --------------------------------------------------------------------------- values
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """``section.key=value`` -> (``section.key``, raw value text). ValueError on bad syntax."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"{text!r}: expected KEY=VALUE, e.g. mqtt.host=broker.lan")
+    return key, value.strip()
+
+
+def parse_value(text: str) -> Any:
+    """A TOML scalar (number, true/false, quoted string) when ``text`` is one, else the text."""
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except (tomllib.TOMLDecodeError, KeyError):
+        return text
+    if isinstance(value, bool | int | float | str):
+        return value
+    return text  # an array, table or date: not a config value, keep the text as a string
+
+
+def convert_value(dotted: str, text: str) -> Any:
+    """The value of ``text`` for key ``dotted``: parsed as a TOML scalar, then converted to the
+    key's type where that is unambiguous (an unquoted ``5`` for a string key is ``"5"``, an int
+    for a float key is a float). Anything else is left for validation to reject."""
+    value = parse_value(text)
+    kind = _field_type(dotted)
+    if kind is None:
+        return value
+    if kind is str and not isinstance(value, str):
+        return text  # written unquoted: the text as typed (1.10 stays "1.10")
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _field_type(dotted: str) -> type | None:
+    """str/int/float/bool for a known key (a Literal of strings counts as str), else None."""
+    from edge_pose.config import SECTIONS
+
+    section, _, key = dotted.partition(".")
+    model = SECTIONS.get(section)
+    info = model.model_fields.get(key) if model is not None else None
+    if info is None:
+        return None
+    annotation = info.annotation
+    if get_origin(annotation) is Literal:
+        args = get_args(annotation)
+        return str if all(isinstance(a, str) for a in args) else None
+    return annotation if annotation in (str, int, float, bool) else None
+
+
+def format_value(value: Any) -> str:
+    """A scalar as TOML text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        # JSON's escapes are a subset of TOML's; DEL must be escaped in TOML, JSON leaves it.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007F")
+    raise TypeError(f"not a TOML scalar: {value!r}")
+
+
+# --------------------------------------------------------------------------- the line editor
+
+
+@dataclass
+class _Layout:
+    """Where things are in the file: ``keys[(section, key)]`` = line index of a simple
+    ``key = value`` line; ``ends[section]`` = index after which a new key goes;
+    ``unsafe[(section, key)]`` / ``sealed[section]`` = 1-based line of a form we do not edit."""
+
+    keys: dict[tuple[str, str], int] = field(default_factory=dict)
+    ends: dict[str, int] = field(default_factory=dict)
+    unsafe: dict[tuple[str, str], int] = field(default_factory=dict)
+    sealed: dict[str, int] = field(default_factory=dict)
+
+
+def _split_value(rest: str) -> tuple[str, str] | None:
+    """``value  # comment`` -> (value, ``  # comment``), or None when ``rest`` is not one
+    complete scalar followed by an optional comment (a '#' inside a string is not a comment)."""
+    cuts = [i for i, c in enumerate(rest) if c == "#"] + [len(rest)]
+    for cut in cuts:
+        value = rest[:cut].rstrip()
+        if not value:
+            continue
+        try:
+            parsed = tomllib.loads(f"v = {value}")
+        except tomllib.TOMLDecodeError:
+            continue
+        if set(parsed) == {"v"} and isinstance(parsed["v"], bool | int | float | str):
+            return value, rest[len(value) :]
+        return None
+    return None
+
+
+def _scan(lines: list[str]) -> _Layout:
+    layout = _Layout()
+    section: str | None = None
+    for i, raw in enumerate(lines):
+        line = raw.rstrip("\r\n")
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        header = _HEADER.fullmatch(line)
+        if header:
+            section = header[1]
+            layout.ends[section] = i
+            continue
+        match = _KEY_LINE.fullmatch(line)
+        if match and section is not None and _split_value(match[4]) is not None:
+            layout.keys[(section, match[2])] = i
+            layout.ends[section] = i
+            continue
+        # Anything else: a dotted/quoted key, an inline table or array, a multi-line value, an
+        # odd header. Alone on its line it only makes the keys it defines uneditable; if it does
+        # not parse alone it spans lines, and then no line after it can be trusted.
+        try:
+            defined = tomllib.loads(line)
+        except tomllib.TOMLDecodeError:
+            raise EditError(
+                f"line {i + 1}: {stripped[:60]!r} spans several lines or is not a simple "
+                "`key = value`: this file cannot be edited safely, edit it by hand"
+            ) from None
+        if stripped.startswith("["):
+            raise EditError(
+                f"line {i + 1}: {stripped[:60]!r}: only plain [section] headers can be edited "
+                "safely, edit this file by hand"
+            )
+        if section is None:
+            for name, table in defined.items():
+                layout.sealed.setdefault(name, i + 1)
+                if isinstance(table, dict):
+                    for key in table:
+                        layout.unsafe.setdefault((name, key), i + 1)
+        else:
+            for key in defined:
+                layout.unsafe.setdefault((section, key), i + 1)
+            layout.ends[section] = i
+    return layout
+
+
+def edit_text(text: str, changes: dict[str, Any]) -> str:
+    """``text`` with each ``section.key`` in ``changes`` set to its value (see the module doc).
+    Raises EditError when a key cannot be edited safely."""
+    lines = text.splitlines(keepends=True)
+    layout = _scan(lines)
+    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    replaced: dict[int, str] = {}
+    added: dict[int, list[str]] = {}  # insert after line index
+    new_sections: dict[str, list[str]] = {}
+    for dotted, value in changes.items():
+        section, _, key = dotted.partition(".")
+        where = layout.unsafe.get((section, key)) or layout.sealed.get(section)
+        if where is not None:
+            raise EditError(
+                f"{dotted}: line {where} sets it (or its section) as a dotted or quoted key or "
+                "an inline table, which cannot be edited safely: edit it by hand"
+            )
+        entry = f"{key} = {format_value(value)}"
+        index = layout.keys.get((section, key))
+        if index is not None:
+            line = lines[index]
+            body = line.rstrip("\r\n")
+            ending = line[len(body) :]
+            match = _KEY_LINE.fullmatch(body)
+            assert match is not None
+            split = _split_value(match[4])
+            assert split is not None
+            replaced[index] = (
+                f"{match[1]}{match[2]}{match[3]}{format_value(value)}{split[1]}{ending}"
+            )
+        elif section in layout.ends:
+            added.setdefault(layout.ends[section], []).append(entry)
+        else:
+            new_sections.setdefault(section, []).append(entry)
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        line = replaced.get(i, line)
+        if i in added and not line.endswith(("\n", "\r")):
+            line += newline
+        out.append(line)
+        out.extend(entry + newline for entry in added.get(i, []))
+    if new_sections:
+        if out and not out[-1].endswith(("\n", "\r")):
+            out[-1] += newline
+        for section, entries in new_sections.items():
+            if out and out[-1].strip():
+                out.append(newline)
+            out.append(f"[{section}]{newline}")
+            out.extend(entry + newline for entry in entries)
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def defaults_file() -> Path:
+    """The documented default config (every key, commented) to start a new file from."""
+    for path in (SOURCE_DEFAULTS, INSTALLED_DEFAULTS):
+        if path.is_file():
+            return path
+    raise EdgePoseError(
+        f"the default config file is missing (looked for {SOURCE_DEFAULTS} and "
+        f"{INSTALLED_DEFAULTS}): reinstall edge-pose"
+    )
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically: a temp file in the same directory, fsync,
+    ``os.replace``, directory fsync. An existing file's mode and owner are kept (a symlink is
+    followed, so the link stays); a new file gets 0666 minus the umask."""
+    path = Path(os.path.realpath(path))
+    try:
+        old = path.stat()
+    except FileNotFoundError:
+        old = None
+        path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if old is not None:
+            os.fchmod(fd, stat.S_IMODE(old.st_mode))
+            if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                try:
+                    os.fchown(fd, old.st_uid, old.st_gid)
+                except PermissionError:
+                    raise EdgePoseError(
+                        f"{path}: cannot keep its owner ({old.st_uid}:{old.st_gid}) when "
+                        "rewriting it: run as root (sudo)"
+                    ) from None
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as f:
+            fd = -1
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = ""
+    finally:
+        if fd != -1:
+            os.close(fd)
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        from edge_pose.config import load_config
+
+        load_config(path)  # reports it as the loader does: one ConfigError line
+        raise
+
+
+# --------------------------------------------------------------------------- set
+
+
+def set_values(path: Path, assignments: Sequence[str]) -> tuple[Path, bool, Any]:
+    """Apply ``assignments`` (``section.key=value``) to ``path`` (created from the documented
+    defaults when missing). Returns (path, whether it was created, the new Config).
+    Raises ConfigError (invalid; nothing written), EditError, ValueError (bad syntax)."""
+    from edge_pose.config import load_config
+
+    changes: dict[str, Any] = {}
+    for item in assignments:
+        dotted, text = parse_assignment(item)
+        if _SECRET.search(dotted.rpartition(".")[2]) and not dotted.endswith(
+            ("password_file", "_file")
+        ):
+            raise ConfigError(
+                [
+                    f"{dotted}: secrets never go in the config: put the password in a file "
+                    "(chmod 600) and set mqtt.password_file, or use a systemd credential"
+                ]
+            )
+        changes[dotted] = convert_value(dotted, text)
+    created = not path.exists()
+    source = defaults_file() if created else path
+    text = _read_text(source)
+    cfg = load_config(source, changes)  # the would-be config, validated before any write
+    new_text = edit_text(text, changes)
+    expected = tomllib.loads(text)
+    for dotted, value in changes.items():
+        section, _, key = dotted.partition(".")
+        expected.setdefault(section, {})[key] = value
+    try:
+        got = tomllib.loads(new_text)
+    except tomllib.TOMLDecodeError as exc:
+        got = {"error": str(exc)}
+    if got != expected:  # a bug in the editor: never write a file that says something else
+        raise EditError(f"{path}: the edited file would not read back as intended; not written")
+    if created or new_text != text:
+        write_atomic(path, new_text.encode("utf-8"))
+    return path, created, cfg
+
+
+def reload_daemon(cfg: Any) -> tuple[int, str]:
+    """Send SIGHUP to the running daemon; (exit code, what was done)."""
+    from edge_pose.config import status_dir_candidates
+    from edge_pose.service.status import pid_alive, read_status, systemd_state
+
+    pid, how = 0, ""
+    state = systemd_state()
+    if state and state.get("main_pid"):
+        pid, how = int(state["main_pid"]), "systemd's MainPID"
+    else:
+        doc, status_path = read_status(status_dir_candidates(cfg))
+        if doc and doc.get("state") != "stopped" and pid_alive(doc.get("pid")):
+            pid, how = int(doc["pid"]), str(status_path)
+    if not pid:
+        return EX_OK, "edge-pose is not running: the new config is used when it starts"
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        return EX_OK, f"edge-pose (pid {pid}) is gone: the new config is used when it starts"
+    except PermissionError:
+        return EX_FAILURE, (
+            f"cannot signal edge-pose (pid {pid}, from {how}): permission denied; run "
+            f"`sudo systemctl reload edge-pose` (or `sudo kill -HUP {pid}`)"
+        )
+    return EX_OK, (
+        f"sent SIGHUP to edge-pose (pid {pid}, from {how}): it re-reads the config "
+        "(an invalid one is logged and the running one kept; see `edge-pose status`)"
+    )
+
+
+def _unquoted(assignments: Sequence[str]) -> set[str]:
+    """Keys whose value was not a quoted string on the command line."""
+    keys = set()
+    for item in assignments:
+        with contextlib.suppress(ValueError):
+            key, text = parse_assignment(item)
+            if not text.startswith(("'", '"')):
+                keys.add(key)
+    return keys
+
+
+def set_command(args: argparse.Namespace) -> int:
+    """`edge-pose config set [--config FILE] [--reload] KEY=VALUE...`"""
+    from edge_pose.config import DEFAULT_CONFIG_PATH, config_path
+
+    path = config_path(args.config) or DEFAULT_CONFIG_PATH
+    try:
+        path, created, cfg = set_values(path, args.assignments)
+    except ValueError as exc:
+        print(f"edge-pose: error: config set: {exc}", file=sys.stderr)
+        return EX_USAGE
+    except ConfigError as exc:
+        for line in exc.problems:
+            if any(line.startswith(f"{key} = ") for key in _unquoted(args.assignments)):
+                line = line.replace(" (remove the quotes)", "")  # the user wrote no quotes
+            print(f"edge-pose: error: {line}", file=sys.stderr)
+        print(f"edge-pose: nothing written to {path}", file=sys.stderr)
+        return exc.exit_code
+    except EdgePoseError as exc:
+        print(f"edge-pose: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(f"edge-pose: error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EX_FAILURE
+    keys = ", ".join(parse_assignment(a)[0] for a in args.assignments)
+    print(f"{'created' if created else 'updated'} {path}: {keys}")
+    if not args.reload:
+        return EX_OK
+    code, message = reload_daemon(cfg)
+    print(message, file=sys.stdout if code == EX_OK else sys.stderr)
+    return code
+
+
+# --------------------------------------------------------------------------- show
+
+
+def _changed(raw: dict[str, Any]) -> set[str]:
+    """Keys the file sets to something other than the built-in default."""
+    from edge_pose.config import SECTIONS
+
+    changed: set[str] = set()
+    for section, model in SECTIONS.items():
+        table = raw.get(section)
+        if not isinstance(table, dict):
+            continue
+        for key, info in model.model_fields.items():
+            if key in table and table[key] != info.default:
+                changed.add(f"{section}.{key}")
+    return changed
+
+
+def show_command(args: argparse.Namespace) -> int:
+    """`edge-pose config show [--config FILE] [--json] [--defaults]`"""
+    from edge_pose.config import Config, config_path, load_config, to_toml_dict
+
+    try:
+        if args.defaults:
+            path, cfg, changed = None, Config(), set()
+        else:
+            path = config_path(args.config)
+            cfg = load_config(path)
+            changed = _changed(tomllib.loads(_read_text(path))) if path is not None else set()
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"edge-pose: error: {line}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # Config() with an unusable host name
+        print(f"edge-pose: error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    data = to_toml_dict(cfg)
+    if args.json:
+        doc = {"path": str(path) if path else None, "changed": sorted(changed), "config": data}
+        print(json.dumps(doc, indent=2))
+        return EX_OK
+    from edge_pose.config import SECTIONS
+
+    origin = str(path) if path else "no file: built-in defaults"
+    out = [f"# edge-pose effective configuration ({origin})"]
+    if changed:
+        out.append("# keys marked `# changed` differ from the built-in defaults")
+    for section, values in data.items():
+        out += ["", f"[{section}]"]
+        for key, value in values.items():
+            line = f"{key} = {format_value(value)}"
+            if f"{section}.{key}" in changed:
+                default = SECTIONS[section].model_fields[key].default
+                line += f"  # changed (default {format_value(default)})"
+            out.append(line)
+    print("\n".join(out))
+    return EX_OK
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_config_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `config show` / `config set` to ``subparsers`` (from ``add_subparsers``); each leaf
+    sets ``handler`` (args -> exit code)."""
+    parser = subparsers.add_parser(
+        "config",
+        help="show or change the configuration",
+        description="Show the effective configuration or change keys in the config file.",
+    )
+    sub = parser.add_subparsers(dest="config_command", metavar="{show,set}", required=True)
+    show = sub.add_parser(
+        "show",
+        help="print the effective configuration",
+        description="Print the effective configuration as TOML (keys that differ from the "
+        "built-in defaults marked) or JSON.",
+    )
+    show.add_argument(
+        "--config", type=Path, help="config file (default /etc/edge-pose/config.toml)"
+    )
+    show.add_argument("--json", action="store_true", help="print JSON instead of TOML")
+    show.add_argument("--defaults", action="store_true", help="print the built-in defaults instead")
+    show.set_defaults(handler=show_command)
+    setp = sub.add_parser(
+        "set",
+        help="change keys in the config file (validated first, comments kept)",
+        description="Set section.key=value in the config file. The result is validated before "
+        "it is written (invalid: exit 78, file unchanged); the file is replaced atomically and "
+        "its comments are kept. A missing file is created from the documented defaults.",
+    )
+    setp.add_argument(
+        "--config", type=Path, help="config file (default /etc/edge-pose/config.toml)"
+    )
+    setp.add_argument("--reload", action="store_true", help="then tell the running daemon (SIGHUP)")
+    setp.add_argument(
+        "assignments", nargs="+", metavar="KEY=VALUE", help="e.g. mqtt.host=broker.lan"
+    )
+    setp.set_defaults(handler=set_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry point: ``main(["show"])`` / ``main(["set", "mqtt.port=1884"])``."""
+    parser = argparse.ArgumentParser(prog="edge-pose")
+    add_config_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["config", *(argv if argv is not None else sys.argv[1:])])
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
