@@ -13,12 +13,13 @@ export EDGE_POSE_MODEL_MIRROR EDGE_POSE_MODEL_DIR
 VIDEO ?= $(if $(wildcard $(SHARED)/data/tfjs/pose_squats.mp4),$(SHARED)/data/tfjs/pose_squats.mp4)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv models broker test-deps demo test lint bench clean
+.PHONY: help venv models broker test-deps demo test lint bench deb clean
 
 help:
 	@echo "make demo [VIDEO=path.mp4]  run edge-pose on a video against a local Mosquitto and show the keypoints"
 	@echo "make test                   run the linters and the test suite (real model, real broker)"
 	@echo "make bench [VIDEO=...]      measure throughput, latency and memory"
+	@echo "make deb                    build dist/edge-pose_<version>_all.deb (docs/packaging.md)"
 
 venv: $(BIN)/edge-pose
 
@@ -33,7 +34,8 @@ models: venv
 
 # Debian packages installed when their command is missing: command:package pairs.
 BROKER_PKGS := mosquitto:mosquitto
-TEST_PKGS := $(BROKER_PKGS) shellcheck:shellcheck systemd-analyze:systemd
+TEST_PKGS := $(BROKER_PKGS) shellcheck:shellcheck systemd-analyze:systemd lintian:lintian \
+	dpkg-deb:dpkg
 define apt_missing
 	@missing=""; for pair in $(1); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 		command -v $$cmd >/dev/null || test -x /usr/sbin/$$cmd || missing="$$missing $$pkg"; done; \
@@ -59,5 +61,8 @@ test: venv models test-deps lint
 bench: venv models
 	$(BIN)/edge-pose bench --model movenet_lightning_int8 --threads 2 --camera $(or $(VIDEO),$(error set VIDEO=path/to/video.mp4))
 
+deb: venv
+	PYTHON=$(BIN)/python deploy/build-deb.sh --out dist
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
