@@ -46,6 +46,8 @@ def draw_pose(image: np.ndarray, pose: Pose, *, show_region: bool = True) -> np.
             canvas, (round(r.x0), round(r.y0)), (round(r.x1), round(r.y1)), (80, 220, 80), 1
         )
     label = f"score {pose.score:.2f}" + ("" if pose.person else " (no person)")
+    if pose.label:
+        label += f"  {pose.label}"
     cv2.putText(
         canvas,
         label,
@@ -62,3 +64,37 @@ def draw_pose(image: np.ndarray, pose: Pose, *, show_region: bool = True) -> np.
 def save_rgb(path: str, image: np.ndarray) -> bool:
     """Write an RGB image with OpenCV (which expects BGR)."""
     return bool(cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)))
+
+
+class VideoRecorder:
+    """Writes each processed frame with its skeleton into a video (``run --annotate OUT``).
+
+    A debugging and demonstration aid, off by default: drawing and encoding cost far more than
+    the rest of the per-frame work.
+    """
+
+    def __init__(self, path: str, fps: float) -> None:
+        self.path = path
+        self.fps = fps
+        self.frames = 0
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, image: np.ndarray, pose: Pose) -> None:
+        canvas = cv2.cvtColor(draw_pose(image, pose), cv2.COLOR_RGB2BGR)
+        if self._writer is None:
+            height, width = canvas.shape[:2]
+            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.endswith(".mp4") else "MJPG"))
+            self._writer = cv2.VideoWriter(self.path, fourcc, self.fps, (width, height))
+            if not self._writer.isOpened():
+                from edge_pose.errors import EdgePoseError
+
+                raise EdgePoseError(
+                    f"cannot write the annotated video {self.path} (check the folder exists; "
+                    "use .mp4 or .avi)"
+                )
+        self._writer.write(canvas)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()

@@ -81,8 +81,14 @@ def _load(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_pose.service.daemon import run
 
-    run(_load(args), args.config, _overrides(args), printer=sys.stdout if args.print else None,
-        max_frames=args.max_frames)
+    run(
+        _load(args),
+        args.config,
+        _overrides(args),
+        printer=sys.stdout if args.print else None,
+        max_frames=args.max_frames,
+        annotate=args.annotate,
+    )
     return EX_OK
 
 
@@ -193,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--print", action="store_true", help="also write one JSON line per frame to stdout"
     )
     run.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
+    run.add_argument(
+        "--annotate",
+        type=Path,
+        metavar="OUT",
+        help="also write a video (.mp4 or .avi) with the skeleton drawn on each frame",
+    )
     run.set_defaults(handler=cmd_run)
 
     validate = sub.add_parser("validate", help="check a config file and the flags on top of it")
@@ -240,10 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=cmd_models)
 
     bench = sub.add_parser("bench", help="measure throughput, latency and memory")
-    bench.add_argument("--camera", metavar="VIDEO", action="append", required=True,
-                       help="a video file to measure on (repeat with --smoothing)")
-    bench.add_argument("--smoothing", action="store_true",
-                       help="measure keypoint jitter and lag, raw vs smoothed, instead")
+    bench.add_argument(
+        "--camera",
+        metavar="VIDEO",
+        action="append",
+        required=True,
+        help="a video file to measure on (repeat with --smoothing)",
+    )
+    bench.add_argument(
+        "--smoothing",
+        action="store_true",
+        help="measure keypoint jitter and lag, raw vs smoothed, instead",
+    )
     bench.add_argument("--frames", type=int, default=300, metavar="N")
     bench.add_argument("--model", metavar="NAME|PATH")
     bench.add_argument("--threads", type=int, metavar="N")

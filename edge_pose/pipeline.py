@@ -90,6 +90,7 @@ class Pipeline:
         temporal: Temporal | None = None,
         sink: Sink | None = None,
         printer: TextIO | None = None,
+        recorder: Any = None,
         compact_keypoints: bool = False,
     ) -> None:
         self.model = model
@@ -99,6 +100,7 @@ class Pipeline:
         self.temporal = temporal or Temporal()
         self.sink = sink
         self.printer = printer
+        self.recorder = recorder  # annotate.VideoRecorder for `run --annotate`, else None
         self.format_keypoints = (
             compact_keypoints_payload if compact_keypoints else keypoints_payload
         )
@@ -162,6 +164,8 @@ class Pipeline:
             latency_ms,
             person,
         )
+        if self.recorder is not None:
+            self.recorder.write(image, pose)
         return pose
 
     @property

@@ -216,3 +216,17 @@ def test_estimate_reports_bad_images_and_keeps_going(tmp_path: Path, data_dir: P
         (4000, 3000, False),
         (500, 610, True),
     ]
+
+
+def test_run_writes_an_annotated_video(tmp_path: Path, data_dir: Path) -> None:
+    import cv2
+
+    out = tmp_path / "annotated.mp4"
+    result = edge_pose("run", "--no-mqtt", "--no-realtime", "--camera",
+                       str(data_dir / "mmpose" / "street_walk.mp4"), "--annotate", str(out))
+    assert result.returncode == 0, result.stderr
+    video = cv2.VideoCapture(str(out))
+    assert video.get(cv2.CAP_PROP_FRAME_COUNT) == 5
+    ok, frame = video.read()
+    assert ok and frame.shape == (540, 960, 3)
+    assert "annotated video" in result.stderr

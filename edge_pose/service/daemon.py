@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from edge_pose import __version__
+from edge_pose.annotate import VideoRecorder
 from edge_pose.camera.base import open_camera
 from edge_pose.camera.grabber import FrameGrabber
 from edge_pose.config import Config, load_config, read_password, resolve_status_dir
@@ -67,11 +68,13 @@ class Daemon:
         config_path: Path | None,
         overrides: dict[str, Any],
         printer: TextIO | None = None,
+        annotate: Path | None = None,
     ) -> None:
         self.cfg = cfg
         self.config_path = config_path
         self.overrides = overrides
         self.printer = printer
+        self.annotate = annotate
         self.notifier = Notifier()
         self.stop = threading.Event()
         self.reload_requested = False
@@ -162,8 +165,9 @@ class Daemon:
                     # The Coral went away mid-run: continue on the CPU (or re-raise for "exit").
                     self.last_error = str(lost)
                     model, backend, name = fallback_after_loss(parts.cfg.model, lost)
-                    parts = dataclasses.replace(parts, model=model, backend=backend,
-                                                model_name=name)
+                    parts = dataclasses.replace(
+                        parts, model=model, backend=backend, model_name=name
+                    )
                     continue
                 if not self.restart.is_set() or self.stop.is_set():
                     break
@@ -201,6 +205,9 @@ class Daemon:
             temporal=Temporal.from_config(cfg),
             sink=parts.publisher,
             printer=self.printer,
+            recorder=None
+            if self.annotate is None
+            else VideoRecorder(str(self.annotate), camera.fps or cfg.camera.fps),
             compact_keypoints=cfg.mqtt.compact_keypoints,
         )
         grabber = FrameGrabber(camera)
@@ -210,8 +217,9 @@ class Daemon:
         halt = _AnyEvent(self.stop, self.restart)
         remote = None
         if parts.publisher is not None:
-            remote = RemoteControl(parts.publisher, pipeline, cfg.device.id,
-                                   cfg.mqtt.stats_interval)
+            remote = RemoteControl(
+                parts.publisher, pipeline, cfg.device.id, cfg.mqtt.stats_interval
+            )
         discovery = start_discovery(parts.publisher, cfg, pipeline.temporal.classifier)
 
         def tick() -> None:
@@ -230,6 +238,13 @@ class Daemon:
             if discovery is not None:
                 discovery.close()
             grabber.stop(STOP_WAIT_SECONDS)
+            if pipeline.recorder is not None:
+                pipeline.recorder.close()
+                log.info(
+                    "annotated video: %s (%d frames)",
+                    pipeline.recorder.path,
+                    pipeline.recorder.frames,
+                )
             self.snapshot(parts, pipeline, grabber)  # final numbers for the "stopped" document
             elapsed = time.monotonic() - started
             stats = pipeline.stats
@@ -369,8 +384,16 @@ def _percentiles(ring: Any, *qs: int) -> dict[str, float | None]:
     return {k: None if v is None else round(v, 2) for k, v in values.items()}
 
 
-MQTT_COUNTERS = ("connected", "last_publish", "sent", "dropped", "reconnects", "last_error",
-                 "since", "rate_limited")
+MQTT_COUNTERS = (
+    "connected",
+    "last_publish",
+    "sent",
+    "dropped",
+    "reconnects",
+    "last_error",
+    "since",
+    "rate_limited",
+)
 
 
 def _mqtt_status(cfg: Config, publisher: Any) -> dict[str, Any]:
@@ -398,6 +421,7 @@ def run(
     *,
     printer: TextIO | None = None,
     max_frames: int | None = None,
+    annotate: Path | None = None,
 ) -> None:
     """`edge-pose run` in the foreground."""
-    Daemon(cfg, config_path, overrides or {}, printer).run(max_frames)
+    Daemon(cfg, config_path, overrides or {}, printer, annotate).run(max_frames)
