@@ -1,0 +1,273 @@
+"""deploy/cloud-init/ and deploy/image/: what can be checked without a Pi or an image build.
+
+- user-data, network-config and meta-data parse as YAML, with the keys first boot relies on:
+  the `#cloud-config` header, host name, an SSH-key user, the MQTT password as the systemd
+  credential /etc/credstore/edge-pose.mqtt-password (mode 0600, root), the package install
+  from the boot partition, the service enabled; Wi-Fi in network-config (netplan v2);
+- every `edge-pose config set` key names a real key of edge_pose.config's models, no password
+  goes through `config set`, and the exact `config set` line applies to the shipped default
+  config (validated as the device would, exit 0);
+- the rpi-image-gen layer: its `# METABEGIN`/`# METAEND` header, YAML body, hook script; the
+  config naming the layer; the pi-gen stage: prerun.sh, EXPORT_IMAGE, packages, run script;
+- every file the layer/stage references exists in the repo or is what `make deb` produces;
+- shell scripts pass `bash -n` and shellcheck (skipped with the apt command when shellcheck is
+  missing, a failure under CI=true).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import IN_CI
+
+import edge_pose
+from edge_pose.config import SECTIONS
+
+try:
+    import yaml  # PyYAML: the `test` extra
+except ImportError:  # pragma: no cover - depends on the environment
+    if IN_CI:
+        raise
+    pytest.skip("PyYAML is not installed: pip install pyyaml", allow_module_level=True)
+
+REPO = Path(__file__).resolve().parents[1]
+CLOUD_INIT = REPO / "deploy" / "cloud-init"
+USER_DATA = CLOUD_INIT / "user-data"
+NETWORK_CONFIG = CLOUD_INIT / "network-config"
+META_DATA = CLOUD_INIT / "meta-data"
+IMAGE = REPO / "deploy" / "image"
+IG = IMAGE / "rpi-image-gen"
+LAYER = IG / "layer" / "edge-pose.yaml"
+IG_CONFIG = IG / "config" / "edge-pose.yaml"
+IG_HOOK = IG / "edge-pose-customize.sh"
+PIGEN = IMAGE / "pi-gen" / "stage-edge-pose"
+PIGEN_RUN = PIGEN / "00-edge-pose" / "01-run.sh"
+DOC = REPO / "docs" / "flashing.md"
+DEFAULT_CONFIG = REPO / "config" / "edge-pose.toml"
+CRED_FILE = "/etc/credstore/edge-pose.mqtt-password"
+UNIT = REPO / "deploy" / "edge-pose.service"
+DEB_NAME = f"edge-pose_{edge_pose.__version__}_all.deb"
+SHELL_SCRIPTS = [IG_HOOK, PIGEN / "prerun.sh", PIGEN_RUN]
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def command_words(entry: str | list[str]) -> list[str]:
+    """A runcmd entry as words: a list is exec'd as is, a string goes through sh."""
+    return [str(word) for word in entry] if isinstance(entry, list) else shlex.split(entry)
+
+
+def runcmd(data: dict[str, Any]) -> list[list[str]]:
+    return [command_words(entry) for entry in data["runcmd"]]
+
+
+def config_set_args() -> list[str]:
+    """The KEY=VALUE arguments of user-data's `edge-pose config set` (exactly one such line)."""
+    lines = [w for w in runcmd(load_yaml(USER_DATA)) if w[:3] == ["edge-pose", "config", "set"]]
+    assert len(lines) == 1, lines
+    return [word for word in lines[0][3:] if not word.startswith("--")]
+
+
+# --------------------------------------------------------------------------- cloud-init
+
+
+def test_user_data_is_cloud_config_with_first_boot_keys():
+    text = USER_DATA.read_text()
+    assert text.startswith("#cloud-config\n"), "cloud-init ignores user-data without this header"
+    data = load_yaml(USER_DATA)
+    assert isinstance(data, dict)
+    assert data["hostname"]
+    users = data["users"]
+    assert any(u.get("ssh_authorized_keys") for u in users if isinstance(u, dict))
+    assert all(u.get("name") != "edge-pose" for u in users if isinstance(u, dict)), (
+        "the service user comes from the package; a login must not take its name"
+    )
+    assert data["ssh_pwauth"] is False
+    assert data["package_update"] is True  # apt lists for the .deb's dependencies
+    assert "Trixie" in text and "Bookworm" in text and "firstrun.sh" in text
+
+
+def test_mqtt_password_is_a_root_only_systemd_credential():
+    entries = [e for e in load_yaml(USER_DATA)["write_files"] if e["path"] == CRED_FILE]
+    assert len(entries) == 1
+    entry = entries[0]
+    assert str(entry["permissions"]) == "0600"  # a string: YAML would read 0600 as octal 384
+    assert entry["owner"] == "root:root"
+    assert entry["content"].strip()
+    assert not entry.get("defer"), "the credential must exist before the service first starts"
+    # The unit loads exactly this file from the credential store.
+    assert "LoadCredential=mqtt-password:edge-pose.mqtt-password" in UNIT.read_text()
+    cmds = runcmd(load_yaml(USER_DATA))
+    assert ["chmod", "0700", "/etc/credstore"] in cmds
+    args = dict(arg.split("=", 1) for arg in config_set_args())
+    assert args["mqtt.password_file"] == "mqtt-password"  # the credential's name
+    assert args["mqtt.username"]
+
+
+def test_config_set_keys_exist_in_the_models():
+    args = config_set_args()
+    assert args
+    seen = set()
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        assert sep and value, arg
+        section, _, name = key.partition(".")
+        assert section in SECTIONS, f"{key}: no section {section!r} in edge_pose.config"
+        assert name in SECTIONS[section].model_fields, f"{key}: not a key of [{section}]"
+        assert "password" not in name or name == "password_file", "no secrets through config set"
+        seen.add(key)
+    required = {"device.id", "mqtt.host", "mqtt.port", "mqtt.tls", "mqtt.username"}
+    assert required <= seen, required - seen
+
+
+def test_config_set_line_applies_to_the_shipped_config(tmp_path):
+    """The exact arguments, run against a copy of the default config: valid, written, kept."""
+    conf = tmp_path / "config.toml"
+    conf.write_bytes(DEFAULT_CONFIG.read_bytes())
+    wrapper = "import sys; from edge_pose.config_edit import main; sys.exit(main(sys.argv[1:]))"
+    args = config_set_args()
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper, "set", "--config", str(conf), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = conf.read_text()
+    assert "tls = true" in text and "port = 8883" in text
+
+
+def test_user_data_installs_the_package_and_enables_the_service():
+    cmds = runcmd(load_yaml(USER_DATA))
+    flat = [" ".join(words) for words in cmds]
+    install = [i for i, line in enumerate(flat) if "apt-get install" in line]
+    config = [i for i, words in enumerate(cmds) if words[:3] == ["edge-pose", "config", "set"]]
+    assert install and config and install[0] < config[0], "install first: config set needs it"
+    assert "/boot/firmware/edge-pose_*_all.deb" in flat[install[0]]
+    assert "dpkg-query" in flat[install[0]], "skipped when the image already has the package"
+    assert ["systemctl", "enable", "edge-pose.service"] in cmds
+    restart = cmds.index(["systemctl", "restart", "edge-pose.service"])
+    assert restart > config[0]
+
+
+def test_network_config_has_wifi():
+    data = load_yaml(NETWORK_CONFIG)
+    network = data["network"]
+    assert network["version"] == 2
+    wlan = network["wifis"]["wlan0"]
+    assert wlan["dhcp4"] is True
+    assert re.fullmatch(r"[A-Z]{2}", wlan["regulatory-domain"])
+    ((ssid, ap),) = wlan["access-points"].items()
+    assert ssid and ap["password"]
+
+
+def test_meta_data_has_an_instance_id():
+    assert load_yaml(META_DATA)["instance-id"]
+
+
+# --------------------------------------------------------------------------- rpi-image-gen
+
+
+def layer_meta() -> dict[str, str]:
+    text = LAYER.read_text()
+    match = re.search(r"^# METABEGIN\n(.*?)^# METAEND\n", text, re.M | re.S)
+    assert match, "rpi-image-gen needs the # METABEGIN ... # METAEND header"
+    fields: dict[str, str] = {}
+    last = ""
+    for line in match.group(1).splitlines():
+        body = line[1:]
+        if body.startswith("  ") and last:  # continuation line
+            fields[last] += " " + body.strip()
+        elif m := re.fullmatch(r" (X-Env-[\w-]+):\s*(.*)", body):
+            last = m.group(1)
+            fields[last] = m.group(2)
+        else:
+            assert body.strip() == "", f"not a metadata line: {line!r}"
+            last = ""
+    return fields
+
+
+def test_layer_header_and_body():
+    meta = layer_meta()
+    assert meta["X-Env-Layer-Name"] == "edge-pose"
+    assert meta["X-Env-Layer-Category"] and meta["X-Env-Layer-Desc"]
+    assert meta["X-Env-Layer-Version"] == edge_pose.__version__
+    prefix = meta["X-Env-VarPrefix"]
+    for var in ("deb", "mosquitto", "seed"):
+        assert f"X-Env-Var-{var}-Desc" in meta
+        assert f"IGconf_{prefix}_{var}" in IG_HOOK.read_text()
+    body = load_yaml(LAYER)["mmdebstrap"]
+    assert {"python3-venv", "python3-picamera2", "cloud-init"} <= set(body["packages"])
+    hooks = " ".join(body["customize-hooks"])
+    assert IG_HOOK.name in hooks
+    config = load_yaml(IG_CONFIG)
+    assert config["layer"]["app"] == "edge-pose"
+    assert config[prefix]["mosquitto"] in ("y", "n")
+
+
+def test_files_the_layer_and_stage_reference_exist():
+    # The layer's hook (relative to the -S folder) and what the hook copies.
+    for words in (shlex.split(h) for h in load_yaml(LAYER)["mmdebstrap"]["customize-hooks"]):
+        scripts = [w for w in words if w.endswith(".sh")]
+        assert scripts and all((IG / s).is_file() for s in scripts), words
+    hook = IG_HOOK.read_text()
+    assert "examples=$here/../../cloud-init" in hook
+    assert (IG_HOOK.parent / "../../cloud-init").resolve() == CLOUD_INIT
+    # pi-gen: the sub-stage's files/ (links to deploy/cloud-init/) and its package list.
+    run = PIGEN_RUN.read_text()
+    for name in re.search(r"for name in ([\w -]+); do", run).group(1).split():
+        assert (PIGEN_RUN.parent / "files" / name).resolve() == (CLOUD_INIT / name).resolve()
+        assert (CLOUD_INIT / name).is_file()
+    assert (PIGEN / "prerun.sh").is_file() and (PIGEN / "EXPORT_IMAGE").is_file()
+    assert "cloud-init" in (PIGEN / "00-edge-pose" / "00-packages").read_text().split()
+    # The package both install is the one `make deb` builds: dist/edge-pose_<version>_all.deb.
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^deb:.*\n\t.*build-deb\.sh --out dist", makefile, re.M)
+    assert (REPO / "deploy" / "build-deb.sh").is_file()
+    for text in (hook, run, USER_DATA.read_text()):
+        assert "edge-pose_*_all.deb" in text
+    assert f"dist/{DEB_NAME}" in IG_CONFIG.read_text()
+    doc = DOC.read_text()
+    for path in (USER_DATA, NETWORK_CONFIG, META_DATA, LAYER, IG_CONFIG, PIGEN):
+        assert str(path.relative_to(REPO)) in doc, path
+
+
+# --------------------------------------------------------------------------- shell
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(IMAGE)))
+def test_shell_syntax(script):
+    assert script.stat().st_mode & 0o111, f"{script} must be executable"
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(IMAGE)))
+def test_shellcheck(script):
+    tool = shutil.which("shellcheck")
+    if not tool:
+        message = "shellcheck is not installed: sudo apt-get install shellcheck"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    result = subprocess.run(
+        [tool, "-x", str(script)], capture_output=True, text=True, cwd=script.parent
+    )
+    assert result.returncode == 0 and not result.stdout, result.stdout + result.stderr
+
+
+def test_export_image_is_valid_shell():
+    # pi-gen sources EXPORT_IMAGE; check it as shell too.
+    path = PIGEN / "EXPORT_IMAGE"
+    result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
