@@ -13,13 +13,14 @@ export EDGE_POSE_MODEL_MIRROR EDGE_POSE_MODEL_DIR
 VIDEO ?= $(if $(wildcard $(SHARED)/data/tfjs/pose_squats.mp4),$(SHARED)/data/tfjs/pose_squats.mp4)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv models broker test-deps demo test lint bench deb clean
+.PHONY: help venv models broker test-deps demo test lint bench deb deb-install-test clean
 
 help:
 	@echo "make demo [VIDEO=path.mp4]  run edge-pose on a video against a local Mosquitto and show the keypoints"
 	@echo "make test                   run the linters and the test suite (real model, real broker)"
 	@echo "make bench [VIDEO=...]      measure throughput, latency and memory"
 	@echo "make deb                    build dist/edge-pose_<version>_all.deb (docs/packaging.md)"
+	@echo "make deb-install-test       install the .deb into a fresh Debian root and check it (root)"
 
 venv: $(BIN)/edge-pose
 
@@ -63,6 +64,14 @@ bench: venv models
 
 deb: venv
 	PYTHON=$(BIN)/python deploy/build-deb.sh --out dist
+
+# The proven install (docs/install-test.md): debootstrap bookworm, apt install the .deb, checks,
+# upgrade, purge. Root, network (Debian mirror, PyPI), about 1-2 minutes. ARGS=--keep keeps the root.
+deb-install-test: venv
+	$(call apt_missing,debootstrap:debootstrap dpkg-deb:dpkg)
+	$(SUDO) env PYTHON=$(abspath $(BIN)/python) HOST_EDGE_POSE=$(abspath $(BIN)/edge-pose) \
+	    EDGE_POSE_TEST_DATA=$(abspath $(SHARED)/data) EDGE_POSE_TEST_MODELS=$(EDGE_POSE_MODEL_MIRROR) \
+	    deploy/test-deb-install.sh $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
