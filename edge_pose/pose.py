@@ -83,18 +83,26 @@ class Pose:
 
 
 def pose_score(scores: np.ndarray) -> float:
-    """Mean of the keypoint scores above KEYPOINT_THRESHOLD (0 when none is)."""
-    seen = scores[scores > KEYPOINT_THRESHOLD]
-    return float(seen.mean()) if seen.size else 0.0
+    """Mean of the keypoint scores above KEYPOINT_THRESHOLD (0 when none is).
+
+    Plain floats: on 17 values this is several times faster than numpy's masked mean.
+    """
+    seen = [s for s in scores.tolist() if s > KEYPOINT_THRESHOLD]
+    return sum(seen) / len(seen) if seen else 0.0
+
+
+# The keypoints array of the payload as one %-format template: a single formatting call per
+# frame instead of 17 f-strings and a join.
+_KEYPOINTS_TEMPLATE = (
+    "["
+    + ",".join(f'{{"name":"{name}","x":%.1f,"y":%.1f,"score":%.3f}}' for name in KEYPOINT_NAMES)
+    + "]"
+)
 
 
 def keypoints_json(keypoints: np.ndarray) -> str:
     """The keypoints as the JSON array of the payload contract, in COCO order."""
-    parts = [
-        f'{{"name":"{name}","x":{x:.1f},"y":{y:.1f},"score":{s:.3f}}}'
-        for name, (x, y, s) in zip(KEYPOINT_NAMES, keypoints.tolist(), strict=True)
-    ]
-    return "[" + ",".join(parts) + "]"
+    return _KEYPOINTS_TEMPLATE % tuple(keypoints.ravel().tolist())
 
 
 def keypoints_payload(pose: Pose, device: str, latency_ms: float) -> str:

@@ -120,6 +120,12 @@ class ImageSequenceCamera(_PacedCamera):
         return None if image is None else self._emit(image, started_ns)
 
 
+# FFmpeg's own decoder threads: one. Decoding already runs in the capture thread, in parallel
+# with inference; FFmpeg's frame threads on top cost about a quarter more CPU per frame, taken
+# from the interpreter's threads (docs/performance.md: file camera vs single-threaded loop).
+DECODER_THREADS = 1
+
+
 class VideoFileCamera(_PacedCamera):
     """A video file decoded by OpenCV (FFmpeg): mp4, mkv, avi and whatever else it reads."""
 
@@ -142,7 +148,9 @@ class VideoFileCamera(_PacedCamera):
         return max(0, int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT)))
 
     def _open(self) -> cv2.VideoCapture:
-        capture = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        capture = cv2.VideoCapture(
+            str(self.path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, DECODER_THREADS]
+        )
         if not capture.isOpened():
             raise CameraError(
                 f"cannot open video {self.path}: not a format OpenCV/FFmpeg reads, or corrupt"
