@@ -2,7 +2,7 @@
 
 The machine this runs on may be shared and noisy, so every figure that matters is a ratio of
 measurements on the same model and thread count, interleaved in rounds so that a slow moment
-hits all of them alike:
+hits all of them alike, and each ratio is the median of the per-round ratios:
 - bare: ``invoke()`` alone on a fixed input, the physical limit of the model on this CPU;
 - pipeline: frames already in memory handed over as a camera would, through the real pipeline;
   its ratio to bare is the pipeline's own overhead;
@@ -86,6 +86,8 @@ class BenchResult:
     pipeline_fps: float = 0.0
     file_fps: float = 0.0
     naive_file_fps: float = 0.0
+    ratio: float = 0.0  # pipeline / bare, median of the rounds
+    file_vs_naive: float = 0.0  # file / naive, median of the rounds
     stages_ms: dict[str, float] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
     invoke_ms_p50: float = 0.0
@@ -93,12 +95,7 @@ class BenchResult:
     peak_rss_mb: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        data = dict(self.__dict__)
-        data["ratio"] = round(self.pipeline_fps / self.bare_fps, 3) if self.bare_fps else 0.0
-        data["file_vs_naive"] = (
-            round(self.file_fps / self.naive_file_fps, 3) if self.naive_file_fps else 0.0
-        )
-        return data
+        return dict(self.__dict__)
 
 
 def decode_frames(video: Path, limit: int) -> list[np.ndarray]:
@@ -176,18 +173,38 @@ def naive_file_loop(model: MoveNet, video: Path) -> Callable[[int], float]:
     return measure
 
 
-def interleaved(measures: dict[str, Callable[[int], float]], frames: int) -> dict[str, float]:
-    """Frames per second of each measurement, run in turn in ROUNDS slices of the frames.
+@dataclass
+class Interleaved:
+    """Per-round rates of several measurements taken in turn (frames per second)."""
+
+    rounds: dict[str, list[float]]
+
+    def fps(self, name: str) -> float:
+        """The overall rate: all frames of ``name`` over all its time."""
+        rates = self.rounds[name]
+        return len(rates) / sum(1.0 / r for r in rates)
+
+    def ratio(self, name: str, reference: str) -> float:
+        """Median over rounds of ``name``'s rate / ``reference``'s rate in the same round.
+
+        A burst from another tenant that slows one slice moves one round's ratio, not the median.
+        """
+        pairs = zip(self.rounds[name], self.rounds[reference], strict=True)
+        return float(np.median([a / b for a, b in pairs]))
+
+
+def interleaved(measures: dict[str, Callable[[int], float]], frames: int) -> Interleaved:
+    """Each measurement run in turn in ROUNDS slices of the frames, their rates per round.
 
     On a shared, noisy machine a slow minute hits every measurement alike instead of one,
     so their ratios hold even when the absolute rates wander.
     """
-    seconds = dict.fromkeys(measures, 0.0)
     per_round = max(1, frames // ROUNDS)
+    rounds: dict[str, list[float]] = {name: [] for name in measures}
     for _ in range(ROUNDS):
         for name, measure in measures.items():
-            seconds[name] += measure(per_round)
-    return {name: per_round * ROUNDS / s for name, s in seconds.items()}
+            rounds[name].append(per_round / measure(per_round))
+    return Interleaved(rounds)
 
 
 def service_peak_rss_mb(video: Path, model: str, threads: int, frames: int) -> float:
@@ -254,8 +271,10 @@ def run_bench(
         },
         frames,
     )
-    result.bare_fps, result.pipeline_fps = rates["bare"], rates["pipeline"]
-    result.file_fps, result.naive_file_fps = rates["file"], rates["naive"]
+    result.bare_fps, result.pipeline_fps = rates.fps("bare"), rates.fps("pipeline")
+    result.file_fps, result.naive_file_fps = rates.fps("file"), rates.fps("naive")
+    result.ratio = round(rates.ratio("pipeline", "bare"), 3)
+    result.file_vs_naive = round(rates.ratio("file", "naive"), 3)
     result.invoke_ms_p50 = float(np.median(invoke_ms))
     paced_frames = min(frames, PACED_FRAMES)
     paced = make_pipeline()
@@ -289,8 +308,6 @@ def command(args: Any) -> int:
     for video in videos:
         if not video.is_file():
             raise CameraError(f"bench needs a video file: {video} not found (--camera PATH)")
-    if args.frames < 20:
-        raise CameraError(f"--frames {args.frames}: measure at least 20 frames")
     if len(videos) > 1 and not args.smoothing:
         raise CameraError(
             "give one --camera for the throughput bench (several go with --smoothing)"

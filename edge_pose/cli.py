@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_pose import __version__
+from edge_pose.argtypes import whole_number_at_least
 from edge_pose.errors import EX_FAILURE, EX_OK, EdgePoseError
 
 log = logging.getLogger("edge_pose")
@@ -264,7 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="measure keypoint jitter and lag, raw vs smoothed, instead",
     )
-    bench.add_argument("--frames", type=int, default=300, metavar="N")
+    bench.add_argument(
+        "--frames",
+        type=whole_number_at_least(20),
+        default=300,
+        metavar="N",
+        help="frames per measure (at least 20)",
+    )
     bench.add_argument("--model", metavar="NAME|PATH")
     bench.add_argument("--threads", type=int, metavar="N")
     bench.add_argument("--backend", choices=("auto", "cpu", "edgetpu"))

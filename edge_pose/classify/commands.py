@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_pose.argtypes import whole_number_at_least
 from edge_pose.errors import EX_OK
 
 # How many skipped images are named before "... and N more".
@@ -63,7 +64,11 @@ def add_classifier_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="classifier file, landmarks CSV or image folder",
     )
     evaluate.add_argument(
-        "--folds", type=_folds, default=5, metavar="K", help="number of folds (default 5)"
+        "--folds",
+        type=whole_number_at_least(2),
+        default=5,
+        metavar="K",
+        help="number of folds (default 5)",
     )
     evaluate.add_argument(
         "--seed", type=int, default=0, help="seed of the fold shuffle (default 0)"
@@ -80,16 +85,6 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--threads", type=int, metavar="N", help="CPU inference threads")
     parser.add_argument("--config", type=Path, help="config file for model settings")
-
-
-def _folds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be at least 2, not {value}")
-    return value
 
 
 def _estimator_factory(args: argparse.Namespace) -> Callable[[], Callable[[np.ndarray], Any]]:
