@@ -20,6 +20,7 @@ help:
 	@echo "make test                   run the linters and the test suite (real model, real broker)"
 	@echo "make bench [VIDEO=...]      measure throughput, latency and memory"
 	@echo "make deb                    build dist/edge-pose_<version>_all.deb (docs/packaging.md)"
+	@echo "make deb OFFLINE=1 ARCH=arm64 PY=3.11   the same with its wheels and model, no network"
 	@echo "make deb-install-test       install the .deb into a fresh Debian root and check it (root)"
 
 venv: $(BIN)/edge-pose
@@ -62,13 +63,16 @@ test: venv models test-deps lint
 bench: venv models
 	$(BIN)/edge-pose bench --model movenet_lightning_int8 --threads 2 --camera $(or $(VIDEO),$(error set VIDEO=path/to/video.mp4))
 
+# OFFLINE=1 [ARCH=arm64|amd64] [PY=3.11|3.13] [NUMPY=x.y.z]: the wheels and the model inside.
 deb: venv
-	PYTHON=$(BIN)/python deploy/build-deb.sh --out dist
+	PYTHON=$(BIN)/python deploy/build-deb.sh --out dist $(if $(OFFLINE),--offline \
+	    $(if $(ARCH),--arch $(ARCH)) $(if $(PY),--python $(PY)) $(if $(NUMPY),--numpy $(NUMPY)))
 
 # The proven install (docs/install-test.md): debootstrap bookworm, apt install the .deb, checks,
-# upgrade, purge. Root, network (Debian mirror, PyPI), about 1-2 minutes. ARGS=--keep keeps the root.
+# upgrade, purge. Root, network (Debian mirror, PyPI), about a minute. ARGS=--keep keeps the root;
+# ARGS=--offline installs the offline build with no network. .ci/run runs both.
 deb-install-test: venv
-	$(call apt_missing,debootstrap:debootstrap dpkg-deb:dpkg)
+	$(call apt_missing,debootstrap:debootstrap dpkg-deb:dpkg systemd-analyze:systemd unshare:util-linux)
 	$(SUDO) env PYTHON=$(abspath $(BIN)/python) HOST_EDGE_POSE=$(abspath $(BIN)/edge-pose) \
 	    EDGE_POSE_TEST_DATA=$(abspath $(SHARED)/data) EDGE_POSE_TEST_MODELS=$(EDGE_POSE_MODEL_MIRROR) \
 	    deploy/test-deb-install.sh $(ARGS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Proven install of the Debian package (issue 7, part 4; docs/install-test.md).
 #
-#   deploy/test-deb-install.sh [--keep] [--root DIR] [--mirror URL] [--deb FILE]
+#   deploy/test-deb-install.sh [--offline] [--keep] [--root DIR] [--mirror URL] [--deb FILE]
 #
 # debootstraps a minimal Debian bookworm root (amd64, --variant=minbase), installs
 # edge-pose_<version>_all.deb into it with apt and checks: the package's files, the user and
@@ -12,6 +12,11 @@
 # Prints PASS/FAIL per check and a summary; exits 1 when a check failed, 2 on a set-up error.
 # Needs root, debootstrap, dpkg-deb, systemd-analyze, network (Debian mirror, PyPI).
 #
+#   --offline     the offline package (build-deb.sh --offline --arch amd64 --python 3.11):
+#                 apt's dependencies and python3-numpy (as python3-picamera2 brings it) are
+#                 installed first, then the package is installed and upgraded with no network
+#                 (unshare --net) and no model mirror; the keypoints are checked against the
+#                 pycoral reference (the numpy pin makes pip pick another OpenCV than the host's)
 #   --keep        keep the root (and the built packages) for inspection
 #   --root DIR    where to build the root (default: a new directory under $TMPDIR or /tmp)
 #   --mirror URL  Debian mirror (default: the first one in /etc/apt/sources.list*)
@@ -39,6 +44,7 @@ if [[ -z ${PYTHON:-} ]]; then
 fi
 HOST_EDGE_POSE=${HOST_EDGE_POSE:-$CHECKOUT/.venv/bin/edge-pose}
 KEEP=0
+OFFLINE=0
 ROOT=""
 MIRROR=""
 DEB=""
@@ -52,6 +58,7 @@ log() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 while (($#)); do
     case $1 in
     --keep) KEEP=1 ;;
+    --offline) OFFLINE=1 ;;
     --root | --mirror | --deb)
         [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value"
         case $1 in
@@ -62,7 +69,7 @@ while (($#)); do
         shift
         ;;
     -h | --help)
-        sed -n '2,23s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+        sed -n '2,28s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
         exit 0
         ;;
     *) die "unknown option: $1 (see $PROG --help)" ;;
@@ -71,7 +78,7 @@ while (($#)); do
 done
 
 [[ $(id -u) -eq 0 ]] || die "run as root (debootstrap, chroot, mount)"
-for tool in debootstrap dpkg-deb chroot mount umount mountpoint systemd-analyze md5sum; do
+for tool in debootstrap dpkg-deb chroot mount umount mountpoint systemd-analyze md5sum unshare; do
     command -v "$tool" >/dev/null || die "$tool not found (apt-get install debootstrap systemd)"
 done
 [[ $(dpkg --print-architecture) == amd64 ]] || die "this test builds an amd64 root on an amd64 host"
@@ -125,7 +132,8 @@ mount_root() {
     mount "$@" "$src" "$dest"
     MOUNTS+=("$dest")
 }
-in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 HOME=/root "$@"; }
+ISOLATE=() # (unshare --net --) while the offline package is installed: no network at all
+in_root() { "${ISOLATE[@]}" chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 HOME=/root "$@"; }
 
 # --------------------------------------------------------------------------- checks
 PASSED=0
@@ -162,13 +170,16 @@ VERSION=$(sed -n 's/^__version__ = "\([^"]*\)"$/\1/p' "$CHECKOUT/edge_pose/__ini
 [[ -n $VERSION ]] || die "no __version__ in edge_pose/__init__.py"
 # The upgrade: a later version for dpkg (0.1.0 < 0.1.0.1) that pip keeps as written.
 VERSION2=$VERSION.1
-log "building the packages $VERSION and $VERSION2"
+BUILD_ARGS=()
+((OFFLINE)) && BUILD_ARGS=(--offline --arch amd64 --python 3.11)
+export EDGE_POSE_MODEL_MIRROR=$MODELS # the offline build bundles the model from there
+log "building the packages $VERSION and $VERSION2 ${BUILD_ARGS[*]}"
 mkdir -p "$WORK/v1" "$WORK/v2" "$WORK/src2"
 if [[ -n $DEB ]]; then
     cp -- "$DEB" "$WORK/v1/"
     DEB1=$WORK/v1/$(basename "$DEB")
 else
-    DEB1=$(PYTHON=$PYTHON "$SCRIPT_DIR/build-deb.sh" --out "$WORK/v1")
+    DEB1=$(PYTHON=$PYTHON "$SCRIPT_DIR/build-deb.sh" "${BUILD_ARGS[@]}" --out "$WORK/v1")
 fi
 tar -C "$CHECKOUT" --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./dist \
     --exclude='*.egg-info' --exclude=./.pytest_cache --exclude=./.ruff_cache \
@@ -180,7 +191,7 @@ sed -i "s/^__version__ = \".*\"$/__version__ = \"$VERSION2\"/" "$WORK/src2/edge_
     cat "$CHECKOUT/deploy/debian/changelog"
 } >"$WORK/src2/deploy/debian/changelog.new"
 mv "$WORK/src2/deploy/debian/changelog.new" "$WORK/src2/deploy/debian/changelog"
-DEB2=$(PYTHON=$PYTHON "$WORK/src2/deploy/build-deb.sh" --out "$WORK/v2")
+DEB2=$(PYTHON=$PYTHON "$WORK/src2/deploy/build-deb.sh" "${BUILD_ARGS[@]}" --out "$WORK/v2")
 PKG_VERSION=$(dpkg-deb -f "$DEB1" Version)
 echo "packages: $DEB1 ($(du -k "$DEB1" | cut -f1) KiB), $DEB2"
 
@@ -220,6 +231,21 @@ if [[ -n $HOST_CA && -f $HOST_CA ]]; then
     PIP_ENV+=(PIP_CERT=/tmp/host-ca-bundle.crt)
 fi
 in_root apt-get update -qq
+SYSTEM_NUMPY=""
+if ((OFFLINE)); then
+    # What a Raspberry Pi OS image has before the package comes: Python, venv, systemd's
+    # bindings and the numpy python3-picamera2 depends on. Everything after this is offline.
+    log "apt-get install python3 python3-venv python3-systemd python3-numpy (before going offline)"
+    in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 python3-venv \
+        python3-systemd python3-numpy >"$WORK/deps.log" 2>&1 || {
+        tail -n 20 "$WORK/deps.log" >&2
+        die "could not install the dependencies from $MIRROR"
+    }
+    SYSTEM_NUMPY=$(in_root python3 -c 'import numpy; print(numpy.__version__)')
+    PIP_ENV=()
+fi
+MODEL_ENV=(EDGE_POSE_MODEL_MIRROR=/srv/edge-pose-models)
+((OFFLINE)) && MODEL_ENV=()
 # Everything in the root now, to find what purge leaves behind.
 snapshot() {
     (cd "$ROOT" && find . -xdev \( -path ./proc -o -path ./sys -o -path ./dev -o -path ./tmp -o -path ./run \
@@ -233,8 +259,10 @@ SIZE_BEFORE=$(du -sxk "$ROOT" | cut -f1)
 log "apt-get install /tmp/$(basename "$DEB1")"
 T0=$SECONDS
 INSTALL_OK=1
-in_root env DEBIAN_FRONTEND=noninteractive EDGE_POSE_MODEL_MIRROR=/srv/edge-pose-models "${PIP_ENV[@]}" \
+((OFFLINE)) && ISOLATE=(unshare --net --)
+in_root env DEBIAN_FRONTEND=noninteractive "${MODEL_ENV[@]}" "${PIP_ENV[@]}" \
     apt-get install -y -q "/tmp/$(basename "$DEB1")" >"$WORK/install.log" 2>&1 || INSTALL_OK=0
+ISOLATE=()
 T_INSTALL=$((SECONDS - T0))
 sed 's/^/    /' "$WORK/install.log" | grep -v -e '^    Get:' -e 'Reading database \.\.\. [0-9]*%' | tail -n 40
 SIZE_AFTER=$(du -sxk "$ROOT" | cut -f1)
@@ -290,7 +318,7 @@ check_user() {
 check "user edge-pose (system, nologin) in groups video plugdev apex; /var/lib/edge-pose 0750" check_user
 
 check_venv() {
-    local bad=0 v
+    local bad=0 v numpy
     grep -qx 'include-system-site-packages = true' "$ROOT/opt/edge-pose/venv/pyvenv.cfg" ||
         fail_msg "venv without --system-site-packages" || bad=1
     v=$(in_root /opt/edge-pose/venv/bin/python -c 'import edge_pose; print(edge_pose.__version__)') ||
@@ -299,6 +327,12 @@ check_venv() {
     in_root /opt/edge-pose/venv/bin/python -m pip check --disable-pip-version-check || bad=1
     in_root /opt/edge-pose/venv/bin/python -c 'import systemd.daemon' ||
         fail_msg "apt's python3-systemd not seen in the venv" || bad=1
+    if [[ -n $SYSTEM_NUMPY ]]; then
+        numpy=$(in_root /opt/edge-pose/venv/bin/python -c 'import numpy; print(numpy.__version__, numpy.__file__)')
+        echo "numpy in the venv: $numpy"
+        [[ $numpy == "$SYSTEM_NUMPY /usr/lib/python3/dist-packages/"* ]] ||
+            fail_msg "the venv does not use apt's numpy $SYSTEM_NUMPY (picamera2 needs it)" || bad=1
+    fi
     echo "venv: $(in_root /opt/edge-pose/venv/bin/python --version), edge_pose $v, $(du -sxh "$ROOT/opt/edge-pose" | cut -f1)"
     return "$bad"
 }
@@ -326,7 +360,11 @@ check_model() {
     in_root stat -c '%U %n' "/var/lib/edge-pose/models/$MODEL_FILE"
     in_root sh -c 'cd /var/lib/edge-pose && runuser -u edge-pose -- edge-pose models verify'
 }
-check "model fetched by postinst from EDGE_POSE_MODEL_MIRROR, verified" check_model
+if ((OFFLINE)); then
+    check "model installed by postinst from the package's /usr/share/edge-pose/models, verified" check_model
+else
+    check "model fetched by postinst from EDGE_POSE_MODEL_MIRROR, verified" check_model
+fi
 
 check "edge-pose validate --config /etc/edge-pose/config.toml" \
     in_root edge-pose validate --config /etc/edge-pose/config.toml
@@ -354,7 +392,27 @@ print(f"17 keypoints, max |dx|,|dy| = {worst:.4g} px, max |dscore| = {wscore:.4g
 sys.exit(0 if worst <= 1e-3 and wscore <= 1e-3 else 1)
 EOF
 }
-check "edge-pose estimate squat.bmp in the root = on the host (1e-3 px)" compare_keypoints
+# The offline check: squat.bmp squeezed whole, one pass, as pycoral made its reference CSV.
+compare_reference() {
+    in_root sh -c 'cd /var/lib/edge-pose && runuser -u edge-pose -- edge-pose estimate --json --config /etc/edge-pose/config.toml --fit stretch --no-refine /tmp/squat.bmp' \
+        >"$WORK/root.json" || fail_msg "edge-pose estimate in the root failed" || return 1
+    python3 - "$WORK/root.json" "$DATA/coral/movenet_single_pose_lightning_ptq_reference.csv" <<'EOF'
+import csv, json, sys
+r = json.load(open(sys.argv[1]))
+rows = sorted(csv.DictReader(open(sys.argv[2])), key=lambda row: int(row["keypoint_id"]))
+errors = [max(abs(k["x"] / r["width"] - float(row["keypoint_x"])),
+              abs(k["y"] / r["height"] - float(row["keypoint_y"])))
+          for k, row in zip(r["keypoints"], rows, strict=True)]
+print(f"17 keypoints vs the pycoral reference: max error {max(errors):.4f}, mean "
+      f"{sum(errors) / 17:.4f} (normalized; limits 0.05, 0.025)")
+sys.exit(0 if max(errors) <= 0.05 and sum(errors) / 17 <= 0.025 else 1)
+EOF
+}
+if ((OFFLINE)); then
+    check "edge-pose estimate squat.bmp in the root = pycoral reference (0.05, mean 0.025)" compare_reference
+else
+    check "edge-pose estimate squat.bmp in the root = on the host (1e-3 px)" compare_keypoints
+fi
 
 check_unit() {
     local out bad=0
@@ -375,9 +433,11 @@ readonly EDIT_MARK="# edited by test-deb-install.sh"
 printf '%s\n' "$EDIT_MARK" >>"$ROOT/etc/edge-pose/config.toml"
 T0=$SECONDS
 UPGRADE_OK=1
-in_root env DEBIAN_FRONTEND=noninteractive EDGE_POSE_MODEL_MIRROR=/srv/edge-pose-models "${PIP_ENV[@]}" \
+((OFFLINE)) && ISOLATE=(unshare --net --)
+in_root env DEBIAN_FRONTEND=noninteractive "${MODEL_ENV[@]}" "${PIP_ENV[@]}" \
     apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     "/tmp/$(basename "$DEB2")" >"$WORK/upgrade.log" 2>&1 || UPGRADE_OK=0
+ISOLATE=()
 T_UPGRADE=$((SECONDS - T0))
 sed 's/^/    /' "$WORK/upgrade.log" | grep -v 'Reading database \.\.\. [0-9]*%' | tail -n 15
 check_upgrade() {
@@ -451,7 +511,9 @@ check "purge leaves nothing (files, user, group, systemd state)" check_purge
 # --------------------------------------------------------------------------- summary
 T_TOTAL=$((SECONDS - T_START))
 echo
-echo "== summary ($(date -u '+%Y-%m-%d %H:%M UTC'), $SUITE amd64, edge-pose $PKG_VERSION -> $VERSION2)"
+MODE=online
+((OFFLINE)) && MODE="offline, no network for install and upgrade, apt's numpy $SYSTEM_NUMPY"
+echo "== summary ($(date -u '+%Y-%m-%d %H:%M UTC'), $SUITE amd64, edge-pose $PKG_VERSION -> $VERSION2, $MODE)"
 printf '  %s\n' "${RESULTS[@]}"
 echo "  package $(basename "$DEB1"): $(du -k "$DEB1" | cut -f1) KiB"
 echo "  root: ${SIZE_BEFORE} KiB after debootstrap; +$((SIZE_AFTER - SIZE_BEFORE)) KiB installed" \

@@ -7,7 +7,12 @@
 - the sysusers.d entry makes the user and groups (systemd-sysusers --root on a copy);
 - shellcheck on the maintainer scripts as packaged;
 - lintian: exit status 0, no error, and every warning explained in docs/packaging.md;
-- the wheel inside installs (pip --no-deps into a folder) and is this version of edge_pose.
+- the wheel inside installs (pip --no-deps into a folder) and is this version of edge_pose;
+- the offline build (--offline): arm64 control fields, a wheelhouse only of wheels for CPython
+  3.11 on aarch64 that pip resolves edge-pose from without an index, the model as the manifest
+  has it, lintian; built for amd64, its wheelhouse installs into a fresh venv with no index and
+  that venv's edge-pose estimates squat.bmp as the host's does;
+- bad build options give one clear error each.
 
 Missing tools (dpkg-deb, lintian, shellcheck, systemd-sysusers) skip with the apt command to
 install them, and fail under CI=true.
@@ -15,11 +20,15 @@ install them, and fail under CI=true.
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -84,6 +93,37 @@ def built(tmp_path_factory) -> tuple[Path, str, str]:
     assert result.returncode == 0, result.stdout + result.stderr
     assert checkout_state() == before, "the build wrote into the checkout"
     return Path(result.stdout.strip().splitlines()[-1]), result.stdout, result.stderr
+
+
+def build_offline(out: Path, models: Path, *args: str) -> Path:
+    """An offline package into ``out``, its model taken from the folder ``models``."""
+    need_tool("dpkg-deb", "dpkg")
+    before = checkout_state()
+    env = {**os.environ, "PYTHON": sys.executable, "EDGE_POSE_MODEL_MIRROR": str(models)}
+    result = subprocess.run(
+        ["bash", str(BUILD), "--offline", *args, "--out", str(out)],
+        capture_output=True, text=True, timeout=600, env=env, cwd=str(out),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert checkout_state() == before, "the build wrote into the checkout"
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def extract(deb: Path, dest: Path) -> Path:
+    result = run(need_tool("dpkg-deb", "dpkg"), "--extract", str(deb), str(dest))
+    assert result.returncode == 0, result.stderr
+    return dest
+
+
+@pytest.fixture(scope="module")
+def offline_deb(tmp_path_factory, lightning_path) -> Path:
+    """The default offline build: arm64, CPython 3.11 (Raspberry Pi OS Bookworm)."""
+    return build_offline(tmp_path_factory.mktemp("offline"), lightning_path.parent)
+
+
+@pytest.fixture(scope="module")
+def offline_tree(offline_deb, tmp_path_factory) -> Path:
+    return extract(offline_deb, tmp_path_factory.mktemp("offline-tree"))
 
 
 @pytest.fixture(scope="module")
@@ -276,3 +316,144 @@ def test_changelog_matches_version():
     assert first.startswith(f"edge-pose ({VERSION}) "), (
         f"deploy/debian/changelog needs an entry for {VERSION}"
     )
+
+
+# --------------------------------------------------------------------------- offline build
+WHEELHOUSE = "usr/lib/edge-pose/wheels"
+BOOKWORM_NUMPY = "1.24.2"
+AARCH64_PLATFORMS = [f"manylinux_2_{minor}_aarch64" for minor in range(36, 16, -1)]
+
+
+def normalized(name: str) -> str:
+    """A distribution name as PEP 503 compares them."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def wheel_tags(name: str) -> tuple[str, str, set[str], set[str], set[str]]:
+    """(distribution, version, python tags, abi tags, platform tags) of a wheel file name."""
+    dist, version, *_build, python, abi, platform = name.removesuffix(".whl").split("-")
+    return dist, version, set(python.split(".")), set(abi.split(".")), set(platform.split("."))
+
+
+def test_offline_control_fields(offline_deb):
+    assert offline_deb.name == f"edge-pose_{VERSION}_arm64.deb"
+    out = run(need_tool("dpkg-deb", "dpkg"), "--info", str(offline_deb)).stdout
+    fields = dict(re.findall(r"^ ([A-Z][\w-]*): (.*)$", out, re.M))
+    assert fields["Architecture"] == "arm64"
+    depends = [d.strip() for d in fields["Depends"].split(",")]
+    # The wheels are for CPython 3.11 only: apt must refuse a system with another Python.
+    assert depends[:2] == ["python3 (>= 3.11)", "python3 (<< 3.12)"]
+    assert "python3-venv" in depends
+    assert "offline build for CPython 3.11 on arm64" in out
+    assert f"(numpy {BOOKWORM_NUMPY})" in out
+
+
+def test_offline_wheelhouse_is_for_the_target(offline_tree):
+    wheels = sorted(p.name for p in (offline_tree / WHEELHOUSE).glob("*.whl"))
+    dists = {}
+    for name in wheels:
+        dist, version, python, abi, platform = wheel_tags(name)
+        dists[dist.lower()] = version
+        assert python & {"cp311", "py3", "cp37", "cp310", "cp39", "cp38"}, name
+        assert abi <= {"cp311", "abi3", "none"}, name
+        assert platform == {"any"} or all(p.endswith("_aarch64") for p in platform), name
+        mode = oct((offline_tree / WHEELHOUSE / name).stat().st_mode & 0o777)
+        assert mode == "0o644", name
+    for needed in ("ai_edge_litert", "numpy", "opencv_python_headless", "paho_mqtt", "pydantic",
+                   "pydantic_core", "tqdm"):
+        assert needed in dists, f"{needed} is not in the wheelhouse: {wheels}"
+    # python3-numpy of Bookworm, which picamera2's compiled companions are built against.
+    assert dists["numpy"] == BOOKWORM_NUMPY
+    assert "edge_pose" not in dists  # shipped once, in /usr/share/edge-pose
+
+
+def test_offline_wheelhouse_resolves_without_an_index(offline_tree, tmp_path):
+    """pip's own resolver, as the postinst calls it on the Pi: no index, only these wheels."""
+    platforms = [arg for p in [*AARCH64_PLATFORMS, "manylinux2014_aarch64", "any"]
+                 for arg in ("--platform", p)]
+    report = tmp_path / "report.json"
+    result = run(
+        sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--no-index",
+        "--disable-pip-version-check", "--find-links", str(offline_tree / WHEELHOUSE),
+        "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp",
+        "--abi", "cp311", "--abi", "abi3", "--abi", "none", *platforms,
+        "--target", str(tmp_path / "target"), "--report", str(report),
+        str(offline_tree / WHEEL),
+    )
+    assert result.returncode == 0, result.stderr
+    installed = {normalized(i["metadata"]["name"]): i["metadata"]["version"]
+                 for i in json.loads(report.read_text())["install"]}
+    assert installed.pop("edge-pose") == VERSION and installed["numpy"] == BOOKWORM_NUMPY
+    # pip takes every wheel of the wheelhouse, and nothing else: no download, no leftovers.
+    in_house = {normalized(wheel_tags(p.name)[0]): wheel_tags(p.name)[1]
+                for p in (offline_tree / WHEELHOUSE).glob("*.whl")}
+    assert installed == in_house
+
+
+def test_offline_model_is_the_manifests(offline_tree):
+    manifest = tomllib.loads((REPO / "models" / "manifest.toml").read_text())
+    entry = next(m for m in manifest["model"] if m["name"] == "movenet_lightning_int8")
+    models = list((offline_tree / "usr/share/edge-pose/models").iterdir())
+    assert [m.name for m in models] == [entry["file"]]
+    assert hashlib.sha256(models[0].read_bytes()).hexdigest() == entry["sha256"]
+    assert oct(models[0].stat().st_mode & 0o777) == "0o644"
+
+
+def test_offline_lintian(offline_deb):
+    result = run(need_tool("lintian", "lintian"), "--allow-root", str(offline_deb))
+    assert result.returncode == 0 and not [
+        line for line in result.stdout.splitlines() if line.startswith(("E:", "W:"))
+    ], result.stdout + result.stderr
+
+
+def test_offline_amd64_wheelhouse_runs_edge_pose(tmp_path, data_dir, lightning_path):
+    """The wheelhouse of an amd64 build installs into a fresh venv with no index, and that venv,
+    with numpy 1.24.2 and the OpenCV pip chose for it, matches the pycoral reference keypoints
+    (not the host's to the last digit: another OpenCV's warp rounds differently)."""
+    deb = build_offline(tmp_path, lightning_path.parent, "--arch", "amd64")
+    tree = extract(deb, tmp_path / "tree")
+    venv = tmp_path / "venv"
+    assert run(sys.executable, "-m", "venv", str(venv)).returncode == 0
+    python = str(venv / "bin" / "python")
+    result = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-index",
+         "--find-links", str(tree / WHEELHOUSE), str(tree / WHEEL)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    versions = run(python, "-c", "import numpy, cv2; print(numpy.__version__, cv2.__version__)")
+    assert versions.stdout.split()[0] == BOOKWORM_NUMPY, versions.stdout + versions.stderr
+    # The issue's reference check, as pycoral ran it: the whole image squeezed, one pass.
+    model = next((tree / "usr/share/edge-pose/models").glob("*.tflite"))
+    bundled = run(str(venv / "bin" / "edge-pose"), "estimate", str(data_dir / "coral/squat.bmp"),
+                  "--json", "--fit", "stretch", "--no-refine", "--model", str(model),
+                  cwd=tmp_path)
+    assert bundled.returncode == 0, bundled.stderr
+    result = json.loads(bundled.stdout)
+    xy = [(k["x"] / result["width"], k["y"] / result["height"]) for k in result["keypoints"]]
+    reference = data_dir / "coral/movenet_single_pose_lightning_ptq_reference.csv"
+    rows = sorted(csv.DictReader(reference.open()), key=lambda r: int(r["keypoint_id"]))
+    errors = [max(abs(x - float(r["keypoint_x"])), abs(y - float(r["keypoint_y"])))
+              for (x, y), r in zip(xy, rows, strict=True)]
+    assert max(errors) <= 0.05 and sum(errors) / 17 <= 0.025, errors
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--offline", "--arch", "armhf"], "--arch armhf: PyPI has no 32-bit ARM wheels"),
+        (["--offline", "--arch", "riscv64"], "--arch riscv64: use arm64"),
+        (["--offline", "--python", "3.9"], "--python 3.9: use 3.11 (Raspberry Pi OS Bookworm)"),
+        (["--offline", "--numpy", "latest"], "--numpy latest: not a version like 1.24.2"),
+        (["--model", "movenet_thunder_int8"], "--arch, --numpy and --model go with --offline"),
+        (["--arch"], "--arch needs a value"),
+    ],
+)
+def test_bad_build_options(args, message, tmp_path):
+    result = run("bash", str(BUILD), *args, "--out", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"build-deb.sh: error: {message}" or (
+        result.stderr.startswith(f"build-deb.sh: error: {message}")
+        and len(result.stderr.strip().splitlines()) == 1
+    ), result.stderr
+    assert not list(tmp_path.iterdir())

@@ -153,7 +153,7 @@ def test_user_data_installs_the_package_and_enables_the_service():
     install = [i for i, line in enumerate(flat) if "apt-get install" in line]
     config = [i for i, words in enumerate(cmds) if words[:3] == ["edge-pose", "config", "set"]]
     assert install and config and install[0] < config[0], "install first: config set needs it"
-    assert "/boot/firmware/edge-pose_*_all.deb" in flat[install[0]]
+    assert "/boot/firmware/edge-pose_*.deb" in flat[install[0]]
     assert "dpkg-query" in flat[install[0]], "skipped when the image already has the package"
     assert ["systemctl", "enable", "edge-pose.service"] in cmds
     restart = cmds.index(["systemctl", "restart", "edge-pose.service"])
@@ -230,12 +230,13 @@ def test_files_the_layer_and_stage_reference_exist():
         assert (CLOUD_INIT / name).is_file()
     assert (PIGEN / "prerun.sh").is_file() and (PIGEN / "EXPORT_IMAGE").is_file()
     assert "cloud-init" in (PIGEN / "00-edge-pose" / "00-packages").read_text().split()
-    # The package both install is the one `make deb` builds: dist/edge-pose_<version>_all.deb.
+    # The package both install is the one `make deb` builds: dist/edge-pose_<version>_all.deb,
+    # or the offline build for the Pi, dist/edge-pose_<version>_arm64.deb.
     makefile = (REPO / "Makefile").read_text()
     assert re.search(r"^deb:.*\n\t.*build-deb\.sh --out dist", makefile, re.M)
     assert (REPO / "deploy" / "build-deb.sh").is_file()
-    for text in (hook, run, USER_DATA.read_text()):
-        assert "edge-pose_*_all.deb" in text
+    for text in (hook, run):
+        assert "edge-pose_*_all.deb | edge-pose_*_arm64.deb)" in text
     assert f"dist/{DEB_NAME}" in IG_CONFIG.read_text()
     doc = DOC.read_text()
     for path in (USER_DATA, NETWORK_CONFIG, META_DATA, LAYER, IG_CONFIG, PIGEN):

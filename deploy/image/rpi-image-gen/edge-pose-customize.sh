@@ -20,10 +20,10 @@ seed=${IGconf_edgepose_seed:-}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 examples=$here/../../cloud-init
 
-[[ -n $deb ]] || die "set IGconf_edgepose_deb to the package from 'make deb' (dist/edge-pose_<version>_all.deb)"
+[[ -n $deb ]] || die "set IGconf_edgepose_deb to the package from 'make deb' (dist/edge-pose_<version>_all.deb, or _arm64.deb with OFFLINE=1)"
 [[ -f $deb ]] || die "no such package: $deb (run 'make deb' first)"
 case $(basename "$deb") in
-    edge-pose_*_all.deb) ;;
+    edge-pose_*_all.deb | edge-pose_*_arm64.deb) ;; # the offline build needs no PyPI
     *) die "not an edge-pose package: $deb" ;;
 esac
 

@@ -1,7 +1,8 @@
 #!/bin/bash -e
 # pi-gen sub-stage: install edge-pose into the image (runs on the build host; pi-gen provides
 # ROOTFS_DIR and on_chroot). Settings come from pi-gen's `config` file:
-#   EDGE_POSE_DEB=/abs/path/dist/edge-pose_0.1.0_all.deb   (required; `make deb`)
+#   EDGE_POSE_DEB=/abs/path/dist/edge-pose_0.1.0_all.deb   (required; `make deb`, or the
+#                   offline build edge-pose_0.1.0_arm64.deb: `make deb OFFLINE=1 ARCH=arm64`)
 #   EDGE_POSE_MOSQUITTO=1                                   (optional: a local broker too)
 # postinst makes the venv, pip-installs the dependencies and fetches the model (network needed
 # during the build) and enables the service; it starts at the first boot of the image.
@@ -14,7 +15,7 @@ if [ -z "${EDGE_POSE_DEB}" ] || [ ! -f "${EDGE_POSE_DEB}" ]; then
 fi
 deb_name=$(basename "${EDGE_POSE_DEB}")
 case "${deb_name}" in
-	edge-pose_*_all.deb) ;;
+	edge-pose_*_all.deb | edge-pose_*_arm64.deb) ;; # the offline build needs no PyPI
 	*) echo "edge-pose stage: not an edge-pose package: ${EDGE_POSE_DEB}" >&2; exit 1 ;;
 esac
 
