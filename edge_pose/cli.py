@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     from edge_pose.classify.commands import add_classifier_parser
     from edge_pose.config_edit import add_config_parser
     from edge_pose.doctor import add_doctor_parser
-    from edge_pose.service.status import add_status_parser
+    from edge_pose.service.status_command import add_status_parser
     from edge_pose.watch import add_watch_parser
 
     add_classifier_parser(sub)

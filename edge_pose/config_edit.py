@@ -373,7 +373,8 @@ def set_values(path: Path, assignments: Sequence[str]) -> tuple[Path, bool, Any]
 def reload_daemon(cfg: Any) -> tuple[int, str]:
     """Send SIGHUP to the running daemon; (exit code, what was done)."""
     from edge_pose.config import status_dir_candidates
-    from edge_pose.service.status import pid_alive, read_status, systemd_state
+    from edge_pose.service.health import pid_alive, systemd_state
+    from edge_pose.service.status import read_status
 
     pid, how = 0, ""
     state = systemd_state()

@@ -562,7 +562,7 @@ def _system(_ctx: Context) -> Check:
 
 
 def _service(_ctx: Context) -> Check:
-    from edge_pose.service.status import UNIT, systemd_state
+    from edge_pose.service.health import UNIT, systemd_state
 
     state = systemd_state()
     if state is None:

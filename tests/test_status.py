@@ -24,19 +24,18 @@ from typing import Any
 import pytest
 
 from edge_pose import __version__, sysinfo
-from edge_pose.service import status
+from edge_pose.service import health
+from edge_pose.service.fields import duration
+from edge_pose.service.health import Verdict, evaluate, pid_alive, systemd_state
 from edge_pose.service.status import (
     STATUS_FILE,
     StatusFileError,
     StatusWriter,
-    evaluate,
     find_status,
-    format_status,
     load_status_file,
-    pid_alive,
     read_status,
-    systemd_state,
 )
+from edge_pose.service.status_text import format_status
 
 # --------------------------------------------------------------------------- helpers
 
@@ -425,7 +424,7 @@ def test_other_states(monkeypatch: pytest.MonkeyPatch) -> None:
     starting = evaluate(make_doc(state="starting", uptime_s=1.0), now, None)
     assert (starting.code, starting.state) == (1, "starting")
     assert starting.reasons == ["starting (for 1 s): loading the model and opening the camera"]
-    monkeypatch.setattr(status, "STARTING_GRACE_S", 0.5)
+    monkeypatch.setattr(health, "STARTING_GRACE_S", 0.5)
     stuck = evaluate(make_doc(state="starting", uptime_s=1.0), now, None)
     assert stuck.code == 1 and "looks stuck" in stuck.reasons[0]
 
@@ -514,7 +513,7 @@ def test_format_healthy_summary(tmp_path: Path) -> None:
     doc["mqtt"]["last_publish"] = now - 2
     doc["pose"]["since"] = now - 130
     doc["system"]["throttled"] = "0x50000"
-    verdict = status.Verdict(0, "running", [])
+    verdict = Verdict(0, "running", [])
     systemd = {
         "unit": "edge-pose",
         "load_state": "loaded",
@@ -571,11 +570,11 @@ def test_format_degraded_and_not_running() -> None:
 
 
 def test_durations() -> None:
-    assert status._duration(0.42) == "0.4 s"
-    assert status._duration(42) == "42 s"
-    assert status._duration(303) == "5m 3s"
-    assert status._duration(4 * 3600 + 12 * 60 + 59) == "4h 12m"
-    assert status._duration(3 * 86400 + 4 * 3600 + 12 * 60) == "3d 4h 12m"
+    assert duration(0.42) == "0.4 s"
+    assert duration(42) == "42 s"
+    assert duration(303) == "5m 3s"
+    assert duration(4 * 3600 + 12 * 60 + 59) == "4h 12m"
+    assert duration(3 * 86400 + 4 * 3600 + 12 * 60) == "3d 4h 12m"
 
 
 # --------------------------------------------------------------------------- the command
@@ -589,7 +588,7 @@ def status_command_line() -> list[str]:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     if "status" in sub.choices:
         return [sys.executable, "-m", "edge_pose.cli", "status"]
-    return [sys.executable, "-m", "edge_pose.service.status"]
+    return [sys.executable, "-m", "edge_pose.service.status_command"]
 
 
 def run_status(
@@ -756,7 +755,7 @@ def test_status_imports_no_camera_model_or_mqtt_code(config: Path) -> None:
         f"""\
         import sys, argparse
         from pathlib import Path
-        from edge_pose.service.status import status_command
+        from edge_pose.service.status_command import status_command
         status_command(argparse.Namespace(config=Path({str(config)!r}), json=True, watch=None))
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in
                        ("cv2", "numpy", "paho", "ai_edge_litert", "tflite_runtime", "tensorflow"))

@@ -1,0 +1,218 @@
+"""The `edge-pose status` command: find the status file, ask systemd, judge, print; --watch.
+
+Cheap to import and to run: it never opens the camera or the model, so nothing here imports
+OpenCV, LiteRT or paho (the config, and with it pydantic, is imported only inside
+:func:`status_command`). Exit codes: 0 healthy, 1 degraded, 3 not running (docs/status.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from edge_pose.errors import EX_NOT_RUNNING, EX_OK
+from edge_pose.service.health import evaluate, systemd_state
+from edge_pose.service.status import find_status
+from edge_pose.service.status_text import format_status
+
+
+def add_status_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `status` to the `edge-pose` subcommands; its handler is :func:`status_command`."""
+    parser = subparsers.add_parser(
+        "status",
+        help="health of the running service (exit 0 healthy, 1 degraded, 3 not running)",
+        description="Show what the edge-pose daemon is doing, from its status file and systemd. "
+        "Exit code: 0 healthy, 1 degraded, 3 not running. Never opens the camera or the model.",
+    )
+    _add_arguments(parser)
+    return parser
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="config file, to find status.dir and status.min_fps "
+        "(default /etc/edge-pose/config.toml)",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--watch",
+        nargs="?",
+        const=2.0,
+        default=None,
+        type=_interval,
+        metavar="SECONDS",
+        help="redraw every SECONDS (default 2) until Ctrl-C",
+    )
+    parser.set_defaults(handler=status_command)
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0.1:
+        raise argparse.ArgumentTypeError(f"must be at least 0.1 seconds, not {text}")
+    return value
+
+
+@dataclass
+class _Settings:
+    dirs: list[Path]
+    min_fps: float | None
+    note: str | None
+
+
+def status_command(args: argparse.Namespace) -> int:
+    """`edge-pose status [--config FILE] [--json] [--watch [SECONDS]]`; returns the exit code."""
+    settings = _settings(getattr(args, "config", None))
+    if settings.note:
+        print(f"edge-pose: warning: {settings.note}", file=sys.stderr, flush=True)
+    as_json = bool(getattr(args, "json", False))
+    interval = getattr(args, "watch", None)
+    if interval is None:
+        code, text = _check(settings, as_json)
+        _emit(text)
+        return code
+    tty = sys.stdout.isatty()
+    code = EX_NOT_RUNNING
+    first = True
+    try:
+        while True:
+            code, text = _check(settings, as_json, color_ok=tty)
+            if as_json:
+                _emit(text)
+            elif tty:
+                stamp = time.strftime("%H:%M:%S")
+                header = f"every {interval:g} s: edge-pose status   {stamp}   (Ctrl-C to stop)"
+                _emit("\x1b[H\x1b[2J" + header + "\n\n" + text)
+            else:
+                _emit(text if first else "\n" + text)
+            first = False
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return code
+
+
+def _check(settings: _Settings, as_json: bool, *, color_ok: bool | None = None) -> tuple[int, str]:
+    lookup = find_status(settings.dirs)
+    systemd = systemd_state()
+    now = time.time()
+    missing = None
+    if lookup.doc is None:
+        where = ", ".join(str(d) for d in lookup.searched) or "no directory"
+        missing = f"no status file in {where}"
+        if lookup.problems:
+            missing += " (unusable: " + "; ".join(lookup.problems) + ")"
+    verdict = evaluate(lookup.doc, now, systemd, min_fps=settings.min_fps, missing=missing)
+    if as_json:
+        payload = {
+            "verdict": verdict.to_json(),
+            "status": lookup.doc,
+            "systemd": systemd,
+            "file": str(lookup.path) if lookup.path else None,
+            "searched": [str(d) for d in lookup.searched],
+        }
+        return verdict.code, json.dumps(payload, default=str)
+    color = _use_color() if color_ok is None else color_ok and _use_color()
+    text = format_status(
+        lookup.doc,
+        verdict,
+        systemd,
+        now=now,
+        path=lookup.path,
+        searched=lookup.searched,
+        ignored=lookup.problems if lookup.doc is not None else (),
+        color=color,
+    )
+    return verdict.code, text
+
+
+def _settings(path: Path | None) -> _Settings:
+    """Status directories and min_fps from the config; an unusable config falls back to the
+    defaults (keeping status.dir / status.min_fps if the TOML has them) and says so."""
+    from edge_pose.config import config_path, load_config, status_dir_candidates
+
+    try:
+        cfg = load_config(path)
+    except Exception as exc:  # status must work whatever is wrong with the config
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        directory, min_fps = _salvage_status_section(config_path(path))
+        fallback = SimpleNamespace(status=SimpleNamespace(dir=directory, min_fps=min_fps))
+        using = f"status.dir = {directory!r} from it" if directory else "the default places"
+        note = f"config not usable ({message}); looking for the status file in {using}"
+        return _Settings(status_dir_candidates(fallback), min_fps or None, note)  # type: ignore[arg-type]
+    min_fps = cfg.status.min_fps
+    return _Settings(status_dir_candidates(cfg), min_fps if min_fps > 0 else None, None)
+
+
+def _salvage_status_section(path: Path | None) -> tuple[str, float]:
+    """``[status] dir`` and ``min_fps`` from a config that fails validation elsewhere."""
+    if path is None:
+        return "", 0.0
+    try:
+        import tomllib
+
+        section = tomllib.loads(path.read_text(encoding="utf-8")).get("status", {})
+    except Exception:
+        return "", 0.0
+    if not isinstance(section, dict):
+        return "", 0.0
+    directory = section.get("dir")
+    min_fps = section.get("min_fps")
+    return (
+        directory if isinstance(directory, str) else "",
+        float(min_fps)
+        if isinstance(min_fps, int | float) and not isinstance(min_fps, bool) and min_fps > 0
+        else 0.0,
+    )
+
+
+def _use_color() -> bool:
+    return (
+        sys.stdout.isatty()
+        and not os.environ.get("NO_COLOR")
+        and os.environ.get("TERM", "") not in ("", "dumb")
+    )
+
+
+_ASCII = str.maketrans({"●": "*", "○": "o", "—": "-", "°": ""})
+
+
+def _emit(text: str) -> None:
+    """Print, degrading ● ○ — ° to ASCII where the terminal's encoding cannot show them."""
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        text = text.translate(_ASCII).encode(encoding, "replace").decode(encoding)
+    print(text, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m edge_pose.service.status_command [--config FILE] [--json] [--watch [S]]`."""
+    parser = argparse.ArgumentParser(prog="edge-pose status")
+    _add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="edge-pose: %(levelname)s: %(message)s")
+    try:
+        return status_command(args)
+    except BrokenPipeError:
+        return EX_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""`edge-pose status` as text: a headline and aligned lines, like the top of systemctl status.
+
+Only formatting: the verdict comes from edge_pose.service.health, the document from the status
+file; every field is read defensively (edge_pose.service.fields), so a document from another
+version prints what it has and "-" for the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edge_pose.errors import EX_NOT_RUNNING, EX_OK
+from edge_pose.service.fields import ago, as_dict, duration, number, parse_hex
+from edge_pose.service.health import EX_DEGRADED, UNIT, Verdict
+
+_GREEN, _YELLOW, _RED, _BOLD, _RESET = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[0m"
+
+
+def format_status(
+    doc: dict[str, Any] | None,
+    verdict: Verdict,
+    systemd: dict[str, Any] | None,
+    *,
+    now: float | None = None,
+    path: Path | None = None,
+    searched: Sequence[Path] = (),
+    ignored: Sequence[str] = (),
+    color: bool = False,
+) -> str:
+    """A compact summary like the top of ``systemctl status``: a headline with a dot (coloured
+    when ``color``), aligned ``label: value`` lines with units, then the problems found."""
+    now = time.time() if now is None else now
+    rows: list[tuple[str, str]] = _doc_rows(doc, now) if doc is not None else []
+    rows[1:1] = _systemd_rows(systemd, doc)  # under "state", like the top of systemctl status
+    if path is not None and doc is not None:
+        updated = number(doc.get("updated"))
+        when = f", updated {ago(max(0.0, now - updated))}" if updated is not None else ""
+        rows.append(("file", f"{path}{when}"))
+    elif doc is None and searched:
+        rows.append(("searched", ", ".join(str(d) for d in searched)))
+    rows += [("ignored", problem) for problem in ignored]
+
+    lines = [_headline(verdict, doc, color)]
+    width = max((len(label) for label, _ in rows), default=0)
+    lines += [f"{label:>{width + 2}}: {value}" for label, value in rows]
+    if verdict.reasons and verdict.code != EX_OK:
+        lines.append("")
+        lines.append("Problems:" if verdict.code == EX_DEGRADED else "Why:")
+        lines += [f"  - {reason}" for reason in verdict.reasons]
+    return "\n".join(lines)
+
+
+def _headline(verdict: Verdict, doc: dict[str, Any] | None, color: bool) -> str:
+    if verdict.code == EX_NOT_RUNNING:
+        detail = {
+            "stopped": "stopped",
+            "stale": "process gone, stale status file",
+            "stopping": "stopping",
+            "absent": "no status file",
+        }.get(verdict.state, verdict.state)
+        text, dot, hue = f"not running ({detail})", "○", _RED
+    else:
+        state = verdict.state
+        text = f"{state} ({verdict.label})"
+        dot, hue = "●", _GREEN if verdict.code == EX_OK else _YELLOW
+    device = doc.get("device") if doc else None
+    name = f"edge-pose ({device})" if isinstance(device, str) and device else "edge-pose"
+    if color:
+        return f"{hue}{dot}{_RESET} {_BOLD}{name}{_RESET}: {hue}{text}{_RESET}"
+    return f"{dot} {name}: {text}"
+
+
+def _doc_rows(doc: dict[str, Any], now: float) -> list[tuple[str, str]]:
+    from edge_pose import __version__
+
+    rows: list[tuple[str, str]] = []
+    uptime = number(doc.get("uptime_s"))
+    state = [str(doc.get("state", "?")), f"pid {doc.get('pid', '?')}"]
+    if uptime is not None:
+        state.append(f"up {duration(uptime)}")
+    if doc.get("paused"):
+        state.append("PAUSED (send {\"command\": \"resume\"} to <base>/set)")
+    rows.append(("state", ", ".join(state)))
+
+    version = doc.get("version")
+    if version:
+        note = (
+            f" (this command is {__version__}: restart the service)"
+            if (version != __version__)
+            else ""
+        )
+        rows.append(("version", f"{version}{note}"))
+
+    camera = as_dict(doc.get("camera"))
+    if camera:
+        text = _text(camera.get("source"))
+        if camera.get("description") and camera.get("description") != camera.get("source"):
+            text += f" ({camera['description']})"
+        rows.append(("camera", text))
+
+    model = as_dict(doc.get("model"))
+    if model:
+        size = model.get("input_size")
+        rows.append(
+            ("model", _text(model.get("name")) + (f", {size}x{size} input" if size else ""))
+        )
+
+    backend = as_dict(doc.get("backend"))
+    if backend:
+        parts = [p for p in (backend.get("delegate"), backend.get("runtime")) if p]
+        text = _text(backend.get("kind")) + (f" ({', '.join(map(str, parts))})" if parts else "")
+        if backend.get("reason"):
+            text += f" — {backend['reason']}"
+        rows.append(("backend", text))
+
+    fps, frames = as_dict(doc.get("fps")), as_dict(doc.get("frames"))
+    if fps or frames:
+        text = (
+            f"{_num(fps.get('capture'), '.1f')} capture / {_num(fps.get('processed'), '.1f')} "
+            f"processed / {_num(frames.get('skipped'), 'd')} skipped total"
+        )
+        min_fps = number(doc.get("min_fps"))
+        if min_fps:
+            text += f" (minimum {min_fps:g})"
+        rows.append(("fps", text))
+    if frames.get("processed") is not None:
+        text = f"{_num(frames.get('processed'), 'd')} processed"
+        if frames.get("with_person") is not None:
+            text += f", {_num(frames.get('with_person'), 'd')} with a person"
+        rows.append(("frames", text))
+
+    for key, label, note in (
+        ("inference_ms", "inference", ""),
+        ("latency_ms", "latency", " (capture -> publish)"),
+    ):
+        ms = as_dict(doc.get(key))
+        if ms:
+            rows.append((label, f"{_ms(ms.get('p50'))} p50 / {_ms(ms.get('p95'))} p95{note}"))
+
+    mqtt = as_dict(doc.get("mqtt"))
+    if mqtt:
+        rows.append(("mqtt", _mqtt_text(mqtt, now)))
+
+    if "pose" in doc:
+        rows.append(("pose", _pose_text(doc.get("pose"), now)))
+    reps = doc.get("reps")
+    if isinstance(reps, dict):
+        rows.append(("reps", f"{_text(reps.get('exercise'))}: {_num(reps.get('count'), 'd')}"))
+
+    rows.append(("last error", _text(doc.get("last_error"))))
+
+    system = as_dict(doc.get("system"))
+    if system:
+        rows.append(("cpu", _system_text(system)))
+    memory = as_dict(doc.get("memory"))
+    if memory.get("rss_mb") is not None:
+        rows.append(("memory", f"{_num(memory.get('rss_mb'), '.0f')} MB resident, "
+                               f"{_num(memory.get('peak_rss_mb'), '.0f')} MB peak"))
+    return rows
+
+
+def _mqtt_text(mqtt: dict[str, Any], now: float) -> str:
+    if not mqtt.get("enabled"):
+        return "disabled"
+    broker = _text(mqtt.get("broker"))
+    since = number(mqtt.get("since"))  # optional: when the connection state last changed
+    for_ = f" for {duration(max(0.0, now - since))}" if since is not None else ""
+    if mqtt.get("connected"):
+        parts = [f"connected to {broker}{for_}"]
+    else:
+        error = f" ({mqtt['last_error']})" if mqtt.get("last_error") else ""
+        parts = [f"DISCONNECTED from {broker}{for_}{error}"]
+    last = number(mqtt.get("last_publish"))
+    parts.append(
+        f"last publish {ago(max(0.0, now - last))}"
+        if last is not None
+        else "nothing published yet"
+    )
+    parts.append(f"{_num(mqtt.get('sent'), 'd')} sent / {_num(mqtt.get('dropped'), 'd')} dropped")
+    reconnects = mqtt.get("reconnects")
+    if isinstance(reconnects, int) and reconnects:
+        parts.append(f"{reconnects} reconnect{'s' if reconnects != 1 else ''}")
+    return ", ".join(parts)
+
+
+def _pose_text(pose: object, now: float) -> str:
+    if not isinstance(pose, dict):
+        return "-"
+    if not pose.get("person", True):
+        text = "no person"
+    elif pose.get("label") in (None, ""):
+        text = "person (no pose label)"
+    else:
+        text = f"{pose['label']} ({_num(pose.get('confidence'), '.2f')})"
+    since = number(pose.get("since"))
+    if since is not None:
+        text += f" for {duration(max(0.0, now - since))}"
+    return text
+
+
+def _system_text(system: dict[str, Any]) -> str:
+    temp = number(system.get("cpu_temp_c"))
+    parts = [f"{temp:.1f} °C" if temp is not None else "temperature unknown"]
+    value = parse_hex(system.get("throttled"))
+    if value is None:
+        parts.append("throttling unknown")
+    elif value == 0:
+        parts.append("not throttled (0x0)")
+    else:
+        from edge_pose.sysinfo import decode_throttled
+
+        flags = decode_throttled(value)
+        now = [f for f in flags if not f.endswith("-occurred")]
+        before = [f.removesuffix("-occurred") for f in flags if f.endswith("-occurred")]
+        if now:
+            parts.append(f"THROTTLED NOW: {', '.join(now)}")
+        if before:
+            parts.append(f"since boot: {', '.join(before)}")
+        parts[-1] += f" ({value:#x})"
+    return ", ".join(parts)
+
+
+def _systemd_rows(
+    systemd: dict[str, Any] | None, doc: dict[str, Any] | None
+) -> list[tuple[str, str]]:
+    if not systemd:
+        return []
+    if systemd.get("load_state") == "not-found":
+        return [("systemd", f"{systemd.get('unit', UNIT)}.service not installed")]
+    text = f"{systemd.get('active_state')}"
+    if systemd.get("sub_state"):
+        text += f" ({systemd['sub_state']})"
+    main_pid = systemd.get("main_pid")
+    if main_pid:
+        text += f", main pid {main_pid}"
+    restarts = systemd.get("n_restarts")
+    if isinstance(restarts, int):
+        text += f", {restarts} restart{'s' if restarts != 1 else ''}"
+    if systemd.get("result") not in (None, "success"):
+        text += f", result {systemd['result']}"
+    if systemd.get("started"):
+        text += f", since {systemd['started']}"
+    if doc is not None and main_pid and doc.get("pid") not in (None, main_pid):
+        text += f" (the status file is from pid {doc.get('pid')}, not the service)"
+    return [("systemd", text)]
+
+
+def _text(value: object) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def _num(value: object, spec: str) -> str:
+    amount = number(value)
+    if amount is None:
+        return "-"
+    return format(int(amount), spec) if spec == "d" else format(amount, spec)
+
+
+def _ms(value: object) -> str:
+    amount = number(value)
+    return "-" if amount is None else f"{amount:.1f} ms"
