@@ -70,7 +70,8 @@ deb: venv
 
 # The proven install (docs/install-test.md): debootstrap bookworm, apt install the .deb, checks,
 # upgrade, purge. Root, network (Debian mirror, PyPI), about a minute. ARGS=--keep keeps the root;
-# ARGS=--offline installs the offline build with no network. .ci/run runs both.
+# ARGS=--offline installs the offline build with no network (.ci/run runs both); ARGS="--offline
+# --arch arm64": an arm64 root under qemu-user-static (about 4 minutes; docs/install-test.md).
 deb-install-test: venv
 	$(call apt_missing,debootstrap:debootstrap dpkg-deb:dpkg systemd-analyze:systemd unshare:util-linux)
 	$(SUDO) env PYTHON=$(abspath $(BIN)/python) HOST_EDGE_POSE=$(abspath $(BIN)/edge-pose) \

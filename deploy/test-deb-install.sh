@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proven install of the Debian package (issue 7, part 4; docs/install-test.md).
 #
-#   deploy/test-deb-install.sh [--offline] [--keep] [--root DIR] [--mirror URL] [--deb FILE]
+#   deploy/test-deb-install.sh [--offline] [--arch arm64] [--keep] [--root DIR] [--mirror URL]
+#                              [--deb FILE]
 #
 # debootstraps a minimal Debian bookworm root (amd64, --variant=minbase), installs
 # edge-pose_<version>_all.deb into it with apt and checks: the package's files, the user and
@@ -17,6 +18,15 @@
 #                 installed first, then the package is installed and upgraded with no network
 #                 (unshare --net) and no model mirror; the keypoints are checked against the
 #                 pycoral reference (the numpy pin makes pip pick another OpenCV than the host's)
+#   --arch arm64  an arm64 root, run under qemu-user-static (binfmt_misc; apt-get install
+#                 qemu-user-static binfmt-support): the Raspberry Pi's architecture, about 4x
+#                 slower. It emulates a Raspberry Pi 4's Cortex-A72 throughout: QEMU_CPU=
+#                 cortex-a72 and that CPU's /proc/cpuinfo (bind mount). XNNPACK reads
+#                 /proc/cpuinfo and /sys to pick its kernels: with the host's x86 text it
+#                 crashes, and with qemu's default CPU ("max": SVE, i8mm...) its kernels give
+#                 wrong keypoints. The keypoints are checked against the pycoral reference.
+#                 Best with --offline (the package the Pi gets); online, pip downloads
+#                 aarch64 wheels under emulation.
 #   --keep        keep the root (and the built packages) for inspection
 #   --root DIR    where to build the root (default: a new directory under $TMPDIR or /tmp)
 #   --mirror URL  Debian mirror (default: the first one in /etc/apt/sources.list*)
@@ -45,6 +55,7 @@ fi
 HOST_EDGE_POSE=${HOST_EDGE_POSE:-$CHECKOUT/.venv/bin/edge-pose}
 KEEP=0
 OFFLINE=0
+ARCH=amd64
 ROOT=""
 MIRROR=""
 DEB=""
@@ -59,9 +70,10 @@ while (($#)); do
     case $1 in
     --keep) KEEP=1 ;;
     --offline) OFFLINE=1 ;;
-    --root | --mirror | --deb)
-        [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value"
+    --root | --mirror | --deb | --arch)
+        [[ $# -ge 2 && -n $2 && $2 != -* ]] || die "$1 needs a value"
         case $1 in
+        --arch) ARCH=$2 ;;
         --root) ROOT=$2 ;;
         --mirror) MIRROR=$2 ;;
         --deb) DEB=$2 ;;
@@ -69,7 +81,7 @@ while (($#)); do
         shift
         ;;
     -h | --help)
-        sed -n '2,28s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+        sed -n '2,38s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
         exit 0
         ;;
     *) die "unknown option: $1 (see $PROG --help)" ;;
@@ -81,7 +93,15 @@ done
 for tool in debootstrap dpkg-deb chroot mount umount mountpoint systemd-analyze md5sum unshare; do
     command -v "$tool" >/dev/null || die "$tool not found (apt-get install debootstrap systemd)"
 done
-[[ $(dpkg --print-architecture) == amd64 ]] || die "this test builds an amd64 root on an amd64 host"
+[[ $(dpkg --print-architecture) == amd64 ]] || die "this test runs on an amd64 host"
+case $ARCH in
+amd64) ;;
+arm64)
+    grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null ||
+        die "--arch arm64 needs qemu-user-static registered for aarch64: apt-get install qemu-user-static binfmt-support (in a container: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; update-binfmts --enable qemu-aarch64)"
+    ;;
+*) die "--arch $ARCH: amd64 or arm64" ;;
+esac
 [[ -f $DATA/coral/squat.bmp ]] || die "no $DATA/coral/squat.bmp (set EDGE_POSE_TEST_DATA)"
 [[ -f $MODELS/$MODEL_FILE ]] || die "no $MODELS/$MODEL_FILE (set EDGE_POSE_TEST_MODELS)"
 [[ -x $HOST_EDGE_POSE ]] || die "no host edge-pose at $HOST_EDGE_POSE (make venv, or set HOST_EDGE_POSE)"
@@ -128,12 +148,16 @@ trap 'exit 130' INT TERM
 mount_root() {
     local src=$1 dest=$ROOT$2
     shift 2
-    mkdir -p "$dest"
+    [[ -e $dest ]] || mkdir -p "$dest" # a file (/proc/cpuinfo) is bind-mounted over as it is
     mount "$@" "$src" "$dest"
     MOUNTS+=("$dest")
 }
-ISOLATE=() # (unshare --net --) while the offline package is installed: no network at all
-in_root() { "${ISOLATE[@]}" chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 HOME=/root "$@"; }
+ISOLATE=()  # (unshare --net --) while the offline package is installed: no network at all
+QEMU_ENV=() # (QEMU_CPU=cortex-a72) in an arm64 root: read by qemu at every exec, so kept in env
+in_root() {
+    "${ISOLATE[@]}" env "${QEMU_ENV[@]}" chroot "$ROOT" \
+        /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 HOME=/root "${QEMU_ENV[@]}" "$@"
+}
 
 # --------------------------------------------------------------------------- checks
 PASSED=0
@@ -171,7 +195,7 @@ VERSION=$(sed -n 's/^__version__ = "\([^"]*\)"$/\1/p' "$CHECKOUT/edge_pose/__ini
 # The upgrade: a later version for dpkg (0.1.0 < 0.1.0.1) that pip keeps as written.
 VERSION2=$VERSION.1
 BUILD_ARGS=()
-((OFFLINE)) && BUILD_ARGS=(--offline --arch amd64 --python 3.11)
+((OFFLINE)) && BUILD_ARGS=(--offline --arch "$ARCH" --python 3.11)
 export EDGE_POSE_MODEL_MIRROR=$MODELS # the offline build bundles the model from there
 log "building the packages $VERSION and $VERSION2 ${BUILD_ARGS[*]}"
 mkdir -p "$WORK/v1" "$WORK/v2" "$WORK/src2"
@@ -196,15 +220,24 @@ PKG_VERSION=$(dpkg-deb -f "$DEB1" Version)
 echo "packages: $DEB1 ($(du -k "$DEB1" | cut -f1) KiB), $DEB2"
 
 # --------------------------------------------------------------------------- the root
-log "debootstrap $SUITE (minbase + systemd procps, amd64) from $MIRROR into $ROOT"
+log "debootstrap $SUITE (minbase + systemd procps, $ARCH) from $MIRROR into $ROOT"
 T0=$SECONDS
-debootstrap --variant=minbase --arch=amd64 --include=systemd,procps "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
+debootstrap --variant=minbase --arch="$ARCH" --include=systemd,procps "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
     {
         tail -n 30 "$WORK/debootstrap.log" >&2
         die "debootstrap failed (log above)"
     }
 T_DEBOOTSTRAP=$((SECONDS - T0))
 mount_root proc /proc -t proc
+if [[ $ARCH == arm64 ]]; then
+    # A Raspberry Pi 4's CPU (Cortex-A72, 4 cores), the same for qemu and for XNNPACK's cpuinfo.
+    QEMU_ENV=(QEMU_CPU=cortex-a72)
+    for cpu in 0 1 2 3; do
+        printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n' "$cpu"
+        printf 'CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n'
+    done >"$WORK/cpuinfo"
+    mount_root "$WORK/cpuinfo" /proc/cpuinfo --bind
+fi
 mount_root sysfs /sys -t sysfs
 mount_root /dev /dev --bind
 mount_root /dev/pts /dev/pts --bind
@@ -408,7 +441,7 @@ print(f"17 keypoints vs the pycoral reference: max error {max(errors):.4f}, mean
 sys.exit(0 if max(errors) <= 0.05 and sum(errors) / 17 <= 0.025 else 1)
 EOF
 }
-if ((OFFLINE)); then
+if ((OFFLINE)) || [[ $ARCH != amd64 ]]; then
     check "edge-pose estimate squat.bmp in the root = pycoral reference (0.05, mean 0.025)" compare_reference
 else
     check "edge-pose estimate squat.bmp in the root = on the host (1e-3 px)" compare_keypoints
@@ -513,7 +546,7 @@ T_TOTAL=$((SECONDS - T_START))
 echo
 MODE=online
 ((OFFLINE)) && MODE="offline, no network for install and upgrade, apt's numpy $SYSTEM_NUMPY"
-echo "== summary ($(date -u '+%Y-%m-%d %H:%M UTC'), $SUITE amd64, edge-pose $PKG_VERSION -> $VERSION2, $MODE)"
+echo "== summary ($(date -u '+%Y-%m-%d %H:%M UTC'), $SUITE $ARCH, edge-pose $PKG_VERSION -> $VERSION2, $MODE)"
 printf '  %s\n' "${RESULTS[@]}"
 echo "  package $(basename "$DEB1"): $(du -k "$DEB1" | cut -f1) KiB"
 echo "  root: ${SIZE_BEFORE} KiB after debootstrap; +$((SIZE_AFTER - SIZE_BEFORE)) KiB installed" \
