@@ -6,6 +6,11 @@ Under CI=true a missing model, data file or broker is a failure, never a skip.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,3 +47,30 @@ def model_dir() -> Path:
 @pytest.fixture(scope="session")
 def lightning_path(model_dir: Path) -> Path:
     return require(model_dir / "movenet_single_pose_lightning_ptq.tflite")
+
+
+# --------------------------------------------------------------------------- not as root
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def world_dir() -> Iterator[Path]:
+    """A temporary directory any user may enter (tmp_path is private to the user running pytest)."""
+    path = Path(tempfile.mkdtemp(prefix="edge-pose-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run_unprivileged(*args: str) -> subprocess.CompletedProcess:
+    """``python -m edge_pose.cli ARGS`` as a user who is not root.
+
+    Root reads every file whatever its permissions, so under root (CI runs as root) the command
+    runs as nobody through setpriv; otherwise as the current user.
+    """
+    command = [sys.executable, "-m", "edge_pose.cli", *args]
+    if os.geteuid() == 0:
+        command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                   *command]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import run_unprivileged
 
 from edge_pose import config as config_mod
 from edge_pose.config import (
@@ -366,14 +367,15 @@ def test_directory_and_bad_encoding(tmp_path: Path) -> None:
     assert problems(path) == [f"{path}: not UTF-8 text (bad byte at offset 18)"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files regardless of permissions")
-def test_unreadable_file(tmp_path: Path) -> None:
-    path = write(tmp_path, "[camera]\n")
+def test_unreadable_file(world_dir: Path) -> None:
+    path = write(world_dir, "[camera]\n")
     path.chmod(0)
-    assert problems(path) == [
-        f"{path}: permission denied reading the config file "
-        "(fix its permissions or run as a user that may read it)"
-    ]
+    result = run_unprivileged("validate", "--config", str(path))
+    assert result.returncode == EX_CONFIG
+    assert result.stderr == (
+        f"edge-pose: error: {path}: permission denied reading the config file "
+        "(fix its permissions or run as a user that may read it)\n"
+    )
 
 
 def test_several_errors_at_once(tmp_path: Path) -> None:

@@ -11,14 +11,15 @@ import functools
 import hashlib
 import http.server
 import logging
-import os
 import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
-from conftest import SHARED, require
+from conftest import SHARED, require, run_unprivileged
 
 from edge_pose.errors import ModelError
 from edge_pose.inference import models
@@ -343,13 +344,19 @@ def test_resolve_model_errors(tmp_path: Path) -> None:
     assert LIGHTNING in str(err.value)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
-def test_resolve_model_unreadable_file(shared_models: Path, tmp_path: Path) -> None:
-    locked = tmp_path / LIGHTNING_FILE
+def test_unreadable_model_file(shared_models: Path, world_dir: Path) -> None:
+    locked = world_dir / LIGHTNING_FILE
     shutil.copy(shared_models / LIGHTNING_FILE, locked)
     locked.chmod(0)
-    with pytest.raises(ModelError, match="not readable"):
-        models.resolve_model(str(locked), tmp_path)
+    image = world_dir / "blank.png"
+    cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
+    result = run_unprivileged("estimate", str(image), "--model", str(locked))
+    assert result.returncode == 1
+    assert result.stderr.startswith("edge-pose: error: ")
+    assert result.stderr.endswith(
+        f"model file {locked} is not readable (check its permissions)\n"
+    )
+    assert result.stderr.count("\n") == 1
 
 
 # --------------------------------------------------------------------------- default_model_dir
