@@ -358,6 +358,31 @@ def test_auto_falls_back_when_the_delegate_does_not_load(
     assert sum("not usable" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_auto_without_a_device_reports_the_cpu_model_error_as_it_is(
+    tree: Tree, tmp_path: Path
+) -> None:
+    """No Edge TPU: the CPU was the only choice, so its error needs no prefix about a choice."""
+    cfg = ModelCfg(dir=str(tmp_path), sysfs_root=str(tree.sys))
+    with pytest.raises(ModelError) as excinfo:
+        load_estimator(cfg)
+    message = str(excinfo.value)
+    assert not message.startswith("auto:")
+    assert "edge-pose models fetch movenet_lightning_int8" in message
+
+
+def test_auto_with_an_unusable_device_and_no_cpu_build_says_both(
+    tree: Tree, tmp_path: Path, not_a_delegate: str
+) -> None:
+    tree.usb("2-1", READY, bus=2, num=4)
+    cfg = ModelCfg(dir=str(tmp_path), sysfs_root=str(tree.sys), delegate_library=not_a_delegate)
+    with pytest.raises(ModelError) as excinfo:
+        load_estimator(cfg)
+    message = str(excinfo.value)
+    assert message.startswith("auto: Edge TPU present but not usable (")
+    assert ", and the CPU build is not available: " in message
+    assert "edge-pose models fetch movenet_lightning_int8" in message
+
+
 def test_auto_with_a_device_but_no_edgetpu_build(
     tree: Tree, tmp_path: Path, shared_models: Path, not_a_delegate: str
 ) -> None:

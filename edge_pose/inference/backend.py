@@ -186,6 +186,8 @@ def _cpu_for_auto(
     try:
         name, _ = model_build("cpu", model_cfg.name, model_dir)
     except ModelError as exc:
+        if not logged:
+            raise  # no Edge TPU at all: the CPU was the only choice, its error says it all
         raise ModelError(f"{reason}, and the CPU build is not available: {exc}") from exc
     if not logged:
         _log_once(logging.DEBUG, f"{reason}: running on the CPU")
