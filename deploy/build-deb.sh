@@ -91,10 +91,10 @@ if ((OFFLINE)); then
     *) die "--python $PY: use 3.11 (Raspberry Pi OS Bookworm) or 3.13 (Trixie)" ;;
     esac
     NUMPY=${NUMPY:-$RELEASE_NUMPY}
-    [[ $NUMPY =~ ^[0-9]+\.[0-9]+(\.[0-9]+)?$ ]] || die "--numpy $NUMPY: not a version like 1.24.2"
+    [[ $NUMPY =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "--numpy $NUMPY: not a version like 1.24.2 (the wheel's full version)"
     ((${#MODELS[@]})) || MODELS=(movenet_lightning_int8)
-elif [[ -n $ARCH || ${#MODELS[@]} -gt 0 || -n $NUMPY ]]; then
-    die "--arch, --numpy and --model go with --offline (the online package is Architecture: all)"
+elif [[ -n $ARCH || ${#MODELS[@]} -gt 0 || -n $NUMPY || $PY != 3.11 ]]; then
+    die "--arch, --python, --numpy and --model go with --offline (the online package is Architecture: all)"
 fi
 
 for tool in dpkg-deb gzip tar; do
@@ -145,11 +145,16 @@ put "$WHEEL" "/usr/share/edge-pose/$(basename "$WHEEL")" 0644
 # Every dependency of the wheel as a binary wheel for the target: CPython $PY (its own ABI,
 # abi3 and pure wheels), manylinux glibc 2.17 up to the release's glibc, on $MACHINE.
 bundle_wheels() {
-    local dest=$ROOT/usr/lib/edge-pose/wheels minor platforms=()
-    for ((minor = GLIBC_MINOR; minor >= 17; minor--)); do
+    local dest=$ROOT/usr/lib/edge-pose/wheels minor oldest=17 platforms=()
+    [[ $MACHINE == x86_64 ]] && oldest=5 # aarch64 wheels start at glibc 2.17
+    for ((minor = GLIBC_MINOR; minor >= oldest; minor--)); do
         platforms+=(--platform "manylinux_2_${minor}_$MACHINE")
     done
-    platforms+=(--platform "manylinux2014_$MACHINE" --platform any)
+    platforms+=(--platform "manylinux2014_$MACHINE")
+    [[ $MACHINE == x86_64 ]] && platforms+=(--platform manylinux2010_x86_64 --platform manylinux1_x86_64)
+    platforms+=(--platform any)
+    # Note: pip evaluates dependency markers (platform_machine ...) for the build machine, not
+    # the target; none of edge-pose's dependencies has one today (the arm64 install test guards).
     echo "numpy==$NUMPY" >"$TMP/constraints.txt"
     echo "$PROG: downloading the wheels for CPython $PY on $MACHINE (numpy $NUMPY)" >&2
     "$PYTHON" -m pip download --disable-pip-version-check --no-input --only-binary=:all: \

@@ -445,7 +445,9 @@ def test_offline_amd64_wheelhouse_runs_edge_pose(tmp_path, data_dir, lightning_p
         (["--offline", "--arch", "riscv64"], "--arch riscv64: use arm64"),
         (["--offline", "--python", "3.9"], "--python 3.9: use 3.11 (Raspberry Pi OS Bookworm)"),
         (["--offline", "--numpy", "latest"], "--numpy latest: not a version like 1.24.2"),
-        (["--model", "movenet_thunder_int8"], "--arch, --numpy and --model go with --offline"),
+        (["--offline", "--numpy", "1.24"], "--numpy 1.24: not a version like 1.24.2"),
+        (["--model", "movenet_thunder_int8"], "--arch, --python, --numpy and --model go with"),
+        (["--python", "3.13"], "--arch, --python, --numpy and --model go with --offline"),
         (["--arch"], "--arch needs a value"),
     ],
 )
