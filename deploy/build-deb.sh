@@ -30,6 +30,8 @@ readonly SCRIPT_DIR
 CHECKOUT="$(dirname "$SCRIPT_DIR")"
 readonly CHECKOUT
 readonly DEBIAN_DIR=$SCRIPT_DIR/debian
+# shellcheck source=SCRIPTDIR/lib/copy-source.sh
+. "$SCRIPT_DIR/lib/copy-source.sh"
 PYTHON=${PYTHON:-python3}
 OUT=$CHECKOUT/dist
 OFFLINE=0
@@ -125,10 +127,7 @@ umask 022
 # --------------------------------------------------------------------------- the wheel
 # pip builds inside the source tree (build/, *.egg-info): build from a copy.
 mkdir -p "$TMP/src" "$TMP/wheel"
-tar -C "$CHECKOUT" --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./dist \
-    --exclude='*.egg-info' --exclude=./.pytest_cache --exclude=./.ruff_cache \
-    --exclude=__pycache__ --exclude='./models/*.tflite' --exclude='./models/*.part' \
-    -cf - . | tar -C "$TMP/src" -xf -
+copy_source "$CHECKOUT" "$TMP/src"
 "$PYTHON" -m pip wheel --no-deps --disable-pip-version-check --no-input --quiet \
     -w "$TMP/wheel" "$TMP/src" >&2 || die "pip wheel failed (see above)"
 WHEEL=$TMP/wheel/edge_pose-$VERSION-py3-none-any.whl

@@ -20,6 +20,8 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly SCRIPT_DIR
 CHECKOUT="$(dirname "$SCRIPT_DIR")"
 readonly CHECKOUT
+# shellcheck source=SCRIPTDIR/lib/copy-source.sh
+. "$SCRIPT_DIR/lib/copy-source.sh"
 
 # --------------------------------------------------------------------------- where things go
 readonly SERVICE=edge-pose
@@ -408,9 +410,7 @@ step_package() {
         # user's checkout would be a nuisance.
         target=$TMP/src
         mkdir -p "$target"
-        tar -C "$SOURCE" --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./dist \
-            --exclude='*.egg-info' --exclude=.pytest_cache --exclude=.ruff_cache \
-            --exclude=__pycache__ --exclude='./models/*.tflite' -cf - . | tar -C "$target" -xf -
+        copy_source "$SOURCE" "$target"
     fi
     local args=(-m pip install --disable-pip-version-check --no-input --quiet
         --root-user-action=ignore)

@@ -45,6 +45,8 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly SCRIPT_DIR
 CHECKOUT="$(dirname "$SCRIPT_DIR")"
 readonly CHECKOUT
+# shellcheck source=SCRIPTDIR/lib/copy-source.sh
+. "$SCRIPT_DIR/lib/copy-source.sh"
 SUITE=bookworm
 readonly MODEL_FILE=movenet_single_pose_lightning_ptq.tflite
 DATA=${EDGE_POSE_TEST_DATA:-/work/shared/data}
@@ -212,9 +214,7 @@ if [[ -n $DEB ]]; then
 else
     DEB1=$(PYTHON=$PYTHON "$SCRIPT_DIR/build-deb.sh" "${BUILD_ARGS[@]}" --out "$WORK/v1")
 fi
-tar -C "$CHECKOUT" --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./dist \
-    --exclude='*.egg-info' --exclude=./.pytest_cache --exclude=./.ruff_cache \
-    --exclude=__pycache__ --exclude='./models/*.tflite' -cf - . | tar -C "$WORK/src2" -xf -
+copy_source "$CHECKOUT" "$WORK/src2"
 sed -i "s/^__version__ = \".*\"$/__version__ = \"$VERSION2\"/" "$WORK/src2/edge_pose/__init__.py"
 {
     printf 'edge-pose (%s) unstable; urgency=medium\n\n  * Upgrade test build (deploy/test-deb-install.sh).\n\n' "$VERSION2"
