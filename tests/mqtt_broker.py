@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -149,6 +150,18 @@ class MosquittoBroker:
         _tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def start_run(broker: MosquittoBroker, video: Path, device: str, *extra: str) -> subprocess.Popen:
+    """`edge-pose run` looping ``video`` against ``broker`` as device ``device``, in the
+    background (stderr captured); ``extra`` adds flags such as ``--config`` or ``--no-realtime``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge_pose.cli", "run", "--camera", str(video), "--loop",
+         "--device-id", device, "--mqtt-host", broker.host, "--mqtt-port", str(broker.port),
+         *extra],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
 
 
 @pytest.fixture

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from mqtt_broker import Subscriber
+from mqtt_broker import Subscriber, start_run
 
 from edge_pose.service.commands import Command, parse_command, stats_payload
 
@@ -64,12 +62,7 @@ def test_commands_round_trip(mosquitto, data_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text("[mqtt]\nstats_interval = 5\n")
     sub = Subscriber(mosquitto.host, mosquitto.port, "edge-pose/remote/#")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge_pose.cli", "run", "--config", str(config), "--camera",
-         str(data_dir / "tfjs" / "pose_1.mp4"), "--loop", "--device-id", "remote",
-         "--mqtt-host", mosquitto.host, "--mqtt-port", str(mosquitto.port)],
-        stderr=subprocess.PIPE, text=True,
-    )
+    proc = start_run(mosquitto, data_dir / "tfjs" / "pose_1.mp4", "remote", "--config", str(config))
 
     def states() -> list[dict]:
         return [json.loads(p) for p in sub.payloads("/state")]

@@ -15,8 +15,6 @@ import copy
 import json
 import re
 import signal
-import subprocess
-import sys
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -25,7 +23,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from mqtt_broker import MosquittoBroker, Subscriber
+from mqtt_broker import MosquittoBroker, Subscriber, start_run
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_pose.classify.rules import LABELS
@@ -382,13 +380,8 @@ def real_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterat
         sub = Subscriber(broker.host, broker.port, "#")
         config = work / "config.toml"
         config.write_text("[mqtt]\nstats_interval = 5\nkeypoints_max_rate = 10\n")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "edge_pose.cli", "run", "--config", str(config),
-             "--camera", str(data_dir / "tfjs" / "pose_squats.mp4"), "--no-realtime", "--loop",
-             "--device-id", "ha-e2e", "--mqtt-host", broker.host,
-             "--mqtt-port", str(broker.port)],
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        proc = start_run(broker, data_dir / "tfjs" / "pose_squats.mp4", "ha-e2e",
+                         "--config", str(config), "--no-realtime")  # fmt: skip
         try:
             assert sub.wait_for(lambda: sub.payloads("/stats"), 60), "no stats within 60 s"
             assert sub.wait_for(

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from mqtt_broker import Subscriber
+from mqtt_broker import Subscriber, start_run
 
 from edge_pose.pose import KEYPOINT_NAMES
 
@@ -80,20 +80,10 @@ def test_print_writes_json_lines_without_a_broker(data_dir: Path) -> None:
     assert "XNNPACK delegate" not in result.stderr
 
 
-def start_looping_run(data_dir: Path, mosquitto, device: str) -> subprocess.Popen:
-    """`edge-pose run` on a looping video against the test broker, in the background."""
-    return subprocess.Popen(
-        [*EDGE_POSE, "run", "--camera", str(data_dir / "tfjs" / "pose_1.mp4"), "--loop",
-         "--device-id", device, "--mqtt-host", mosquitto.host, "--mqtt-port", str(mosquitto.port)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def test_broker_down_at_start_then_up(mosquitto, data_dir: Path) -> None:
     """The pipeline runs without a broker, connects when one appears, and says `online`."""
     mosquitto.stop()
-    proc = start_looping_run(data_dir, mosquitto, "late")
+    proc = start_run(mosquitto, data_dir / "tfjs" / "pose_1.mp4", "late")
     try:
         time.sleep(2)
         assert proc.poll() is None  # still processing frames
@@ -109,7 +99,7 @@ def test_broker_down_at_start_then_up(mosquitto, data_dir: Path) -> None:
 
 def test_broker_restart_mid_run(mosquitto, data_dir: Path) -> None:
     sub = Subscriber(mosquitto.host, mosquitto.port, "edge-pose/restart/#")
-    proc = start_looping_run(data_dir, mosquitto, "restart")
+    proc = start_run(mosquitto, data_dir / "tfjs" / "pose_1.mp4", "restart")
     try:
         assert sub.wait_for(lambda: len(keypoint_messages(sub)) > 10, 30)
         sub.close()

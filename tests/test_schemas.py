@@ -6,15 +6,13 @@ import dataclasses
 import json
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mqtt_broker import MosquittoBroker, Subscriber
+from mqtt_broker import MosquittoBroker, Subscriber, start_run
 
 from edge_pose.camera.file import VideoFileCamera
 from edge_pose.classify.rules import LABELS
@@ -102,13 +100,8 @@ def real_messages(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> I
         config = work / "config.toml"
         config.write_text("[mqtt]\nstats_interval = 5\nkeypoints_max_rate = 10\n"
                           + ("compact_keypoints = true\n" if COMPACT_OPTION else ""))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "edge_pose.cli", "run", "--config", str(config),
-             "--camera", str(data_dir / "tfjs" / "pose_squats.mp4"), "--no-realtime", "--loop",
-             "--device-id", "schema", "--mqtt-host", broker.host,
-             "--mqtt-port", str(broker.port)],
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        proc = start_run(broker, data_dir / "tfjs" / "pose_squats.mp4", "schema",
+                         "--config", str(config), "--no-realtime")  # fmt: skip
         try:
             assert sub.wait_for(lambda: sub.payloads("/state"), 60)
             for command in (b'{"command": "keypoints_rate", "value": 20}', b"not json"):
