@@ -103,7 +103,7 @@ class MqttPublisher:
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            protocol=mqtt.MQTTv5 if getattr(settings, "protocol", "") == "5" else mqtt.MQTTv311,
+            protocol=mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311,
         )
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail

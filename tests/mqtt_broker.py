@@ -27,6 +27,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_pose.config import MqttConfig
+
 INSTALL_HINT = "apt-get install mosquitto"
 
 
@@ -150,6 +152,12 @@ class MosquittoBroker:
         _tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def mqtt_settings(broker: MosquittoBroker, **changes: object) -> MqttConfig:
+    """The real ``[mqtt]`` config for ``broker``: short keepalive, every keypoint sent."""
+    settings: dict[str, object] = {"keepalive": 5, "keypoints_max_rate": 0.0, **changes}
+    return MqttConfig(host=broker.host, port=broker.port, **settings)
 
 
 def start_run(broker: MosquittoBroker, video: Path, device: str, *extra: str) -> subprocess.Popen:

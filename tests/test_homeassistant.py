@@ -16,15 +16,12 @@ import json
 import re
 import signal
 import time
-import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from mqtt_broker import MosquittoBroker, Subscriber, start_run
-from paho.mqtt.enums import CallbackAPIVersion
+from mqtt_broker import MosquittoBroker, Subscriber, mqtt_settings, start_run
 
 from edge_pose.classify.rules import LABELS
 from edge_pose.homeassistant import (
@@ -367,10 +364,6 @@ def test_abbreviated_keys_are_understood() -> None:
 # --------------------------------------------------------------------------- real payloads
 
 
-def _has_hooks() -> bool:
-    return hasattr(MqttPublisher, "publish_raw") and hasattr(MqttPublisher, "subscribe_raw")
-
-
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[list]:
     """Every message of a real `edge-pose run` (looping the squat video until stats came, a
@@ -462,51 +455,16 @@ def test_the_daemon_publishes_discovery(real_run: list) -> None:
 # --------------------------------------------------------------------------- birth message
 
 
-class _Hooks:
-    """publish(topic, payload, qos, retain) and subscribe(topic, handler) on a real broker:
-    MqttPublisher.publish_raw/subscribe_raw once it has them, else a plain paho client."""
-
-    def __init__(self, broker: MosquittoBroker) -> None:
-        self.publisher: MqttPublisher | None = None
-        self.client: mqtt.Client | None = None
-        if _has_hooks():
-            settings = types.SimpleNamespace(
-                host=broker.host, port=broker.port, topic_prefix="edge-pose", username="",
-                tls=False, ca_file="", certfile="", keyfile="", keepalive=5,
-                keypoints_max_rate=0.0, client_id="", protocol="3.1.1",
-            )  # fmt: skip
-            self.publisher = MqttPublisher(settings, "ha-birth")
-            self.publisher.start()
-            assert self.publisher.wait_connected(5)
-            self.publish = self.publisher.publish_raw  # type: ignore[attr-defined]
-            self.subscribe = self.publisher.subscribe_raw  # type: ignore[attr-defined]
-            return
-        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
-        self.publish = lambda t, p, q, r: self.client.publish(t, p, q, r).rc == 0
-
-    def subscribe(self, topic: str, handler: Callable[[bytes], None]) -> None:
-        assert self.client is not None
-        self.client.message_callback_add(topic, lambda _c, _u, m: handler(m.payload))
-        self.client.subscribe(topic, 1)
-
-    def close(self) -> None:
-        if self.publisher is not None:
-            self.publisher.stop(0.5)
-        if self.client is not None:
-            self.client.disconnect()
-            self.client.loop_stop()
-
-
 def test_resent_when_home_assistant_comes_online(mosquitto: MosquittoBroker) -> None:
     sub = Subscriber(mosquitto.host, mosquitto.port, "homeassistant/device/#")
     home_assistant = Subscriber(mosquitto.host, mosquitto.port, "nothing/here")
-    hooks = _Hooks(mosquitto)
-    discovery = Discovery(hooks.publish, "ha-birth", "edge-pose/ha-birth", labels=LABELS,
+    publisher = MqttPublisher(mqtt_settings(mosquitto), "ha-birth")
+    publisher.start()
+    assert publisher.wait_connected(5)
+    discovery = Discovery(publisher.publish_raw, "ha-birth", "edge-pose/ha-birth", labels=LABELS,
                           exercise="squat", max_delay=0.3)
     try:
-        hooks.subscribe(discovery.status_topic, discovery.on_status)
+        publisher.subscribe_raw(discovery.status_topic, discovery.on_status)
         assert discovery.publish()
         assert sub.wait_for(lambda: len(sub.messages) == 1)
 
@@ -544,6 +502,6 @@ def test_resent_when_home_assistant_comes_online(mosquitto: MosquittoBroker) -> 
         gone.close()
     finally:
         discovery.close()
-        hooks.close()
+        publisher.stop(0.5)
         sub.close()
         home_assistant.close()

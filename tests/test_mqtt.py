@@ -9,35 +9,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from mqtt_broker import MosquittoBroker, Subscriber, wait_for
+from mqtt_broker import MosquittoBroker, Subscriber, mqtt_settings, wait_for
 
 from edge_pose.errors import ConfigError
 from edge_pose.mqtt import MqttPublisher
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Stands in for config.MqttConfig (same fields)."""
-
-    host: str
-    port: int
-    enabled: bool = True
-    topic_prefix: str = "edge-pose"
-    username: str = ""
-    password_file: str = ""
-    tls: bool = False
-    ca_file: str = ""
-    certfile: str = ""
-    keyfile: str = ""
-    keepalive: int = 5
-    keypoints_max_rate: float = 0.0
-    client_id: str = ""
 
 
 MakePublisher = Callable[..., MqttPublisher]
@@ -49,8 +29,7 @@ def make_publisher() -> Iterator[MakePublisher]:
     made: list[MqttPublisher] = []
 
     def make(broker: MosquittoBroker, device: str, password: str | None = None, **changes: object):
-        settings = replace(Settings(broker.host, broker.port), **changes)
-        made.append(MqttPublisher(settings, device, password))
+        made.append(MqttPublisher(mqtt_settings(broker, **changes), device, password))
         return made[-1]
 
     yield make
@@ -180,11 +159,10 @@ def test_outage_mid_run_reconnects_and_delivers_queued_qos1(
 def test_last_will_offline_when_the_process_dies(mosquitto: MosquittoBroker) -> None:
     sub = Subscriber(mosquitto.host, mosquitto.port, "edge-pose/dying/availability")
     code = (
-        "import time, types\n"
+        "import time\n"
+        "from edge_pose.config import MqttConfig\n"
         "from edge_pose.mqtt import MqttPublisher\n"
-        f"s = types.SimpleNamespace(host={mosquitto.host!r}, port={mosquitto.port}, "
-        "topic_prefix='edge-pose', username='', tls=False, ca_file='', certfile='', keyfile='', "
-        "keepalive=5, keypoints_max_rate=0.0, client_id='')\n"
+        f"s = MqttConfig(host={mosquitto.host!r}, port={mosquitto.port}, keepalive=5)\n"
         "p = MqttPublisher(s, 'dying')\n"
         "p.start()\n"
         "time.sleep(60)\n"

@@ -13,12 +13,11 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from mqtt_broker import MosquittoBroker, free_port
+from mqtt_broker import MosquittoBroker, free_port, mqtt_settings
 
 from edge_pose.config import MqttConfig
 from edge_pose.mqtt import MqttPublisher
@@ -104,12 +103,7 @@ def watchers() -> Iterator[list[Watcher]]:
 
 
 def publisher(broker: MosquittoBroker, device: str, prefix: str = "edge-pose") -> MqttPublisher:
-    settings = types.SimpleNamespace(
-        host=broker.host, port=broker.port, topic_prefix=prefix, username="", tls=False,
-        ca_file="", certfile="", keyfile="", keepalive=5, keypoints_max_rate=0.0, client_id="",
-        protocol="3.1.1",
-    )  # fmt: skip
-    pub = MqttPublisher(settings, device)
+    pub = MqttPublisher(mqtt_settings(broker, topic_prefix=prefix), device)
     pub.start()
     assert pub.wait_connected(5)
     return pub
@@ -359,9 +353,7 @@ def test_line_format() -> None:
 def test_connection_speaks_both_protocols(mosquitto: MosquittoBroker, protocol: str) -> None:
     from edge_pose.watch import Connection
 
-    settings = types.SimpleNamespace(host=mosquitto.host, port=mosquitto.port, username="",
-                                     tls=False, protocol=protocol)  # fmt: skip
-    connection = Connection(settings, None, Watch("edge-pose"))
+    connection = Connection(mqtt_settings(mosquitto, protocol=protocol), None, Watch("edge-pose"))
     connection.start()
     try:
         pub = publisher(mosquitto, f"proto-{protocol.replace('.', '')}")
