@@ -120,23 +120,7 @@ class MqttPublisher:
             return
         s, client = self.settings, self._client
         client.will_set(self._availability, "offline", qos=1, retain=True)
-        if s.username:
-            client.username_pw_set(s.username, self._password)
-        if s.tls:
-            for key in ("ca_file", "certfile", "keyfile"):
-                value = getattr(s, key)
-                if value and not os.path.isfile(value):
-                    raise ConfigError([f"mqtt.{key} = {value!r}: no such file"])
-            try:
-                client.tls_set(
-                    ca_certs=s.ca_file or None,
-                    certfile=s.certfile or None,
-                    keyfile=s.keyfile or None,
-                )
-            except OSError as exc:  # ssl.SSLError is an OSError: a file that is not PEM, ...
-                raise ConfigError(
-                    [f"mqtt.ca_file/certfile/keyfile: cannot load the TLS files: {exc}"]
-                ) from exc
+        apply_credentials(client, s, self._password)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.max_queued_messages_set(MAX_QUEUED)
         client.connect_async(s.host, s.port, keepalive=s.keepalive)
@@ -315,6 +299,32 @@ class MqttPublisher:
 
     def _describe(self, exc: BaseException | None) -> str:
         return describe_connect_error(exc, self.settings.host, self.broker)
+
+
+def apply_credentials(client: mqtt.Client, settings: Any, password: str | None) -> None:
+    """User name, password and TLS of the ``[mqtt]`` settings on a paho client.
+
+    A TLS file that is missing or not loadable is a ConfigError naming the key, before any
+    connection is tried.
+    """
+    if settings.username:
+        client.username_pw_set(settings.username, password)
+    if not settings.tls:
+        return
+    for key in ("ca_file", "certfile", "keyfile"):
+        value = getattr(settings, key)
+        if value and not os.path.isfile(value):
+            raise ConfigError([f"mqtt.{key} = {value!r}: no such file"])
+    try:
+        client.tls_set(
+            ca_certs=settings.ca_file or None,
+            certfile=settings.certfile or None,
+            keyfile=settings.keyfile or None,
+        )
+    except OSError as exc:  # ssl.SSLError is an OSError: a file that is not PEM, ...
+        raise ConfigError(
+            [f"mqtt.ca_file/certfile/keyfile: cannot load the TLS files: {exc}"]
+        ) from exc
 
 
 def describe_connect_error(exc: BaseException | None, host: str, where: str) -> str:

@@ -34,8 +34,8 @@ from typing import Any, TextIO
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_pose.errors import EX_OK, ConfigError, EdgePoseError
-from edge_pose.mqtt import describe_connect_error
+from edge_pose.errors import EX_OK, EdgePoseError
+from edge_pose.mqtt import apply_credentials, describe_connect_error
 
 SUFFIXES = ("availability", "pose", "event", "stats", "state", "keypoints")
 QOS = {"keypoints": 0, "stats": 0}  # the rest: 1, as published
@@ -292,7 +292,7 @@ class Connection:
         self._refusal: str | None = None
         self.connected = False
         self._stopping = False
-        version = mqtt.MQTTv5 if str(getattr(settings, "protocol", "")) == "5" else mqtt.MQTTv311
+        version = mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311
         self.v5 = version == mqtt.MQTTv5
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -300,21 +300,7 @@ class Connection:
             protocol=version,
             **({} if self.v5 else {"clean_session": True}),
         )
-        if settings.username:
-            self.client.username_pw_set(settings.username, password)
-        if settings.tls:
-            for key in ("ca_file", "certfile", "keyfile"):
-                value = getattr(settings, key, "")
-                if value and not os.path.isfile(value):
-                    raise ConfigError([f"mqtt.{key} = {value!r}: no such file"])
-            try:
-                self.client.tls_set(
-                    ca_certs=settings.ca_file or None,
-                    certfile=getattr(settings, "certfile", "") or None,
-                    keyfile=getattr(settings, "keyfile", "") or None,
-                )
-            except OSError as exc:
-                raise ConfigError([f"mqtt TLS files cannot be loaded: {exc}"]) from exc
+        apply_credentials(self.client, settings, password)
         self.client.reconnect_delay_set(1, 30)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
