@@ -175,21 +175,23 @@ def _load_auto(
     except EdgeTpuUnavailable as exc:
         reason = f"auto: Edge TPU present but not usable ({exc.failure})"
         _log_once(logging.WARNING, f"{reason}; running on the CPU (`edge-pose doctor` says more)")
-        return _cpu_for_auto(model_cfg, model_dir, runtime, reason, logged=True)
+        return _cpu_for_auto(model_cfg, model_dir, runtime, reason, device_found=True)
     _log_once(logging.DEBUG, backend.reason)  # the daemon's "model ... on" line says it
     return model, backend, name
 
 
 def _cpu_for_auto(
-    model_cfg: Any, model_dir: Path, runtime: Runtime, reason: str, *, logged: bool = False
+    model_cfg: Any, model_dir: Path, runtime: Runtime, reason: str, *, device_found: bool = False
 ) -> tuple[MoveNet, Backend, str]:
+    """The CPU build for ``backend = "auto"``. With ``device_found`` an Edge TPU was there but
+    not usable (already logged as a warning): a CPU model error then says both."""
     try:
         name, _ = model_build("cpu", model_cfg.name, model_dir)
     except ModelError as exc:
-        if not logged:
+        if not device_found:
             raise  # no Edge TPU at all: the CPU was the only choice, its error says it all
         raise ModelError(f"{reason}, and the CPU build is not available: {exc}") from exc
-    if not logged:
+    if not device_found:
         _log_once(logging.DEBUG, f"{reason}: running on the CPU")
     return _load_cpu(model_cfg, name, model_dir, runtime, reason)
 
