@@ -36,7 +36,7 @@ PYTHON=${PYTHON:-python3}
 OUT=$CHECKOUT/dist
 OFFLINE=0
 ARCH=""
-PY=3.11
+PY=""
 NUMPY=""
 MODELS=()
 
@@ -79,6 +79,7 @@ done
 
 if ((OFFLINE)); then
     ARCH=${ARCH:-arm64}
+    PY=${PY:-3.11}
     case $ARCH in
     arm64) MACHINE=aarch64 ;;
     amd64) MACHINE=x86_64 ;;
@@ -95,7 +96,7 @@ if ((OFFLINE)); then
     NUMPY=${NUMPY:-$RELEASE_NUMPY}
     [[ $NUMPY =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "--numpy $NUMPY: not a version like 1.24.2 (the wheel's full version)"
     ((${#MODELS[@]})) || MODELS=(movenet_lightning_int8)
-elif [[ -n $ARCH || ${#MODELS[@]} -gt 0 || -n $NUMPY || $PY != 3.11 ]]; then
+elif [[ -n $ARCH$PY$NUMPY || ${#MODELS[@]} -gt 0 ]]; then
     die "--arch, --python, --numpy and --model go with --offline (the online package is Architecture: all)"
 fi
 
