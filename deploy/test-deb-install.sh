@@ -5,11 +5,12 @@
 #                              [--mirror URL] [--deb FILE]
 #
 # debootstraps a minimal Debian root (bookworm or trixie, amd64 or arm64, --variant=minbase),
-# installs edge-pose_<version>_all.deb (or the offline build) into it with apt and checks: the package's files, the user and
-# its groups, the venv, the conffile, `edge-pose validate`, `edge-pose estimate --json` on
-# squat.bmp giving the same keypoints as the host's edge-pose (1e-3 px), `systemd-analyze
-# verify` of the installed unit, an upgrade to a newer build (built here from a copy of the
-# checkout with a bumped version) keeping an edited config, and purge leaving nothing.
+# installs edge-pose_<version>_all.deb (or the offline build) into it with apt and checks: the
+# package's files, the user and its groups, the venv, the conffile, `edge-pose validate`,
+# `edge-pose estimate --json` on squat.bmp giving the same keypoints as the host's edge-pose
+# (1e-3 px), `systemd-analyze verify` of the installed unit, an upgrade to a newer build (built
+# here from a copy of the checkout with a bumped version) keeping an edited config, and purge
+# leaving nothing.
 # Prints PASS/FAIL per check and a summary; exits 1 when a check failed, 2 on a set-up error.
 # Needs root, debootstrap, dpkg-deb, systemd-analyze, network (Debian mirror, PyPI).
 #
@@ -85,7 +86,7 @@ while (($#)); do
         shift
         ;;
     -h | --help)
-        sed -n '2,39s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+        sed -n '2,40s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
         exit 0
         ;;
     *) die "unknown option: $1 (see $PROG --help)" ;;
@@ -399,6 +400,10 @@ check_model() {
     have=$(sha256sum "$ROOT/var/lib/edge-pose/models/$MODEL_FILE" 2>/dev/null | cut -d' ' -f1) ||
         fail_msg "postinst fetched no model into /var/lib/edge-pose/models" || return 1
     [[ $have == "$want" ]] || fail_msg "fetched model differs from the mirror's" || return 1
+    local source=/srv/edge-pose-models
+    ((OFFLINE)) && source=/usr/share/edge-pose/models
+    grep -qF "from file://$source/$MODEL_FILE" "$WORK/install.log" ||
+        fail_msg "postinst did not take the model from $source" || return 1
     in_root stat -c '%U %n' "/var/lib/edge-pose/models/$MODEL_FILE"
     in_root sh -c 'cd /var/lib/edge-pose && runuser -u edge-pose -- edge-pose models verify'
 }

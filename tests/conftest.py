@@ -5,6 +5,7 @@ Under CI=true a missing model, data file or broker is a failure, never a skip.
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest_plugins = ["mqtt_broker"]
@@ -31,6 +33,14 @@ def require(path: Path) -> Path:
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def reference_xy(data_dir: Path) -> np.ndarray:
+    """squat.bmp's keypoints as pycoral found them (17 x (x, y), normalized to the image)."""
+    path = data_dir / "coral" / "movenet_single_pose_lightning_ptq_reference.csv"
+    rows = sorted(csv.DictReader(path.open()), key=lambda r: int(r["keypoint_id"]))
+    assert len(rows) == 17
+    return np.array([[float(r["keypoint_x"]), float(r["keypoint_y"])] for r in rows])
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import reference_xy
 
 from edge_pose.camera.file import load_image
 from edge_pose.errors import ModelError
@@ -19,13 +19,6 @@ from edge_pose.pose import KEYPOINT_NAMES, Region, keypoints_payload, pose_score
 @pytest.fixture(scope="module")
 def lightning(lightning_path: Path) -> MoveNet:
     return MoveNet(lightning_path, threads=2)
-
-
-def reference_xy(data_dir: Path) -> np.ndarray:
-    path = data_dir / "coral" / "movenet_single_pose_lightning_ptq_reference.csv"
-    rows = sorted(csv.DictReader(path.open()), key=lambda r: int(r["keypoint_id"]))
-    assert len(rows) == 17
-    return np.array([[float(r["keypoint_x"]), float(r["keypoint_y"])] for r in rows])
 
 
 def test_squat_matches_pycoral_reference(lightning: MoveNet, data_dir: Path) -> None:
