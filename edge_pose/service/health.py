@@ -211,9 +211,9 @@ def evaluate(
     updated = number(doc.get("updated"))
     age = max(0.0, now - updated) if updated is not None else None
     last_error = doc.get("last_error")
+    error = f"; last error: {last_error}" if last_error else ""
     if state == "stopped":
         when = f" {ago(age)}" if age is not None else ""
-        error = f"; last error: {last_error}" if last_error else ""
         return Verdict(
             EX_NOT_RUNNING,
             "stopped",
@@ -224,7 +224,6 @@ def evaluate(
         )
     if not daemon_alive(doc):
         when = f"; last update {ago(age)}" if age is not None else ""
-        error = f"; last error: {last_error}" if last_error else ""
         return Verdict(
             EX_NOT_RUNNING,
             "stale",
