@@ -43,6 +43,20 @@ def reference_xy(data_dir: Path) -> np.ndarray:
     return np.array([[float(r["keypoint_x"]), float(r["keypoint_y"])] for r in rows])
 
 
+def need_tool(name: str, package: str) -> str:
+    """Path of program ``name`` (also in /usr/sbin, which is not on every PATH); fail under CI,
+    skip elsewhere, with the apt command that installs ``package``."""
+    path = shutil.which(name) or next(
+        (p for d in ("/usr/sbin", "/usr/bin") if os.access(p := f"{d}/{name}", os.X_OK)), None
+    )
+    if path:
+        return path
+    message = f"{name} is not installed: sudo apt-get install {package}"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return require(DATA)

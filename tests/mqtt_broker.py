@@ -12,7 +12,6 @@ broker's per-client queue limit (default 1000) so a test never loses messages to
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,28 +24,10 @@ from types import TracebackType
 
 import paho.mqtt.client as mqtt
 import pytest
+from conftest import need_tool
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_pose.config import MqttConfig
-
-INSTALL_HINT = "apt-get install mosquitto"
-
-
-def _missing(what: str) -> None:
-    message = f"{what} is not installed: {INSTALL_HINT}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def find_tool(name: str) -> str:
-    """Path of a mosquitto program (``/usr/sbin`` is not on every PATH); fail/skip if absent."""
-    path = shutil.which(name) or next(
-        (p for d in ("/usr/sbin", "/usr/bin") if os.access(p := f"{d}/{name}", os.X_OK)), None
-    )
-    if path is None:
-        _missing(name)
-    return str(path)
 
 
 def free_port() -> int:
@@ -80,7 +61,7 @@ class MosquittoBroker:
         users: dict[str, str] | None = None,
         persistence: bool = True,
     ) -> None:
-        self.binary = find_tool("mosquitto")
+        self.binary = need_tool("mosquitto", "mosquitto")
         self.host = "127.0.0.1"
         self.port = free_port()
         self.workdir = workdir
@@ -107,7 +88,8 @@ class MosquittoBroker:
         path = self.workdir / "passwd"
         path.write_text("".join(f"{name}:{password}\n" for name, password in users.items()))
         path.chmod(0o600)
-        subprocess.run([find_tool("mosquitto_passwd"), "-U", str(path)], check=True)  # hash
+        hasher = need_tool("mosquitto_passwd", "mosquitto")
+        subprocess.run([hasher, "-U", str(path)], check=True)  # hashes the passwords in place
         return path
 
     def start(self, timeout: float = 10) -> MosquittoBroker:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import IN_CI, reference_xy
+from conftest import need_tool, reference_xy
 
 import edge_pose
 
@@ -58,18 +58,6 @@ EXPECTED_FILES = {
     "usr/share/doc/edge-pose/service.md": "-rw-r--r--",
 }
 EXPECTED_LINKS = {"usr/bin/edge-pose": "/opt/edge-pose/venv/bin/edge-pose"}
-
-
-def need_tool(name: str, package: str) -> str:
-    path = shutil.which(name) or next(
-        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)), None
-    )
-    if path:
-        return path
-    message = f"{name} is not installed: sudo apt-get install {package}"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def run(*args: str, **kw) -> subprocess.CompletedProcess:

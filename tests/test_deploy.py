@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import IN_CI, SHARED, require
+from conftest import IN_CI, SHARED, need_tool, require
 
 import edge_pose
 
@@ -43,16 +43,6 @@ DOC = REPO / "docs" / "service.md"
 MAX_EXPOSURE = 3.5
 MODEL_FILE = "movenet_single_pose_lightning_ptq.tflite"
 INSTALL_TIMEOUT_S = 900  # pip on a slow CI runner; about 15 s here
-
-
-def need_tool(name: str, package: str) -> str:
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} is not installed: sudo apt-get install {package}"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def systemd_analyze() -> str:

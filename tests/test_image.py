@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI
+from conftest import IN_CI, need_tool
 
 import edge_pose
 from edge_pose.config import SECTIONS
@@ -255,12 +254,7 @@ def test_shell_syntax(script):
 
 @pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(IMAGE)))
 def test_shellcheck(script):
-    tool = shutil.which("shellcheck")
-    if not tool:
-        message = "shellcheck is not installed: sudo apt-get install shellcheck"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    tool = need_tool("shellcheck", "shellcheck")
     result = subprocess.run(
         [tool, "-x", str(script)], capture_output=True, text=True, cwd=script.parent
     )

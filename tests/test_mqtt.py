@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import need_tool
 from mqtt_broker import MosquittoBroker, Subscriber, mqtt_settings, wait_for
 
 from edge_pose.errors import ConfigError
@@ -206,9 +206,7 @@ def test_username_and_password(
 
 
 def test_tls(tmp_path: Path, make_publisher: MakePublisher) -> None:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed: apt-get install openssl")
+    openssl = need_tool("openssl", "openssl")
     cert, key = tmp_path / "broker.crt", tmp_path / "broker.key"
     subprocess.run(
         [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
