@@ -63,6 +63,15 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared_models() -> Path:
+    """../shared/models with the real Lightning builds, CPU and Edge TPU (the model mirror)."""
+    folder = SHARED / "models"
+    require(folder / "movenet_single_pose_lightning_ptq.tflite")
+    require(folder / "movenet_single_pose_lightning_ptq_edgetpu.tflite")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def model_dir() -> Path:
     """The model directory the project installs into (filled by `edge-pose models fetch`)."""
     return Path(os.environ.get("EDGE_POSE_MODEL_DIR", REPO / "models"))

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED, require
 
 from edge_pose.errors import EX_FAILURE, ModelError
 from edge_pose.inference import edgetpu
@@ -106,14 +105,6 @@ class ModelCfg:
     delegate_library: str = "libedgetpu.so.1"
     sysfs_root: str = "/sys"
     on_delegate_failure: str = "fallback"
-
-
-@pytest.fixture(scope="session")
-def shared_models() -> Path:
-    folder = SHARED / "models"
-    require(folder / TPU_FILE)
-    require(folder / CPU_FILE)
-    return folder
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import SHARED, require, run_unprivileged
+from conftest import run_unprivileged
 
 from edge_pose.errors import ModelError
 from edge_pose.inference import models
@@ -52,15 +52,6 @@ def offline_catalog(monkeypatch: pytest.MonkeyPatch) -> dict[str, models.ModelIn
 
 def set_url(monkeypatch: pytest.MonkeyPatch, entries: dict, name: str, url: str) -> None:
     entries[name] = dataclasses.replace(entries[name], url=url)
-
-
-@pytest.fixture(scope="session")
-def shared_models() -> Path:
-    """../shared/models with the real Lightning builds (a failure under CI=true)."""
-    folder = SHARED / "models"
-    require(folder / LIGHTNING_FILE)
-    require(folder / EDGETPU_FILE)
-    return folder
 
 
 @pytest.fixture
