@@ -10,12 +10,12 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from edge_pose.config import ModelConfig
 from edge_pose.errors import EX_FAILURE, ModelError
 from edge_pose.inference import edgetpu
 from edge_pose.inference.backend import (
@@ -90,21 +90,9 @@ def tree(tmp_path: Path) -> Tree:
     return Tree(tmp_path / "root")
 
 
-@dataclass(frozen=True)
-class ModelCfg:
-    """ModelConfig's fields, as a plain object the tests can fill freely."""
-
-    name: str = "movenet_lightning_int8"
-    backend: str = "auto"
-    device: str = ""
-    threads: int = 2
-    min_pose_score: float = 0.25
-    dir: str = ""
-    crop: bool = True
-    runtime: str = "auto"
-    delegate_library: str = "libedgetpu.so.1"
-    sysfs_root: str = "/sys"
-    on_delegate_failure: str = "fallback"
+def model_cfg(**fields: object) -> ModelConfig:
+    """The real ``[model]`` section with 2 threads and ``fields``."""
+    return ModelConfig(**{"threads": 2, **fields})
 
 
 @pytest.fixture
@@ -318,7 +306,7 @@ def test_is_edgetpu_model(shared_models: Path) -> None:
 
 
 def test_auto_without_a_device_runs_on_the_cpu(tree: Tree, both_models: Path) -> None:
-    cfg = ModelCfg(dir=str(both_models), sysfs_root=str(tree.sys))
+    cfg = model_cfg(dir=str(both_models), sysfs_root=str(tree.sys))
     model, backend, name = load_estimator(cfg)
     assert (backend.kind, backend.reason, name) == ("cpu", "auto: no Edge TPU found", cfg.name)
     assert backend.delegate.startswith("XNNPACK") and backend.runtime == str(resolve_runtime())
@@ -328,7 +316,7 @@ def test_auto_without_a_device_runs_on_the_cpu(tree: Tree, both_models: Path) ->
 def test_auto_with_an_edgetpu_model_and_no_device_uses_the_cpu_twin(
     tree: Tree, both_models: Path
 ) -> None:
-    cfg = ModelCfg(
+    cfg = model_cfg(
         name="movenet_lightning_int8_edgetpu", dir=str(both_models), sysfs_root=str(tree.sys)
     )
     _model, backend, name = load_estimator(cfg)
@@ -339,7 +327,7 @@ def test_auto_falls_back_when_the_delegate_does_not_load(
     tree: Tree, both_models: Path, not_a_delegate: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     tree.usb("2-1", READY, bus=2, num=4)
-    cfg = ModelCfg(dir=str(both_models), sysfs_root=str(tree.sys), delegate_library=not_a_delegate)
+    cfg = model_cfg(dir=str(both_models), sysfs_root=str(tree.sys), delegate_library=not_a_delegate)
     with caplog.at_level("WARNING", logger="edge_pose.inference.backend"):
         _model, backend, name = load_estimator(cfg)
         load_estimator(cfg)  # a reload: the reason is not logged again
@@ -353,7 +341,7 @@ def test_auto_without_a_device_reports_the_cpu_model_error_as_it_is(
     tree: Tree, tmp_path: Path
 ) -> None:
     """No Edge TPU: the CPU was the only choice, so its error needs no prefix about a choice."""
-    cfg = ModelCfg(dir=str(tmp_path), sysfs_root=str(tree.sys))
+    cfg = model_cfg(dir=str(tmp_path), sysfs_root=str(tree.sys))
     with pytest.raises(ModelError) as excinfo:
         load_estimator(cfg)
     message = str(excinfo.value)
@@ -365,7 +353,7 @@ def test_auto_with_an_unusable_device_and_no_cpu_build_says_both(
     tree: Tree, tmp_path: Path, not_a_delegate: str
 ) -> None:
     tree.usb("2-1", READY, bus=2, num=4)
-    cfg = ModelCfg(dir=str(tmp_path), sysfs_root=str(tree.sys), delegate_library=not_a_delegate)
+    cfg = model_cfg(dir=str(tmp_path), sysfs_root=str(tree.sys), delegate_library=not_a_delegate)
     with pytest.raises(ModelError) as excinfo:
         load_estimator(cfg)
     message = str(excinfo.value)
@@ -381,16 +369,16 @@ def test_auto_with_a_device_but_no_edgetpu_build(
     only_cpu = tmp_path / "cpu-only"
     only_cpu.mkdir()
     shutil.copyfile(shared_models / CPU_FILE, only_cpu / CPU_FILE)
-    cfg = ModelCfg(dir=str(only_cpu), sysfs_root=str(tree.sys), delegate_library=not_a_delegate)
+    cfg = model_cfg(dir=str(only_cpu), sysfs_root=str(tree.sys), delegate_library=not_a_delegate)
     _model, backend, _name = load_estimator(cfg)
     assert backend.kind == "cpu"
     with pytest.raises(EdgeTpuUnavailable) as excinfo:
-        load_estimator(ModelCfg(**{**cfg.__dict__, "backend": "edgetpu"}))
+        load_estimator(cfg.model_copy(update={"backend": "edgetpu"}))
     assert "edge-pose models fetch movenet_lightning_int8_edgetpu" in str(excinfo.value)
 
 
 def test_explicit_edgetpu_without_a_device_lists_the_checks(tree: Tree, both_models: Path) -> None:
-    cfg = ModelCfg(
+    cfg = model_cfg(
         backend="edgetpu",
         dir=str(both_models),
         sysfs_root=str(tree.sys),
@@ -418,7 +406,7 @@ def test_explicit_edgetpu_with_a_library_that_is_not_a_delegate(
     tree: Tree, both_models: Path, not_a_delegate: str
 ) -> None:
     tree.usb("2-1", BOOTLOADER, bus=2, num=3)
-    cfg = ModelCfg(
+    cfg = model_cfg(
         backend="edgetpu",
         dir=str(both_models),
         sysfs_root=str(tree.sys),
@@ -433,10 +421,10 @@ def test_explicit_edgetpu_with_a_library_that_is_not_a_delegate(
 
 
 def test_edgetpu_model_on_the_cpu_names_the_twin(both_models: Path, shared_models: Path) -> None:
-    cfg = ModelCfg(name="movenet_lightning_int8_edgetpu", backend="cpu", dir=str(both_models))
+    cfg = model_cfg(name="movenet_lightning_int8_edgetpu", backend="cpu", dir=str(both_models))
     with pytest.raises(ModelError, match="use its CPU build 'movenet_lightning_int8'"):
         load_estimator(cfg)
-    by_path = ModelCfg(name=str(shared_models / TPU_FILE), backend="cpu")
+    by_path = model_cfg(name=str(shared_models / TPU_FILE), backend="cpu")
     with pytest.raises(ModelError, match="use its CPU build 'movenet_lightning_int8'"):
         load_estimator(by_path)
 
@@ -447,7 +435,7 @@ def test_a_renamed_edgetpu_model_fails_in_the_interpreter(
     renamed = tmp_path / "pose.tflite"
     shutil.copyfile(shared_models / TPU_FILE, renamed)
     with pytest.raises(ModelError, match="compiled for the Coral Edge TPU"):
-        load_estimator(ModelCfg(name=str(renamed), backend="cpu"))
+        load_estimator(model_cfg(name=str(renamed), backend="cpu"))
 
 
 def test_model_build_finds_twins(both_models: Path, tmp_path: Path, shared_models: Path) -> None:
@@ -490,13 +478,13 @@ def test_a_failing_invoke_becomes_edgetpu_lost(lightning_path: Path) -> None:
 
 def test_fallback_after_loss(lightning_path: Path, model_dir: Path) -> None:
     lost = _lost(lightning_path)
-    cfg = ModelCfg(name="movenet_lightning_int8_edgetpu", dir=str(model_dir))
+    cfg = model_cfg(name="movenet_lightning_int8_edgetpu", dir=str(model_dir))
     model, backend, name = fallback_after_loss(cfg, lost)
     assert (backend.kind, name) == ("cpu", "movenet_lightning_int8")
     assert backend.reason.startswith("fallback: Edge TPU usb:0 failed during inference")
     assert model.infer(np.zeros((192, 192, 3), np.uint8), Region(0, 0, 192, 192)).shape == (17, 3)
     with pytest.raises(EdgeTpuLost) as excinfo:
-        fallback_after_loss(ModelCfg(dir=str(model_dir), on_delegate_failure="exit"), lost)
+        fallback_after_loss(model_cfg(dir=str(model_dir), on_delegate_failure="exit"), lost)
     assert excinfo.value is lost
 
 

@@ -38,7 +38,6 @@ from edge_pose.errors import EdgePoseError
 
 SYSFS = Path("/sys")
 DEFAULT_LIBRARY = "libedgetpu.so.1"
-ON_FAILURE = ("fallback", "exit")
 # USB vendor:product -> state. The Accelerator enumerates as Global Unichip until libedgetpu has
 # uploaded its firmware, then as Google.
 USB_IDS: dict[str, str] = {"1a6e:089a": "bootloader", "18d1:9302": "ready"}
@@ -95,7 +94,7 @@ class DelegateError(EdgePoseError):
 
 @dataclass(frozen=True)
 class Settings:
-    """The Edge TPU part of ``[model]``, read with defaults so a config without the keys works."""
+    """The Edge TPU part of ``[model]``."""
 
     device: str = ""
     library: str = DEFAULT_LIBRARY
@@ -103,13 +102,15 @@ class Settings:
     on_failure: str = "fallback"
 
     @classmethod
-    def from_config(cls, model_cfg: Any) -> Settings:
-        on_failure = getattr(model_cfg, "on_delegate_failure", "fallback")
+    def from_config(cls, model_cfg: Any | None) -> Settings:
+        """From a validated ``[model]``; None (`doctor` without a usable config): the defaults."""
+        if model_cfg is None:
+            return cls()
         return cls(
-            device=getattr(model_cfg, "device", "") or "",
-            library=getattr(model_cfg, "delegate_library", "") or DEFAULT_LIBRARY,
-            sysfs_root=Path(getattr(model_cfg, "sysfs_root", "") or SYSFS),
-            on_failure=on_failure if on_failure in ON_FAILURE else "fallback",
+            device=model_cfg.device,
+            library=model_cfg.delegate_library,
+            sysfs_root=Path(model_cfg.sysfs_root),
+            on_failure=model_cfg.on_delegate_failure,
         )
 
     @property
