@@ -88,6 +88,9 @@ class BenchResult:
     naive_file_fps: float = 0.0
     ratio: float = 0.0  # pipeline / bare, median of the rounds
     file_vs_naive: float = 0.0  # file / naive, median of the rounds
+    # The per-round ratios: their spread tells a quiet run from a disturbed one.
+    ratio_rounds: list[float] = field(default_factory=list)
+    file_vs_naive_rounds: list[float] = field(default_factory=list)
     stages_ms: dict[str, float] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
     invoke_ms_p50: float = 0.0
@@ -184,13 +187,17 @@ class Interleaved:
         rates = self.rounds[name]
         return len(rates) / sum(1.0 / r for r in rates)
 
+    def ratios(self, name: str, reference: str) -> list[float]:
+        """``name``'s rate / ``reference``'s rate, round by round."""
+        pairs = zip(self.rounds[name], self.rounds[reference], strict=True)
+        return [a / b for a, b in pairs]
+
     def ratio(self, name: str, reference: str) -> float:
         """Median over rounds of ``name``'s rate / ``reference``'s rate in the same round.
 
         A burst from another tenant that slows one slice moves one round's ratio, not the median.
         """
-        pairs = zip(self.rounds[name], self.rounds[reference], strict=True)
-        return float(np.median([a / b for a, b in pairs]))
+        return float(np.median(self.ratios(name, reference)))
 
 
 def interleaved(measures: dict[str, Callable[[int], float]], frames: int) -> Interleaved:
@@ -275,6 +282,8 @@ def run_bench(
     result.file_fps, result.naive_file_fps = rates.fps("file"), rates.fps("naive")
     result.ratio = round(rates.ratio("pipeline", "bare"), 3)
     result.file_vs_naive = round(rates.ratio("file", "naive"), 3)
+    result.ratio_rounds = [round(r, 3) for r in rates.ratios("pipeline", "bare")]
+    result.file_vs_naive_rounds = [round(r, 3) for r in rates.ratios("file", "naive")]
     result.invoke_ms_p50 = float(np.median(invoke_ms))
     paced_frames = min(frames, PACED_FRAMES)
     paced = make_pipeline()
@@ -335,10 +344,11 @@ def command(args: Any) -> int:
     print(
         f"model      {name} on {backend.kind} ({backend.delegate}), {backend.runtime}\n"
         f"bare       {result['bare_fps']:.1f} fps (invoke p50 {result['invoke_ms_p50']:.2f} ms)\n"
-        f"pipeline   {result['pipeline_fps']:.1f} fps in memory, ratio {result['ratio']:.3f}\n"
+        f"pipeline   {result['pipeline_fps']:.1f} fps in memory, ratio {result['ratio']:.3f} "
+        f"({_spread(result['ratio_rounds'], 3)})\n"
         f"file       {result['file_fps']:.1f} fps with decode "
         f"({result['naive_file_fps']:.1f} fps single-threaded loop, "
-        f"x{result['file_vs_naive']:.2f})\n"
+        f"x{result['file_vs_naive']:.2f}, {_spread(result['file_vs_naive_rounds'], 2)})\n"
         f"stages ms  {stages}\n"
         f"latency    p50 {result['latency_ms']['p50']:.2f} ms, "
         f"p99 {result['latency_ms']['p99']:.2f} ms; invoke p50 "
@@ -347,6 +357,11 @@ def command(args: Any) -> int:
         f"peak RSS   {result['peak_rss_mb']:.1f} MB"
     )
     return 0
+
+
+def _spread(rounds: list[float], digits: int) -> str:
+    """The range of the per-round ratios, e.g. ``rounds 0.891-0.912``."""
+    return f"rounds {min(rounds):.{digits}f}-{max(rounds):.{digits}f}"
 
 
 def smoothing_command(model: MoveNet, cfg: Any, videos: list[Path], as_json: bool) -> int:

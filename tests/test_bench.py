@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_pose.bench import ROUNDS, Interleaved, interleaved
@@ -33,6 +34,12 @@ def test_bench_json_reports_every_measure(data_dir: Path, lightning_path: Path) 
     # The pipeline does everything bare invoke() does and more: it cannot be much faster.
     assert 0.2 < result["ratio"] < 1.3
     assert 0.1 < result["file_vs_naive"] < 10
+    # The headline ratios are the medians of the per-round ones, which are reported too.
+    assert len(result["ratio_rounds"]) == len(result["file_vs_naive_rounds"]) == ROUNDS
+    assert result["ratio"] == pytest.approx(float(np.median(result["ratio_rounds"])), abs=1e-3)
+    assert result["file_vs_naive"] == pytest.approx(
+        float(np.median(result["file_vs_naive_rounds"])), abs=1e-3
+    )
     assert set(result["stages_ms"]) == {"decode", "preprocess", "invoke", "postprocess", "publish"}
     assert all(v > 0 for v in result["stages_ms"].values())
     # invoke() inside the pipeline costs about what it costs alone.
