@@ -16,7 +16,7 @@ from typing import Any
 
 from edge_pose import __version__
 from edge_pose.argtypes import whole_number_at_least
-from edge_pose.errors import EX_FAILURE, EX_OK, EdgePoseError
+from edge_pose.errors import EX_FAILURE, EX_OK, ConfigError, EdgePoseError
 
 log = logging.getLogger("edge_pose")
 
@@ -94,9 +94,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from edge_pose.config import config_path, to_toml_dict
+    from edge_pose.config import config_path, mqtt_file_problems, to_toml_dict
 
     cfg = _load(args)
+    if problems := mqtt_file_problems(cfg.mqtt):
+        raise ConfigError(problems)
     source = config_path(args.config)
     if args.json:
         print(

@@ -638,6 +638,39 @@ def read_password(mqtt: MqttConfig) -> str | None:
     return password
 
 
+FILE_HINT = " (correct the path, or create the file first)"
+
+
+def mqtt_file_problems(mqtt: MqttConfig) -> list[str]:
+    """The files ``[mqtt]`` names that are not there, one line each (empty: all present).
+
+    The service finds the same when it starts and stops with exit 78; `validate` and
+    `config set` ask first, so a mistyped path is caught before it is installed. A relative
+    ``password_file`` is looked up as the service looks it up (``$CREDENTIALS_DIRECTORY``, then
+    the working directory); when it is in neither it is taken for a systemd credential name,
+    which only the service can resolve, and left to the service.
+    """
+    if not mqtt.enabled:
+        return []
+    problems = []
+    if mqtt.tls:
+        for key in ("ca_file", "certfile", "keyfile"):
+            value = getattr(mqtt, key)
+            if value and not os.path.isfile(value):
+                problems.append(f"mqtt.{key} = {value!r}: no such file{FILE_HINT}")
+    if mqtt.password_file:
+        path = Path(mqtt.password_file).expanduser()
+        creds = os.environ.get("CREDENTIALS_DIRECTORY")
+        relative_credential = not path.is_absolute() and bool(creds)
+        found = path.is_file() or (relative_credential and (Path(creds) / path).is_file())
+        if (path.is_absolute() or relative_credential) and not found:
+            where = f" nor a credential in {creds}" if relative_credential else ""
+            problems.append(
+                f"mqtt.password_file = {mqtt.password_file!r}: no such file{where}{FILE_HINT}"
+            )
+    return problems
+
+
 def status_dir_candidates(cfg: Config) -> list[Path]:
     """Every place status.json may live, in order of preference (for readers such as
     ``edge-pose status``, which may not be able to write where the daemon writes)."""

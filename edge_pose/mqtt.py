@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import socket
 import ssl
 import sys
@@ -30,6 +29,7 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from edge_pose.config import mqtt_file_problems
 from edge_pose.errors import ConfigError
 
 log = logging.getLogger("edge_pose.mqtt")
@@ -311,10 +311,9 @@ def apply_credentials(client: mqtt.Client, settings: Any, password: str | None) 
         client.username_pw_set(settings.username, password)
     if not settings.tls:
         return
-    for key in ("ca_file", "certfile", "keyfile"):
-        value = getattr(settings, key)
-        if value and not os.path.isfile(value):
-            raise ConfigError([f"mqtt.{key} = {value!r}: no such file"])
+    missing = [line for line in mqtt_file_problems(settings) if "password_file" not in line]
+    if missing:
+        raise ConfigError(missing)
     try:
         client.tls_set(
             ca_certs=settings.ca_file or None,

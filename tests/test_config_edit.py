@@ -176,6 +176,31 @@ def test_invalid_value_exit_78_file_unchanged(conf: Path, assignment: str, expec
     assert sorted(p.name for p in conf.parent.iterdir()) == [conf.name]
 
 
+@pytest.mark.parametrize(
+    ("assignments", "expected"),
+    [
+        (["mqtt.tls=true", "mqtt.ca_file=/no/ca.pem"], "mqtt.ca_file = '/no/ca.pem': no such file"),
+        (["mqtt.username=u", "mqtt.password_file=/no/pw"],
+         "mqtt.password_file = '/no/pw': no such file"),
+    ],
+)
+def test_missing_mqtt_file_exit_78_file_unchanged(
+    conf: Path, assignments: list[str], expected: str
+) -> None:
+    """A mistyped path would stop the service at its next start: refused before writing."""
+    before = conf.read_bytes()
+    result = run("set", "--config", conf, *assignments)
+    assert result.returncode == 78 and expected in result.stderr
+    assert "nothing written" in result.stderr and conf.read_bytes() == before
+
+
+def test_credential_name_as_password_file_is_written(conf: Path) -> None:
+    """The cloud-init user-data's line: a systemd credential name only the service resolves."""
+    result = run("set", "--config", conf, "mqtt.username=pi", "mqtt.password_file=mqtt-password")
+    assert result.returncode == 0, result.stderr
+    assert load_config(conf).mqtt.password_file == "mqtt-password"
+
+
 def test_unquoted_word_gets_no_remove_the_quotes_hint(conf: Path) -> None:
     result = run("set", "--config", conf, "camera.fps=abc")
     assert result.returncode == 78

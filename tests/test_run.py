@@ -148,6 +148,37 @@ def test_bad_config_file(tmp_path: Path) -> None:
     assert "camera.fps" in result.stderr and "mqtt.prot: unknown key" in result.stderr
 
 
+def test_validate_checks_the_files_the_service_needs(tmp_path: Path) -> None:
+    """What `run` would stop on with exit 78 is caught by `validate` first; a relative
+    password_file outside the service is a systemd credential name and is left to the service."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[mqtt]\ntls = true\nca_file = "/no/ca.pem"\nusername = "u"\npassword_file = "/no/pw"\n'
+    )
+    result = edge_pose("validate", "--config", str(config))
+    assert result.returncode == 78
+    assert result.stderr.strip().splitlines() == [
+        "edge-pose: error: mqtt.ca_file = '/no/ca.pem': no such file (correct the path, or "
+        "create the file first)",
+        "edge-pose: error: mqtt.password_file = '/no/pw': no such file (correct the path, or "
+        "create the file first)",
+    ]
+    config.write_text('[mqtt]\nusername = "u"\npassword_file = "mqtt-password"\n')
+    env = {k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}
+    assert edge_pose("validate", "--config", str(config), env=env).returncode == 0
+    # Inside the service the credential directory is known, so the name is checked there.
+    result = edge_pose("validate", "--config", str(config),
+                       env={**env, "CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert result.returncode == 78 and f"nor a credential in {tmp_path}" in result.stderr
+    (tmp_path / "mqtt-password").write_text("secret\n")
+    result = edge_pose("validate", "--config", str(config),
+                       env={**env, "CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    # MQTT off: its files are not needed.
+    config.write_text('[mqtt]\nenabled = false\ntls = true\nca_file = "/no/ca.pem"\n')
+    assert edge_pose("validate", "--config", str(config)).returncode == 0
+
+
 def test_estimate_json_and_annotation(tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "annotated"
     images = [data_dir / "coral" / "squat.bmp", data_dir / "tfjs" / "pose.jpg"]
