@@ -126,9 +126,12 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """`models list | fetch | verify`: the catalog, downloads, checksums."""
+    from edge_pose.config import load_config
     from edge_pose.inference import models
 
-    model_dir = args.dir or models.default_model_dir()
+    # The folder `run` loads from: --dir, else the config's model.dir, else the default.
+    model_cfg = load_config(args.config).model
+    model_dir = args.dir or models.default_model_dir(model_cfg.dir)
     if args.models_command == "list":
         rows = [
             {
@@ -150,7 +153,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                 print(f"  {r['name']:<32} {r['input']}x{r['input']:<5} {r['backend']:<8} {mark}")
         return EX_OK
     if args.models_command == "fetch":
-        names = list(models.catalog()) if args.all else (args.names or [_configured_model()])
+        names = list(models.catalog()) if args.all else (args.names or [_fetch_name(model_cfg)])
         paths = [str(models.fetch(name, model_dir)) for name in names]
         if args.json:
             print(json.dumps({"installed": paths}))
@@ -173,11 +176,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EX_FAILURE if any(r.status in bad for r in results) else EX_OK
 
 
-def _configured_model() -> str:
-    """The model of the system config when there is one, else the default model."""
-    from edge_pose.config import load_config
-
-    name = load_config().model.name
+def _fetch_name(model_cfg: Any) -> str:
+    """The configured model when it is a catalog name, else the default model."""
+    name = model_cfg.name
     return name if not name.endswith(".tflite") else "movenet_lightning_int8"
 
 
@@ -250,7 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     m_verify = models_sub.add_parser("verify", help="check installed models against checksums")
     m_verify.add_argument("names", nargs="*", metavar="NAME")
     for p in (m_list, m_fetch, m_verify):
-        p.add_argument("--dir", type=Path, help="model directory (default: see README)")
+        p.add_argument(
+            "--dir", type=Path, help="model directory (default: the config's model.dir, see README)"
+        )
+        p.add_argument(
+            "--config", type=Path, help="config file (default /etc/edge-pose/config.toml)"
+        )
         p.add_argument("--json", action="store_true")
     models.set_defaults(handler=cmd_models)
 

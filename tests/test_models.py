@@ -320,9 +320,13 @@ def test_resolve_model_by_name_and_path(shared_models: Path, tmp_path: Path) -> 
 def test_resolve_model_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelError) as err:
         models.resolve_model(LIGHTNING, tmp_path)
+    # tmp_path is not where `models fetch` installs on its own: the hint names the folder.
     assert str(err.value) == (
         f"model '{LIGHTNING}' is not installed in {tmp_path}: "
-        f"run `edge-pose models fetch {LIGHTNING}`"
+        f"run `edge-pose models fetch {LIGHTNING} --dir {tmp_path}`"
+    )
+    assert models.fetch_command(LIGHTNING, models.default_model_dir()) == (
+        f"edge-pose models fetch {LIGHTNING}"
     )
     missing = tmp_path / "gone.tflite"
     with pytest.raises(ModelError, match="does not exist") as err:

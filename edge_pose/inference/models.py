@@ -201,6 +201,13 @@ def default_model_dir(configured: str = "") -> Path:
     return base / "edge-pose" / "models"
 
 
+def fetch_command(name: str, model_dir: Path) -> str:
+    """The command that installs ``name`` into ``model_dir``: with ``--dir`` when that is not
+    the folder `models fetch` picks on its own (a config's ``model.dir``, ``--dir``)."""
+    where = "" if Path(model_dir) == default_model_dir() else f" --dir {model_dir}"
+    return f"edge-pose models fetch {name}{where}"
+
+
 def resolve_model(name_or_path: str, model_dir: Path) -> tuple[Path, ModelInfo | None]:
     """Turn ``model.name`` into a file to load, and its catalog entry when the file is known.
 
@@ -214,7 +221,7 @@ def resolve_model(name_or_path: str, model_dir: Path) -> tuple[Path, ModelInfo |
         if not path.is_file():
             raise ModelError(
                 f"model {info.name!r} is not installed in {model_dir}: "
-                f"run `edge-pose models fetch {info.name}`"
+                f"run `{fetch_command(info.name, model_dir)}`"
             )
         return path, info
     if "/" in name_or_path or os.sep in name_or_path or name_or_path.endswith(".tflite"):
@@ -297,7 +304,7 @@ def verify(model_dir: Path, names: list[str] | None = None) -> list[VerifyResult
     results = []
     for info in infos:
         path = Path(model_dir) / info.file
-        fetch_hint = f"run `edge-pose models fetch {info.name}`"
+        fetch_hint = f"run `{fetch_command(info.name, model_dir)}`"
         if not path.is_file():
             results.append(VerifyResult(info.name, path, "missing", f"not installed: {fetch_hint}"))
             continue

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 START_EXTENSION_SECONDS = 90
 # SIGTERM to exit stays within 3 s: at most this for the camera and this for the broker.
 STOP_WAIT_SECONDS = 1.0
+# At start, how long the first frame waits for the broker connection (see connect).
+CONNECT_GRACE_SECONDS = 2.0
 
 
 @dataclass
@@ -147,6 +149,17 @@ class Daemon:
                 parts.cfg.mqtt, parts.cfg.device.id, read_password(parts.cfg.mqtt)
             )
             parts.publisher.start()
+            # A moment for the broker before the first frame, so a file's first frames are not
+            # counted as dropped while the connection is still being made. A broker that is down
+            # costs this once (a stop request ends it); frames flow anyway and the client keeps
+            # retrying.
+            deadline = time.monotonic() + CONNECT_GRACE_SECONDS
+            while not (
+                parts.publisher.wait_connected(0.05)
+                or self.stop.is_set()
+                or time.monotonic() > deadline
+            ):
+                pass
 
     # -- running -------------------------------------------------------------------------------
 
