@@ -29,13 +29,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from typing import TYPE_CHECKING, Any, TextIO
 
 from edge_pose.errors import EX_OK, EdgePoseError
-from edge_pose.mqtt import apply_credentials, describe_connect_error
+
+if TYPE_CHECKING:  # paho is imported when watching starts: `edge-pose status` builds this parser
+    import paho.mqtt.client as mqtt
 
 SUFFIXES = ("availability", "pose", "event", "stats", "state", "keypoints")
 QOS = {"keypoints": 0, "stats": 0}  # the rest: 1, as published
@@ -292,6 +291,11 @@ class Connection:
         self._refusal: str | None = None
         self.connected = False
         self._stopping = False
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        from edge_pose.mqtt import apply_credentials
+
         version = mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311
         self.v5 = version == mqtt.MQTTv5
         self.client = mqtt.Client(
@@ -357,6 +361,8 @@ class Connection:
         self.inbox.put((message.topic, message.payload))
 
     def _describe(self, exc: BaseException) -> str:
+        from edge_pose.mqtt import describe_connect_error
+
         why = describe_connect_error(exc, self.settings.host, self.broker)
         if isinstance(exc, ConnectionRefusedError):
             why += " (is the broker running? check --host/--port)"

@@ -18,7 +18,8 @@ import pytest
 from tflite_builder import write_dense_softmax_model, write_shape_model
 
 from edge_pose.camera.file import load_image
-from edge_pose.classify import Classifier, best_label, load_trained_classifier
+from edge_pose.classify import load_trained_classifier
+from edge_pose.classify.base import Classifier, best_label
 from edge_pose.classify.commands import add_classifier_parser
 from edge_pose.classify.embedding import (
     BLAZEPOSE_TO_COCO,

@@ -753,10 +753,12 @@ def test_command_rejects_a_bad_interval() -> None:
 def test_status_imports_no_camera_model_or_mqtt_code(config: Path) -> None:
     code = textwrap.dedent(
         f"""\
-        import sys, argparse
-        from pathlib import Path
-        from edge_pose.service.status_command import status_command
-        status_command(argparse.Namespace(config=Path({str(config)!r}), json=True, watch=None))
+        import sys
+        from edge_pose.cli import main
+        try:  # the whole command as users run it: parser (every sub-command's) included
+            main(["status", "--config", {str(config)!r}, "--json"])
+        except SystemExit:
+            pass
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in
                        ("cv2", "numpy", "paho", "ai_edge_litert", "tflite_runtime", "tensorflow"))
         print(heavy, file=sys.stderr)

@@ -9,11 +9,10 @@ the TensorFlow pose-classification tutorial's format (:mod:`~edge_pose.classify.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edge_pose.classify.base import Classifier, best_label, no_scores, torso_seen
-
-__all__ = ["Classifier", "best_label", "load_trained_classifier", "no_scores", "torso_seen"]
+if TYPE_CHECKING:  # base imports numpy; the CLI imports this package to build its parser
+    from edge_pose.classify.base import Classifier
 
 
 def load_trained_classifier(cfg: Any, threads: int = 1) -> Classifier:

@@ -11,12 +11,13 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from edge_pose.argtypes import whole_number_at_least
 from edge_pose.errors import EX_OK
+
+if TYPE_CHECKING:  # numpy is loaded by the commands that need it, not by `edge-pose status`
+    import numpy as np
 
 # How many skipped images are named before "... and N more".
 _SHOWN_SKIPS = 10
