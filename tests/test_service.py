@@ -211,6 +211,52 @@ def test_sighup_reload_valid_and_invalid(tmp_path: Path, data_dir: Path) -> None
     assert "reload: applying the new config" in stderr
 
 
+def test_sighup_reload_that_cannot_start_goes_back(tmp_path: Path, data_dir: Path) -> None:
+    """A reloaded config that is valid but cannot start (a classifier file or model that is not
+    there) is rejected like an invalid one: the running config comes back, the service goes on."""
+    config = tmp_path / "config.toml"
+    write_config(config)
+    notify = NotifySocket(str(tmp_path / "notify"))
+    env = {**os.environ, "NOTIFY_SOCKET": notify.env_value, "RUNTIME_DIRECTORY": str(tmp_path)}
+    proc = start_daemon(
+        ["--config", str(config), "--camera", str(data_dir / "tfjs" / "pose_1.mp4"), "--loop"], env
+    )
+    status = tmp_path / "status.json"
+
+    def frames() -> int:
+        return json.loads(status.read_text())["frames"]["processed"]
+
+    try:
+        assert wait_for(lambda: "READY" in notify.fields(), 30)
+        for broken in (
+            'type = "knn"\npath = "/no/such/poses.knn"\n',  # fails when the session starts
+            '[model]\nname = "movenet_thunder_int8"\n',  # fails when the model loads
+        ):
+            write_config(config, rep_name="knee_bend", extra=broken)
+            proc.send_signal(signal.SIGHUP)
+            assert wait_for(lambda: "reload rejected" in (
+                json.loads(status.read_text())["last_error"] or ""), 15), proc.poll()
+            time.sleep(1.0)  # the running config's session starts again
+            before = frames()
+            assert wait_for(lambda b=before: frames() > b + 5, 15)  # frames flow again
+            doc = json.loads(status.read_text())
+            assert doc["state"] == "running" and doc["reps"]["exercise"] == "squat"
+        write_config(config, rep_name="knee_bend")
+        proc.send_signal(signal.SIGHUP)
+        assert wait_for(
+            lambda: json.loads(status.read_text())["reps"]["exercise"] == "knee_bend", 15
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=10)
+        notify.close()
+    assert proc.returncode == 0, stderr
+    rejected = [line for line in stderr.splitlines() if "reload rejected" in line]
+    assert len(rejected) == 2, stderr
+    assert "/no/such/poses.knn" in rejected[0]
+    assert "edge-pose models fetch movenet_thunder_int8" in rejected[1]
+
+
 def status(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     config = tmp_path / "status.toml"
     config.write_text(f'[status]\ndir = "{tmp_path / "run"}"\n')

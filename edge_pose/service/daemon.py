@@ -23,10 +23,10 @@ from typing import Any, TextIO
 
 from edge_pose import __version__
 from edge_pose.annotate import VideoRecorder
-from edge_pose.camera.base import open_camera
+from edge_pose.camera.base import Camera, open_camera
 from edge_pose.camera.grabber import FrameGrabber
 from edge_pose.config import Config, load_config, read_password, resolve_status_dir
-from edge_pose.errors import ConfigError
+from edge_pose.errors import ConfigError, EdgePoseError
 from edge_pose.homeassistant import start_discovery
 from edge_pose.inference.backend import Backend, fallback_after_loss, load_estimator
 from edge_pose.inference.edgetpu import EdgeTpuLost
@@ -81,6 +81,8 @@ class Daemon:
         self.stop = threading.Event()
         self.reload_requested = False
         self.restart = threading.Event()  # set when a reloaded config takes over
+        # The parts of the config that ran before a reload, until the new one has started.
+        self._fallback: Parts | None = None
         self.started = time.time()
         self.started_mono = time.monotonic()
         self.last_error: str | None = None
@@ -182,9 +184,18 @@ class Daemon:
                         parts, model=model, backend=backend, model_name=name
                     )
                     continue
+                except SessionNotStarted as failed:
+                    parts = self.reject_reload(failed.error, failed.parts)
+                    continue
                 if not self.restart.is_set() or self.stop.is_set():
                     break
-                parts = self.build(self.cfg, parts)
+                try:
+                    new_parts = self.build(self.cfg, parts)
+                except EdgePoseError as exc:  # the new model: the running one is untouched
+                    self._fallback = parts
+                    parts = self.reject_reload(exc, None)
+                    continue
+                self._fallback, parts = parts, new_parts
         except Exception as exc:
             self.last_error = str(exc).splitlines()[0]
             raise
@@ -198,31 +209,19 @@ class Daemon:
             self.notifier.close()
 
     def run_session(self, parts: Parts, max_frames: int | None) -> None:
-        """Run until the source ends, a stop, or a reload that takes effect."""
+        """Run until the source ends, a stop, or a reload that takes effect.
+
+        After a reload, a config that cannot start (camera, broker login, classifier) raises
+        SessionNotStarted, so ``run`` goes back to the config that was running.
+        """
+        try:
+            camera, pipeline = self.start_session(parts)
+        except EdgePoseError as exc:
+            if self._fallback is None:
+                raise
+            raise SessionNotStarted(exc, parts) from exc
+        self._fallback = None  # the new config runs: nothing to go back to
         cfg = parts.cfg
-        camera = open_camera(
-            cfg.camera.source,
-            width=cfg.camera.width,
-            height=cfg.camera.height,
-            fps=cfg.camera.fps,
-            realtime=cfg.camera.realtime,
-            loop=cfg.camera.loop,
-        )
-        log.info("camera %s", camera.description)
-        self.connect(parts)
-        pipeline = Pipeline(
-            parts.model,
-            device_id=cfg.device.id,
-            min_pose_score=cfg.model.min_pose_score,
-            crop=cfg.model.crop,
-            temporal=Temporal.from_config(cfg),
-            sink=parts.publisher,
-            printer=self.printer,
-            recorder=None
-            if self.annotate is None
-            else VideoRecorder(str(self.annotate), camera.fps or cfg.camera.fps),
-            compact_keypoints=cfg.mqtt.compact_keypoints,
-        )
         grabber = FrameGrabber(camera)
         supervisor = Supervisor(
             self.notifier, lambda: self.snapshot(parts, pipeline, grabber), self.writer.write
@@ -271,6 +270,60 @@ class Daemon:
                 stats.with_person,
                 stats.published,
             )
+
+    def start_session(self, parts: Parts) -> tuple[Camera, Pipeline]:
+        """Open the camera, connect to the broker and set up the pipeline (closing the camera
+        again when a later step fails, so the session after it can open it)."""
+        cfg = parts.cfg
+        camera = open_camera(
+            cfg.camera.source,
+            width=cfg.camera.width,
+            height=cfg.camera.height,
+            fps=cfg.camera.fps,
+            realtime=cfg.camera.realtime,
+            loop=cfg.camera.loop,
+        )
+        log.info("camera %s", camera.description)
+        try:
+            self.connect(parts)
+            pipeline = Pipeline(
+                parts.model,
+                device_id=cfg.device.id,
+                min_pose_score=cfg.model.min_pose_score,
+                crop=cfg.model.crop,
+                temporal=Temporal.from_config(cfg),
+                sink=parts.publisher,
+                printer=self.printer,
+                recorder=None
+                if self.annotate is None
+                else VideoRecorder(str(self.annotate), camera.fps or cfg.camera.fps),
+                compact_keypoints=cfg.mqtt.compact_keypoints,
+            )
+        except BaseException:
+            camera.close()
+            raise
+        return camera, pipeline
+
+    def reject_reload(self, error: EdgePoseError, failed: Parts | None) -> Parts:
+        """A reloaded config that cannot start: say why and go back to the one that ran.
+
+        ``failed`` are the new config's parts when they were built. Their MQTT client is stopped
+        unless it is the running one, reused; when ``build`` replaced the running one (other
+        broker settings), ``connect`` makes it again.
+        """
+        running = self._fallback
+        assert running is not None
+        self._fallback = None
+        line = str(error).splitlines()[0]
+        log.error("reload rejected, back to the running config: %s", line)
+        self.last_error = f"reload rejected: {line}"
+        self.cfg = running.cfg
+        publisher = running.publisher
+        if failed is not None and failed.publisher is not publisher:
+            if failed.publisher is not None:
+                failed.publisher.stop(STOP_WAIT_SECONDS)
+            publisher = None
+        return dataclasses.replace(running, publisher=publisher)
 
     def reload(self) -> None:
         """SIGHUP: validate the config file again; switch to it only when it is valid."""
@@ -380,6 +433,15 @@ class Daemon:
         }
         self.last_document = self.base_document("running")
         return self.last_document
+
+
+class SessionNotStarted(Exception):
+    """A session of a reloaded config failed before its first frame (``error``, ``parts``)."""
+
+    def __init__(self, error: EdgePoseError, parts: Parts) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.parts = parts
 
 
 class _AnyEvent:
