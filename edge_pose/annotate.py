@@ -62,8 +62,11 @@ def draw_pose(image: np.ndarray, pose: Pose, *, show_region: bool = True) -> np.
 
 
 def save_rgb(path: str, image: np.ndarray) -> bool:
-    """Write an RGB image with OpenCV (which expects BGR)."""
-    return bool(cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)))
+    """Write an RGB image with OpenCV (which expects BGR); False when it cannot."""
+    try:
+        return bool(cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)))
+    except cv2.error:  # no writer for the extension (callers check it first; this is the net)
+        return False
 
 
 class VideoRecorder:

@@ -82,8 +82,15 @@ def _load(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_pose.service.daemon import run
 
+    cfg = _load(args)
+    if args.annotate:
+        from edge_pose.outputs import check_video_output, refuse_input_as_output
+
+        check_video_output(args.annotate, "--annotate")
+        camera = Path(cfg.camera.source.removeprefix("file:"))
+        refuse_input_as_output(args.annotate, [camera], "--annotate")
     run(
-        _load(args),
+        cfg,
         args.config,
         _overrides(args),
         printer=sys.stdout if args.print else None,
@@ -202,7 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--print", action="store_true", help="also write one JSON line per frame to stdout"
     )
-    run.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
+    run.add_argument(
+        "--max-frames",
+        type=whole_number_at_least(1),
+        metavar="N",
+        help="stop after N processed frames",
+    )
     run.add_argument(
         "--annotate",
         type=Path,

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from edge_pose.argtypes import seconds_between
 from edge_pose.config import Config, config_path, load_config, read_password
 from edge_pose.errors import EX_FAILURE, EX_OK, ConfigError, EdgePoseError
 from edge_pose.inference import edgetpu
@@ -623,7 +624,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds_between(0.1, 300),
         default=DEFAULT_TIMEOUT_S,
         metavar="SECONDS",
         help=f"network checks give up after this (default {DEFAULT_TIMEOUT_S:g})",

@@ -36,3 +36,9 @@ class ModelError(EdgePoseError):
 
 class CameraError(EdgePoseError):
     """A camera source that cannot be opened or read."""
+
+
+class UsageError(EdgePoseError):
+    """Arguments that cannot work together (an output that is one of the inputs, ...)."""
+
+    exit_code = EX_USAGE

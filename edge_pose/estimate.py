@@ -13,6 +13,7 @@ from edge_pose.camera.file import load_image
 from edge_pose.errors import EX_FAILURE, EX_OK, EdgePoseError
 from edge_pose.inference.crop import full_frame, next_region, stretched_frame, torso_visible
 from edge_pose.inference.movenet import MoveNet
+from edge_pose.outputs import check_image_output, refuse_input_as_output
 from edge_pose.pose import KEYPOINT_NAMES, Pose, pose_score
 
 
@@ -55,24 +56,40 @@ def pose_dict(pose: Pose) -> dict[str, Any]:
     }
 
 
-def _annotation_path(out: Path, image: Path, several: bool) -> Path:
-    if several or out.is_dir():
+def annotation_targets(out: Path, images: list[Path]) -> list[Path]:
+    """Where each image's annotated copy goes: ``out`` itself for one image (unless it is a
+    folder), else ``out/<name>_pose.png``, numbered when two images share a name. Checked
+    before any image is read: an output that is one of the inputs, or a format OpenCV cannot
+    write, is a UsageError."""
+    if len(images) == 1 and not out.is_dir():
+        targets = [out]
+        check_image_output(out, "--annotate")
+    else:
         out.mkdir(parents=True, exist_ok=True)
-        return out / f"{image.stem}_pose.png"
-    return out
+        targets, taken = [], set()
+        for image in images:
+            name, n = f"{image.stem}_pose.png", 2
+            while name in taken:
+                name, n = f"{image.stem}_pose_{n}.png", n + 1
+            taken.add(name)
+            targets.append(out / name)
+    for target in targets:
+        refuse_input_as_output(target, images, "--annotate")
+    return targets
 
 
 def estimate_images(args: argparse.Namespace) -> int:
     """Run `estimate` over the images given; a bad image is reported and the others still run."""
     from edge_pose.inference.backend import load_configured_model
 
+    targets = annotation_targets(args.annotate, args.images) if args.annotate else None
     cfg, model, _backend, _name = load_configured_model(
         args.config, name=args.model, threads=args.threads
     )
     results: list[dict[str, Any]] = []
     failed = 0
     several = len(args.images) > 1
-    for path in args.images:
+    for index, path in enumerate(args.images):
         try:
             image = load_image(path)
             pose = estimate_pose(
@@ -87,8 +104,8 @@ def estimate_images(args: argparse.Namespace) -> int:
             failed += 1
             continue
         result = {"image": str(path), **pose_dict(pose)}
-        if args.annotate:
-            target = _annotation_path(args.annotate, path, several)
+        if targets is not None:
+            target = targets[index]
             if not save_rgb(str(target), draw_pose(image, pose)):
                 print(
                     f"edge-pose: error: cannot write {target} (check the folder exists and "

@@ -179,6 +179,74 @@ def test_validate_checks_the_files_the_service_needs(tmp_path: Path) -> None:
     assert edge_pose("validate", "--config", str(config)).returncode == 0
 
 
+def test_outputs_never_overwrite_their_inputs(tmp_path: Path, data_dir: Path) -> None:
+    """An annotated copy or a classifier written over the file it is made from is refused
+    (exit 2) before any work, and the input is left as it was."""
+    image, video, csv = tmp_path / "squat.bmp", tmp_path / "clip.mp4", tmp_path / "poses.csv"
+    image.write_bytes((data_dir / "coral" / "squat.bmp").read_bytes())
+    video.write_bytes((data_dir / "tfjs" / "pose_1.mp4").read_bytes())
+    csv.write_text("name,class\n")
+    before = {p: p.read_bytes() for p in (image, video, csv)}
+    cases = [
+        (["estimate", "--annotate", str(image), str(image)], f"--annotate {image} is the input"),
+        (["run", "--no-mqtt", "--camera", str(video), "--annotate", str(video)],
+         f"--annotate {video} is the input"),
+        (["run", "--no-mqtt", "--camera", f"file:{video}", "--annotate", str(video)],
+         f"--annotate {video} is the input"),
+        (["classifier", "train", str(csv), "-o", str(csv)], f"--output {csv} is the input"),
+    ]
+    for args, message in cases:
+        result = edge_pose(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "would be overwritten" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert all(p.read_bytes() == data for p, data in before.items())
+
+
+def test_annotated_copies_of_images_with_the_same_name_are_numbered(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    picture = (data_dir / "coral" / "squat.bmp").read_bytes()
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "squat.bmp").write_bytes(picture)
+    out = tmp_path / "out"
+    result = edge_pose("estimate", "--json", "--annotate", str(out),
+                       str(tmp_path / "a" / "squat.bmp"), str(tmp_path / "b" / "squat.bmp"))
+    assert result.returncode == 0, result.stderr
+    assert [r["annotated"] for r in json.loads(result.stdout)] == [
+        str(out / "squat_pose.png"), str(out / "squat_pose_2.png")
+    ]
+    assert all(Path(r["annotated"]).stat().st_size > 10_000 for r in json.loads(result.stdout))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["estimate", "--annotate", "out.xyz", "IMAGE"],
+         "--annotate out.xyz: cannot write that image format (use .png or .jpg)"),
+        (["run", "--no-mqtt", "--camera", "IMAGE", "--annotate", "out.xyz"],
+         "--annotate out.xyz: the annotated video must end in .mp4 or .avi"),
+        (["run", "--no-mqtt", "--camera", "IMAGE", "--annotate", "/no/folder/out.mp4"],
+         "the folder /no/folder does not exist"),
+        (["run", "--no-mqtt", "--camera", "IMAGE", "--max-frames", "0"],
+         "argument --max-frames: must be at least 1, not 0"),
+        (["classifier", "eval", "IMAGE", "--seed", "-1"], "argument --seed: must be at least 0"),
+        (["doctor", "--timeout", "0"], "argument --timeout: must be from 0.1 to 300 seconds"),
+        (["doctor", "--timeout", "nan"], "argument --timeout: must be from 0.1 to 300 seconds"),
+        (["status", "--watch", "inf"], "argument --watch: must be from 0.1 to 3600 seconds"),
+    ],
+)
+def test_flags_that_cannot_work_are_usage_errors(
+    args: list[str], message: str, tmp_path: Path, data_dir: Path
+) -> None:
+    image = str(data_dir / "coral" / "squat.bmp")
+    result = edge_pose(*[image if a == "IMAGE" else a for a in args], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
 def test_estimate_json_and_annotation(tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "annotated"
     images = [data_dir / "coral" / "squat.bmp", data_dir / "tfjs" / "pose.jpg"]

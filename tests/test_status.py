@@ -747,7 +747,7 @@ def test_command_watch_json_lines(config: Path, tmp_path: Path) -> None:
 
 def test_command_rejects_a_bad_interval() -> None:
     result = run_status("--watch", "0")
-    assert result.returncode == 2 and "at least 0.1 seconds" in result.stderr
+    assert result.returncode == 2 and "must be from 0.1 to 3600 seconds, not 0" in result.stderr
 
 
 def test_status_imports_no_camera_model_or_mqtt_code(config: Path) -> None:

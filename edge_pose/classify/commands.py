@@ -72,7 +72,10 @@ def add_classifier_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="number of folds (default 5)",
     )
     evaluate.add_argument(
-        "--seed", type=int, default=0, help="seed of the fold shuffle (default 0)"
+        "--seed",
+        type=whole_number_at_least(0),
+        default=0,
+        help="seed of the fold shuffle (default 0)",
     )
     _model_flags(evaluate)
     evaluate.add_argument("--json", action="store_true", help="JSON output")
@@ -118,7 +121,9 @@ def train_command(args: argparse.Namespace) -> int:
     """`edge-pose classifier train SOURCE -o FILE [--model NAME|PATH]`."""
     from edge_pose.classify.knn import KnnClassifier
     from edge_pose.classify.samples import load_samples
+    from edge_pose.outputs import refuse_input_as_output
 
+    refuse_input_as_output(args.output, [args.source], "--output")
     samples = load_samples(args.source, _estimator_factory(args))
     _report_skipped(samples.skipped, len(samples) + len(samples.skipped))
     classifier = KnnClassifier(samples)

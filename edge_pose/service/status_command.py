@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from edge_pose.argtypes import seconds_between
 from edge_pose.errors import EX_NOT_RUNNING, EX_OK
 from edge_pose.service.health import evaluate, systemd_state
 from edge_pose.service.status import find_status
@@ -52,21 +52,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const=2.0,
         default=None,
-        type=_interval,
+        type=seconds_between(0.1, 3600),
         metavar="SECONDS",
         help="redraw every SECONDS (default 2) until Ctrl-C",
     )
     parser.set_defaults(handler=status_command)
-
-
-def _interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or value < 0.1:
-        raise argparse.ArgumentTypeError(f"must be at least 0.1 seconds, not {text}")
-    return value
 
 
 @dataclass
