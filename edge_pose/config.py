@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import socket
+import stat
 import tempfile
 import tomllib
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ DEFAULT_CONFIG_PATH = Path("/etc/edge-pose/config.toml")
 STATUS_DIR_NAME = "edge-pose"
 SYSTEM_STATUS_DIR = Path("/run") / STATUS_DIR_NAME
 CLI_NOTE = " (from the command line)"
+MAX_CONFIG_BYTES = 1 << 20  # a real config is a few KB
 _MAX_REPR = 60
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -394,7 +396,15 @@ def _present(path: Path) -> bool:
 def _read_toml(path: Path) -> dict[str, Any]:
     """Parse the file; every way this can fail becomes one ConfigError line naming the file."""
     try:
-        data = path.read_bytes()
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):  # reading would wait for a writer
+            raise ConfigError([f"{path}: not a regular file, expected a TOML config file"])
+        with path.open("rb") as file:  # bounded: /dev/zero would never end (/dev/null is fine)
+            data = file.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError([f"{path}: too large for a config file (at most 1 MiB)"])
     except FileNotFoundError:
         raise ConfigError(
             [
@@ -417,6 +427,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text (bad byte at offset {exc.start})"]) from None
+    if text.startswith("\ufeff"):
+        raise ConfigError(
+            [f"{path}: starts with a byte-order mark (BOM): save it as UTF-8 without BOM"]
+        )
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

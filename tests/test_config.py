@@ -367,6 +367,25 @@ def test_directory_and_bad_encoding(tmp_path: Path) -> None:
     assert problems(path) == [f"{path}: not UTF-8 text (bad byte at offset 18)"]
 
 
+def test_files_that_are_not_a_config(tmp_path: Path) -> None:
+    """Nothing a config path can name hangs or eats memory: a FIFO would wait for a writer,
+    /dev/zero never ends; an editor's byte-order mark gets its own hint. /dev/null is empty."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert problems(fifo) == [f"{fifo}: not a regular file, expected a TOML config file"]
+    assert problems(Path("/dev/zero")) == [
+        "/dev/zero: too large for a config file (at most 1 MiB)"
+    ]
+    big = write(tmp_path, "#" * ((1 << 20) + 1))
+    assert problems(big) == [f"{big}: too large for a config file (at most 1 MiB)"]
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbf[camera]\nfps = 5\n")
+    assert problems(bom) == [
+        f"{bom}: starts with a byte-order mark (BOM): save it as UTF-8 without BOM"
+    ]
+    assert load_config(Path("/dev/null")) == load_config(write(tmp_path, ""))
+
+
 def test_unreadable_file(world_dir: Path) -> None:
     path = write(world_dir, "[camera]\n")
     path.chmod(0)
