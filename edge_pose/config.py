@@ -395,6 +395,22 @@ def _present(path: Path) -> bool:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     """Parse the file; every way this can fail becomes one ConfigError line naming the file."""
+    text = read_config_text(path)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = re.search(r"\s*\(at (?:line (\d+), column (\d+)|(end of document))\)$", message)
+        position = "position unknown"
+        if found:
+            message = message[: found.start()]
+            position = "end of file" if found[3] else f"line {found[1]}, column {found[2]}"
+        raise ConfigError([f"{path}: {position}: TOML syntax error: {message}"]) from None
+
+
+def read_config_text(path: Path) -> str:
+    """The text of a config file (also for `config set`, which edits it); a file that cannot
+    be one (missing, unreadable, a FIFO, over 1 MiB, not UTF-8, a BOM) is a ConfigError."""
     try:
         mode = path.stat().st_mode
         if stat.S_ISDIR(mode):
@@ -431,16 +447,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(
             [f"{path}: starts with a byte-order mark (BOM): save it as UTF-8 without BOM"]
         )
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        found = re.search(r"\s*\(at (?:line (\d+), column (\d+)|(end of document))\)$", message)
-        position = "position unknown"
-        if found:
-            message = message[: found.start()]
-            position = "end of file" if found[3] else f"line {found[1]}, column {found[2]}"
-        raise ConfigError([f"{path}: {position}: TOML syntax error: {message}"]) from None
+    return text
 
 
 def _apply_overrides(

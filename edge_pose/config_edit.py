@@ -318,16 +318,6 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        from edge_pose.config import load_config
-
-        load_config(path)  # reports it as the loader does: one ConfigError line
-        raise
-
-
 # --------------------------------------------------------------------------- set
 
 
@@ -335,7 +325,7 @@ def set_values(path: Path, assignments: Sequence[str]) -> tuple[Path, bool, Any]
     """Apply ``assignments`` (``section.key=value``) to ``path`` (created from the documented
     defaults when missing). Returns (path, whether it was created, the new Config).
     Raises ConfigError (invalid; nothing written), EditError, ValueError (bad syntax)."""
-    from edge_pose.config import load_config, mqtt_file_problems
+    from edge_pose.config import load_config, mqtt_file_problems, read_config_text
 
     changes: dict[str, Any] = {}
     for item in assignments:
@@ -352,7 +342,7 @@ def set_values(path: Path, assignments: Sequence[str]) -> tuple[Path, bool, Any]
         changes[dotted] = convert_value(dotted, text)
     created = not path.exists()
     source = defaults_file() if created else path
-    text = _read_text(source)
+    text = read_config_text(source)
     cfg = load_config(source, changes)  # the would-be config, validated before any write
     if problems := mqtt_file_problems(cfg.mqtt):
         raise ConfigError(problems)
@@ -466,7 +456,13 @@ def _changed(raw: dict[str, Any]) -> set[str]:
 
 def show_command(args: argparse.Namespace) -> int:
     """`edge-pose config show [--config FILE] [--json] [--defaults]`"""
-    from edge_pose.config import Config, config_path, load_config, to_toml_dict
+    from edge_pose.config import (
+        Config,
+        config_path,
+        load_config,
+        read_config_text,
+        to_toml_dict,
+    )
 
     try:
         if args.defaults:
@@ -474,7 +470,7 @@ def show_command(args: argparse.Namespace) -> int:
         else:
             path = config_path(args.config)
             cfg = load_config(path)
-            changed = _changed(tomllib.loads(_read_text(path))) if path is not None else set()
+            changed = _changed(tomllib.loads(read_config_text(path))) if path is not None else set()
     except ConfigError as exc:
         for line in exc.problems:
             print(f"edge-pose: error: {line}", file=sys.stderr)
