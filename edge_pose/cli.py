@@ -101,10 +101,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from edge_pose.config import config_path, mqtt_file_problems, to_toml_dict
+    from edge_pose.config import config_path, file_problems, to_toml_dict
 
     cfg = _load(args)
-    if problems := mqtt_file_problems(cfg.mqtt):
+    if problems := file_problems(cfg):
         raise ConfigError(problems)
     source = config_path(args.config)
     if args.json:

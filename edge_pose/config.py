@@ -662,6 +662,32 @@ def read_password(mqtt: MqttConfig) -> str | None:
 FILE_HINT = " (correct the path, or create the file first)"
 
 
+def file_problems(cfg: Config) -> list[str]:
+    """Files the config names that are not there: what `validate` and `config set` check
+    beyond the values, so a mistyped path is caught before the service needs the file."""
+    return mqtt_file_problems(cfg.mqtt) + classifier_file_problems(cfg.classifier)
+
+
+def classifier_file_problems(classifier: ClassifierConfig) -> list[str]:
+    """The trained classifier file (and a TFLite model's labels) when one is configured."""
+    if classifier.type not in ("knn", "tflite"):
+        return []
+    problems = []
+    path = Path(classifier.path).expanduser()
+    if not path.is_file():
+        problems.append(f"classifier.path = {classifier.path!r}: no such file{FILE_HINT}")
+    if classifier.type == "tflite":
+        labels = Path(classifier.labels).expanduser() if classifier.labels else None
+        if labels is not None and not labels.is_file():
+            problems.append(f"classifier.labels = {classifier.labels!r}: no such file{FILE_HINT}")
+        # labels.txt beside the model is the default (classify.tflite.LABELS_FILE)
+        elif labels is None and path.is_file() and not (path.parent / "labels.txt").is_file():
+            problems.append(
+                f"classifier.labels = '': no labels.txt beside {path} (set classifier.labels)"
+            )
+    return problems
+
+
 def mqtt_file_problems(mqtt: MqttConfig) -> list[str]:
     """The files ``[mqtt]`` names that are not there, one line each (empty: all present).
 

@@ -325,7 +325,7 @@ def set_values(path: Path, assignments: Sequence[str]) -> tuple[Path, bool, Any]
     """Apply ``assignments`` (``section.key=value``) to ``path`` (created from the documented
     defaults when missing). Returns (path, whether it was created, the new Config).
     Raises ConfigError (invalid; nothing written), EditError, ValueError (bad syntax)."""
-    from edge_pose.config import load_config, mqtt_file_problems, read_config_text
+    from edge_pose.config import file_problems, load_config, read_config_text
 
     changes: dict[str, Any] = {}
     for item in assignments:
@@ -344,7 +344,7 @@ def set_values(path: Path, assignments: Sequence[str]) -> tuple[Path, bool, Any]
     source = defaults_file() if created else path
     text = read_config_text(source)
     cfg = load_config(source, changes)  # the would-be config, validated before any write
-    if problems := mqtt_file_problems(cfg.mqtt):
+    if problems := file_problems(cfg):
         raise ConfigError(problems)
     new_text = edit_text(text, changes)
     expected = tomllib.loads(text)

@@ -111,6 +111,7 @@ def run_context(ctx: Context) -> list[Check]:
         _numpy,
         _config,
         _models,
+        _classifier,
         _camera,
         _edgetpu,
         _groups,
@@ -251,7 +252,7 @@ def _models(ctx: Context) -> list[Check]:
 
 def _model_check(name: str, kind: str, required: bool, model_dir: Path) -> Check:
     from edge_pose.inference.backend import model_build
-    from edge_pose.inference.models import catalog, verify
+    from edge_pose.inference.models import catalog, fetch_command, verify
 
     label = "model" if kind == "cpu" else "model (tpu)"
     bad: Status = "fail" if required else "warn"
@@ -263,7 +264,7 @@ def _model_check(name: str, kind: str, required: bool, model_dir: Path) -> Check
         data = {"name": target, "path": str(result.path), "status": result.status}
         if result.status in ("ok", "unpinned"):
             return Check(label, "ok", f"{target}: {result.detail}", data=data)
-        fix = f"edge-pose models fetch {target}"
+        fix = fetch_command(target, model_dir)
         return Check(label, bad, f"{target} at {result.path}: {result.detail}", fix, data)
     try:
         build, path = model_build(kind, name, model_dir)
@@ -273,6 +274,32 @@ def _model_check(name: str, kind: str, required: bool, model_dir: Path) -> Check
 
 
 # --------------------------------------------------------------------------- camera
+
+
+def _classifier(ctx: Context) -> Check:
+    """The configured pose classifier loads (a trained file exists and is readable)."""
+    if ctx.cfg is None:
+        return Check("classifier", "info", "not checked: the config is invalid")
+    kind = ctx.cfg.classifier.type
+    if kind in ("none", "rules"):
+        what = "no pose labels" if kind == "none" else "the built-in pose rules"
+        return Check("classifier", "ok", f"{kind}: {what}", data={"type": kind})
+    from edge_pose.classify import load_trained_classifier
+
+    data = {"type": kind, "path": ctx.cfg.classifier.path}
+    try:
+        classifier = load_trained_classifier(ctx.cfg.classifier)
+    except EdgePoseError as exc:
+        return Check(
+            "classifier",
+            "fail",
+            str(exc).splitlines()[0],
+            "set classifier.path to a trained classifier (edge-pose classifier train) "
+            "or classifier.type = \"rules\"",
+            data,
+        )
+    labels = ", ".join(classifier.labels)
+    return Check("classifier", "ok", f"{kind} {ctx.cfg.classifier.path}: {labels}", data=data)
 
 
 def _camera(ctx: Context) -> Check:

@@ -25,6 +25,7 @@ NAMES = [
     "numpy",
     "config",
     "model",
+    "classifier",
     "camera",
     "libedgetpu",
     "edge tpu",
@@ -125,9 +126,22 @@ def test_missing_model_and_closed_port(video: Path, tmp_path: Path) -> None:
     model = doc["by_name"]["model"]
     assert (
         model["status"] == "fail"
-        and model["fix"] == "edge-pose models fetch movenet_lightning_int8"
+        and model["fix"] == f"edge-pose models fetch movenet_lightning_int8 --dir {empty}"
     )
     assert {"model", "mqtt"} <= set(doc["failed"])
+
+
+def test_classifier_that_cannot_load(video: Path, lightning_path: Path, tmp_path: Path) -> None:
+    extra = '[classifier]\ntype = "knn"\npath = "/no/such/poses.knn"\n'
+    config = write_config(tmp_path / "c.toml", video, lightning_path.parent, free_port())
+    config.write_text(config.read_text() + extra)
+    doc = report(run_doctor(config, "--json"))
+    classifier = doc["by_name"]["classifier"]
+    assert classifier["status"] == "fail" and "/no/such/poses.knn" in classifier["summary"]
+    assert "classifier" in doc["failed"]
+    config.write_text(config.read_text().replace(extra, ""))
+    rules = report(run_doctor(config, "--json"))["by_name"]["classifier"]
+    assert rules["status"] == "ok" and "built-in pose rules" in rules["summary"]
 
 
 def test_invalid_config(tmp_path: Path) -> None:
@@ -138,7 +152,7 @@ def test_invalid_config(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert doc["by_name"]["config"]["status"] == "fail"
     assert "camera.fsp: unknown key" in doc["by_name"]["config"]["summary"]
-    for name in ("model", "camera", "mqtt"):
+    for name in ("model", "classifier", "camera", "mqtt"):
         assert doc["by_name"][name]["status"] == "info"
         assert "config is invalid" in doc["by_name"][name]["summary"]
     assert doc["by_name"]["runtime"]["status"] == "ok"  # the rest is still looked at

@@ -177,6 +177,18 @@ def test_validate_checks_the_files_the_service_needs(tmp_path: Path) -> None:
     # MQTT off: its files are not needed.
     config.write_text('[mqtt]\nenabled = false\ntls = true\nca_file = "/no/ca.pem"\n')
     assert edge_pose("validate", "--config", str(config)).returncode == 0
+    # A trained classifier: its file, and a TFLite model's labels.
+    model = tmp_path / "poses.tflite"
+    model.write_bytes(b"not checked here")
+    for classifier, message in (
+        ('type = "knn"\npath = "/no/poses.knn"', "classifier.path = '/no/poses.knn': no such file"),
+        (f'type = "tflite"\npath = "{model}"', f"no labels.txt beside {model}"),
+        (f'type = "tflite"\npath = "{model}"\nlabels = "/no/labels.txt"',
+         "classifier.labels = '/no/labels.txt': no such file"),
+    ):
+        config.write_text(f"[mqtt]\nenabled = false\n[classifier]\n{classifier}\n")
+        result = edge_pose("validate", "--config", str(config))
+        assert result.returncode == 78 and message in result.stderr, result.stderr
 
 
 def test_outputs_never_overwrite_their_inputs(tmp_path: Path, data_dir: Path) -> None:
