@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -313,7 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# OpenCV's and FFmpeg's own log lines ("moov atom not found", "[ERROR:0@0.03] imread_...")
+# would come on top of the one-line error that says what failed and how to fix it. Set before
+# OpenCV is first imported; the environment overrides them for debugging (docs/service.md).
+QUIET_LIBRARIES = {"OPENCV_LOG_LEVEL": "SILENT", "OPENCV_FFMPEG_LOGLEVEL": "-8"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    for name, value in QUIET_LIBRARIES.items():
+        os.environ.setdefault(name, value)
     args = build_parser().parse_args(argv)
     from edge_pose.service.logs import setup_logging
 

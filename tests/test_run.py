@@ -148,6 +148,23 @@ def test_bad_config_file(tmp_path: Path) -> None:
     assert "camera.fps" in result.stderr and "mqtt.prot: unknown key" in result.stderr
 
 
+def test_library_log_lines_do_not_pile_onto_errors(tmp_path: Path, data_dir: Path) -> None:
+    """A corrupt video or image gives our one line, not FFmpeg's and OpenCV's on top."""
+    empty, cut = tmp_path / "empty.mp4", tmp_path / "cut.bmp"
+    empty.write_bytes(b"")
+    cut.write_bytes((data_dir / "coral" / "squat.bmp").read_bytes()[:5000])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+    run = edge_pose("run", "--no-mqtt", "--camera", str(empty), env=env)
+    estimate = edge_pose("estimate", str(cut), env=env)
+    assert run.returncode == 1 and estimate.returncode == 1
+    assert [line for line in run.stderr.splitlines() if "INFO" not in line] == [
+        f"edge-pose: error: cannot open video {empty}: not a format OpenCV/FFmpeg reads, or corrupt"
+    ]
+    assert estimate.stderr.splitlines() == [
+        f"edge-pose: error: cannot decode image {cut}: not an image OpenCV can read, or corrupt"
+    ]
+
+
 def test_validate_checks_the_files_the_service_needs(tmp_path: Path) -> None:
     """What `run` would stop on with exit 78 is caught by `validate` first; a relative
     password_file outside the service is a systemd credential name and is left to the service."""
