@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import NoReturn
 
 
 def whole_number_at_least(minimum: int) -> Callable[[str], int]:
@@ -37,3 +38,14 @@ def seconds_between(low: float, high: float) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, like every other edge-pose error.
+
+    argparse prints the whole usage block before the message; here the message says what is
+    wrong and where the usage is (``--help``). Sub-command parsers are of this class too.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_pose import __version__
-from edge_pose.argtypes import whole_number_at_least
+from edge_pose.argtypes import Parser, whole_number_at_least
 from edge_pose.errors import EX_FAILURE, EX_OK, ConfigError, EdgePoseError
 
 log = logging.getLogger("edge_pose")
@@ -197,7 +197,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="edge-pose",
         description="Pose estimation on the Raspberry Pi: camera -> MoveNet -> MQTT.",
     )

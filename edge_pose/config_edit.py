@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from edge_pose.argtypes import Parser
 from edge_pose.errors import EX_CONFIG, EX_FAILURE, EX_OK, EX_USAGE, ConfigError, EdgePoseError
 
 CONFIG_NAME = "edge-pose.toml"
@@ -545,7 +546,7 @@ def add_config_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Standalone entry point: ``main(["show"])`` / ``main(["set", "mqtt.port=1884"])``."""
-    parser = argparse.ArgumentParser(prog="edge-pose")
+    parser = Parser(prog="edge-pose")
     add_config_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["config", *(argv if argv is not None else sys.argv[1:])])
     return int(args.handler(args))

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from edge_pose.argtypes import seconds_between
+from edge_pose.argtypes import Parser, seconds_between
 from edge_pose.config import Config, config_path, load_config, read_password
 from edge_pose.errors import EX_FAILURE, EX_OK, ConfigError, EdgePoseError
 from edge_pose.inference import edgetpu
@@ -683,7 +683,7 @@ def doctor_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m edge_pose.doctor`` (the same as ``edge-pose doctor``)."""
-    parser = argparse.ArgumentParser(prog="edge-pose doctor")
+    parser = Parser(prog="edge-pose doctor")
     _add_arguments(parser)
     args = parser.parse_args(argv)
     return doctor_command(args)

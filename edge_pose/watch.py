@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from edge_pose.argtypes import Parser
 from edge_pose.errors import EX_OK, EdgePoseError
 
 if TYPE_CHECKING:  # paho is imported when watching starts: `edge-pose status` builds this parser
@@ -506,7 +507,7 @@ def add_watch_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m edge_pose.watch ...``: the same command without the rest of the CLI."""
-    parser = argparse.ArgumentParser(prog="edge-pose")
+    parser = Parser(prog="edge-pose")
     add_watch_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["watch", *(sys.argv[1:] if argv is None else argv)])
     try:

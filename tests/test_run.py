@@ -264,6 +264,8 @@ def test_annotated_copies_of_images_with_the_same_name_are_numbered(
         (["doctor", "--timeout", "0"], "argument --timeout: must be from 0.1 to 300 seconds"),
         (["doctor", "--timeout", "nan"], "argument --timeout: must be from 0.1 to 300 seconds"),
         (["status", "--watch", "inf"], "argument --watch: must be from 0.1 to 3600 seconds"),
+        (["run", "--threads", "abc"], "argument --threads: invalid int value: 'abc'"),
+        (["bogus"], "argument COMMAND: invalid choice: 'bogus'"),
     ],
 )
 def test_flags_that_cannot_work_are_usage_errors(
@@ -273,6 +275,9 @@ def test_flags_that_cannot_work_are_usage_errors(
     result = edge_pose(*[image if a == "IMAGE" else a for a in args], cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+    # One line, like every error; argparse's point at the usage instead of printing it.
+    assert len(result.stderr.splitlines()) == 1
+    assert "--help)" in result.stderr or not message.startswith("argument")
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from edge_pose.argtypes import seconds_between
+from edge_pose.argtypes import Parser, seconds_between
 from edge_pose.errors import EX_NOT_RUNNING, EX_OK
 from edge_pose.service.health import evaluate, systemd_state
 from edge_pose.service.status import find_status
@@ -194,7 +194,7 @@ def _emit(text: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m edge_pose.service.status_command [--config FILE] [--json] [--watch [S]]`."""
-    parser = argparse.ArgumentParser(prog="edge-pose status")
+    parser = Parser(prog="edge-pose status")
     _add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="edge-pose: %(levelname)s: %(message)s")
