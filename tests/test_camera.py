@@ -112,6 +112,21 @@ def test_bad_sources_give_clear_errors(tmp_path: Path, name: str, content, messa
         open_camera(str(path), realtime=False)
 
 
+def test_unreadable_image_in_a_folder_is_skipped(tmp_path: Path, data_dir: Path) -> None:
+    """One corrupt file does not end a run over a folder; a folder of nothing but is an error."""
+    good = (data_dir / "coral" / "squat.bmp").read_bytes()
+    for name, content in (("1.bmp", good), ("2.bmp", good[:5000]), ("3.bmp", good)):
+        (tmp_path / name).write_bytes(content)
+    camera = open_camera(str(tmp_path), realtime=False, loop=True)
+    frames = [camera.read() for _ in range(4)]  # 1, 3, 1, 3: the bad one once, then never
+    assert [f.image.shape for f in frames] == [(610, 500, 3)] * 4 and camera.skipped == 1
+    for name in ("1.bmp", "3.bmp"):
+        (tmp_path / name).write_bytes(good[:5000])
+    camera = open_camera(str(tmp_path), realtime=False)
+    with pytest.raises(CameraError, match="none of the 3 images could be read"):
+        camera.read()
+
+
 def test_truncated_video_with_header_only(tmp_path: Path, data_dir: Path) -> None:
     path = tmp_path / "cut.mp4"
     path.write_bytes((data_dir / "tfjs" / "pose_1.mp4").read_bytes()[:600])

@@ -8,6 +8,7 @@ apply back-pressure so every frame is processed.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ import numpy as np
 
 from edge_pose.camera.base import Camera, Frame, FrameClock
 from edge_pose.errors import CameraError
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset(
     {".bmp", ".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
@@ -97,20 +100,45 @@ class _PacedCamera(Camera):
 
 
 class ImageSequenceCamera(_PacedCamera):
-    """Still images as frames; a single image is decoded once and handed on repeatedly."""
+    """Still images as frames; a single image is decoded once and handed on repeatedly.
+
+    In a folder or glob, an image that cannot be read (corrupt, removed since) is skipped with
+    one warning, so one bad file does not end a run over thousands; ``skipped`` counts them.
+    When none of them can be read the camera fails.
+    """
 
     def __init__(self, paths: list[Path], *, realtime: bool, loop: bool, fps: float) -> None:
         super().__init__(realtime, fps)
         self.description = f"file:{paths[0]}" if len(paths) == 1 else f"{len(paths)} images"
+        self.skipped = 0
         self._paths = paths
         self._loop = loop
         self._cached = load_image(paths[0]) if len(paths) == 1 else None
         self._images = self._iterate()
 
     def _iterate(self) -> Iterator[np.ndarray]:
+        if self._cached is not None:
+            yield self._cached
+            while self._loop:
+                yield self._cached
+            return
+        bad: set[Path] = set()
         while True:
             for path in self._paths:
-                yield self._cached if self._cached is not None else load_image(path)
+                if path in bad:
+                    continue
+                try:
+                    image = load_image(path)
+                except CameraError as exc:
+                    bad.add(path)
+                    self.skipped += 1
+                    log.warning("%s; skipped", exc)
+                    continue
+                yield image
+            if len(bad) == len(self._paths):
+                raise CameraError(
+                    f"none of the {len(self._paths)} images could be read (see the warnings)"
+                )
             if not self._loop:
                 return
 
