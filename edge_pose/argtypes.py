@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import NoReturn
 
 
-def whole_number_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type`` for a whole number of at least ``minimum``."""
+def whole_number_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` for a whole number of at least ``minimum`` (and at most
+    ``maximum``, when given)."""
 
     def parse(text: str) -> int:
         try:
@@ -18,6 +19,8 @@ def whole_number_at_least(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, not {value}")
         return value
 
     return parse

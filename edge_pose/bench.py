@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from edge_pose.camera.base import Camera, Frame, FrameClock
-from edge_pose.camera.file import VideoFileCamera
+from edge_pose.camera.file import IMAGE_SUFFIXES, VideoFileCamera
 from edge_pose.camera.grabber import FrameGrabber
 from edge_pose.inference.movenet import MoveNet
 from edge_pose.pipeline import Pipeline, Sink, Temporal
@@ -310,15 +310,18 @@ def command(args: Any) -> int:
     """`edge-pose bench`: load the model as `run` would, measure, print text or JSON."""
     import json
 
-    from edge_pose.errors import CameraError
+    from edge_pose.errors import CameraError, UsageError
     from edge_pose.inference.backend import load_configured_model
 
     videos = [Path(camera.removeprefix("file:")) for camera in args.camera]
     for video in videos:
+        if video.is_dir() or video.suffix.lower() in IMAGE_SUFFIXES:
+            kind = "a folder" if video.is_dir() else "an image"
+            raise UsageError(f"bench needs a video file: {video} is {kind} (--camera VIDEO)")
         if not video.is_file():
-            raise CameraError(f"bench needs a video file: {video} not found (--camera PATH)")
+            raise CameraError(f"bench needs a video file: {video} not found (--camera VIDEO)")
     if len(videos) > 1 and not args.smoothing:
-        raise CameraError(
+        raise UsageError(
             "give one --camera for the throughput bench (several go with --smoothing)"
         )
     cfg, model, backend, name = load_configured_model(

@@ -288,10 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--frames",
-        type=whole_number_at_least(20),
+        type=whole_number_at_least(20, 100_000),
         default=300,
         metavar="N",
-        help="frames per measure (at least 20)",
+        help="frames per measure (20 to 100000)",
     )
     bench.add_argument("--model", metavar="NAME|PATH")
     bench.add_argument("--threads", type=int, metavar="N")

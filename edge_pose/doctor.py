@@ -229,7 +229,10 @@ def _config(ctx: Context) -> Check:
         return Check(
             "config",
             "fail",
-            f"{where}: {ctx.config_problems[0]}",
+            # the loader's lines already name the file, except for flags and defaults
+            ctx.config_problems[0]
+            if ctx.config_problems[0].startswith(where)
+            else f"{where}: {ctx.config_problems[0]}",
             "fix the lines listed by `edge-pose validate`",
             {"file": where, "problems": ctx.config_problems},
         )

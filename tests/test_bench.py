@@ -57,11 +57,19 @@ def test_bench_json_reports_every_measure(data_dir: Path, lightning_path: Path) 
         (["--camera", "/no/video.mp4"], 1, "bench needs a video file: /no/video.mp4 not found"),
         (["--frames", "5"], 2, "argument --frames: must be at least 20, not 5"),
         (["--frames", "many"], 2, "argument --frames: not a whole number: 'many'"),
+        (["--frames", "10000000"], 2, "argument --frames: must be at most 100000"),
+        (["--camera", "IMAGES"], 2, "bench needs a video file: IMAGES is a folder"),
+        (["--camera", "IMAGES/squat.bmp"], 2, "bench needs a video file: IMAGES/squat.bmp is an "
+         "image"),
+        (["--camera", "VIDEO", "--camera", "VIDEO"], 2, "give one --camera for the throughput"),
     ],
 )
 def test_bench_bad_input(args: list[str], code: int, message: str, data_dir: Path) -> None:
+    video, images = str(data_dir / "tfjs" / "pose_squats.mp4"), str(data_dir / "coral")
+    args = [a.replace("VIDEO", video).replace("IMAGES", images) for a in args]
+    message = message.replace("IMAGES", images)
     if "--camera" not in args:
-        args = [*args, "--camera", str(data_dir / "tfjs" / "pose_squats.mp4")]
+        args = [*args, "--camera", video]
     done = subprocess.run(
         [*EDGE_POSE, "bench", *args], capture_output=True, text=True, timeout=60, check=False
     )

@@ -152,6 +152,7 @@ def test_invalid_config(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert doc["by_name"]["config"]["status"] == "fail"
     assert "camera.fsp: unknown key" in doc["by_name"]["config"]["summary"]
+    assert doc["by_name"]["config"]["summary"].count(str(config)) == 1  # named once
     for name in ("model", "classifier", "camera", "mqtt"):
         assert doc["by_name"][name]["status"] == "info"
         assert "config is invalid" in doc["by_name"][name]["summary"]

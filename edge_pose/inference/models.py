@@ -227,7 +227,10 @@ def resolve_model(name_or_path: str, model_dir: Path) -> tuple[Path, ModelInfo |
     if "/" in name_or_path or os.sep in name_or_path or name_or_path.endswith(".tflite"):
         path = Path(name_or_path).expanduser().absolute()
         if not path.exists():
-            raise ModelError(f"model file {path} does not exist")
+            raise ModelError(
+                f"model file {path} does not exist (check model.name or --model; "
+                "`edge-pose models list` shows the catalog)"
+            )
         if not path.is_file():
             raise ModelError(f"model path {path} is not a file")
         if not os.access(path, os.R_OK):
