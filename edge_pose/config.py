@@ -204,6 +204,14 @@ class MqttConfig(BaseModel):
     def _check_host(cls, value: str) -> str:
         if not value or any(c.isspace() for c in value):
             raise _bad("must be a host name or IP address (not empty, no spaces)")
+        if "://" in value:
+            raise _bad(
+                "must be a host name or IP address, not a URL: drop the scheme "
+                "(TLS is mqtt.tls, the port mqtt.port)"
+            )
+        name, colon, port = value.rpartition(":")
+        if colon and port.isdigit() and ":" not in name:  # one colon: not an IPv6 address
+            raise _bad(f"must be a host name or IP address: put the port in mqtt.port = {port}")
         return value
 
     @field_validator("topic_prefix", "discovery_prefix")

@@ -236,11 +236,28 @@ def test_float_field_accepts_int_but_not_bool_nan_or_string(tmp_path: Path) -> N
             'host = ""',
             "mqtt.host = '': must be a host name or IP address (not empty, no spaces)",
         ),
+        (
+            "mqtt",
+            'host = "mqtts://broker.lan"',
+            "mqtt.host = 'mqtts://broker.lan': must be a host name or IP address, not a URL: "
+            "drop the scheme (TLS is mqtt.tls, the port mqtt.port)",
+        ),
+        (
+            "mqtt",
+            'host = "broker.lan:1884"',
+            "mqtt.host = 'broker.lan:1884': must be a host name or IP address: put the port in "
+            "mqtt.port = 1884",
+        ),
     ],
 )
 def test_out_of_range_and_bad_choice(tmp_path: Path, section: str, line: str, message: str) -> None:
     path = write(tmp_path, f"[{section}]\n{line}\n")
     assert problems(path) == [f"{path}: {message}"]
+
+
+def test_ipv6_hosts_are_not_mistaken_for_host_and_port(tmp_path: Path) -> None:
+    for host in ("::1", "fe80::1", "2001:db8::1883"):
+        assert load_config(write(tmp_path, f'[mqtt]\nhost = "{host}"\n')).mqtt.host == host
 
 
 @pytest.mark.parametrize(
