@@ -713,6 +713,8 @@ def mqtt_file_problems(mqtt: MqttConfig) -> list[str]:
             value = getattr(mqtt, key)
             if value and not os.path.isfile(value):
                 problems.append(f"mqtt.{key} = {value!r}: no such file{FILE_HINT}")
+        if not problems:
+            problems += _tls_load_problems(mqtt)
     if mqtt.password_file:
         path = Path(mqtt.password_file).expanduser()
         creds = os.environ.get("CREDENTIALS_DIRECTORY")
@@ -722,6 +724,29 @@ def mqtt_file_problems(mqtt: MqttConfig) -> list[str]:
             where = f" nor a credential in {creds}" if relative_credential else ""
             problems.append(
                 f"mqtt.password_file = {mqtt.password_file!r}: no such file{where}{FILE_HINT}"
+            )
+    return problems
+
+
+def _tls_load_problems(mqtt: MqttConfig) -> list[str]:
+    """The TLS files that do not load as PEM, each named (the TLS library says only "PEM lib")."""
+    import ssl
+
+    problems = []
+    if mqtt.ca_file:
+        try:
+            ssl.create_default_context(cafile=mqtt.ca_file)
+        except (OSError, ValueError) as exc:
+            problems.append(
+                f"mqtt.ca_file = {mqtt.ca_file!r}: not a CA certificate in PEM format ({exc})"
+            )
+    if mqtt.certfile:
+        try:
+            ssl.create_default_context().load_cert_chain(mqtt.certfile, mqtt.keyfile or None)
+        except (OSError, ValueError) as exc:
+            problems.append(
+                f"mqtt.certfile = {mqtt.certfile!r}, mqtt.keyfile = {mqtt.keyfile!r}: not a "
+                f"client certificate and its private key in PEM format ({exc})"
             )
     return problems
 

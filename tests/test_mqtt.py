@@ -226,3 +226,10 @@ def test_tls(tmp_path: Path, make_publisher: MakePublisher) -> None:
         plain.stop(timeout=0)
     with pytest.raises(ConfigError, match=r"mqtt.ca_file = '/no/ca.crt': no such file"):
         make_publisher(broker, "tls2", tls=True, ca_file="/no/ca.crt").start()
+    # A file that is there but not PEM is named, not reported as the TLS library's "PEM lib".
+    with pytest.raises(ConfigError, match=rf"mqtt.ca_file = '{key}': not a CA certificate"):
+        make_publisher(broker, "tls3", tls=True, ca_file=str(key)).start()
+    with pytest.raises(
+        ConfigError, match=rf"mqtt.certfile = '{key}', mqtt.keyfile = '{cert}': not a client"
+    ):
+        make_publisher(broker, "tls4", tls=True, certfile=str(key), keyfile=str(cert)).start()
