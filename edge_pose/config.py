@@ -725,6 +725,11 @@ def mqtt_file_problems(mqtt: MqttConfig) -> list[str]:
             problems.append(
                 f"mqtt.password_file = {mqtt.password_file!r}: no such file{where}{FILE_HINT}"
             )
+        elif found:
+            try:
+                read_password(mqtt)  # empty, unreadable, not UTF-8: as the service would find
+            except ConfigError as exc:
+                problems += exc.problems
     return problems
 
 

@@ -187,6 +187,10 @@ def test_validate_checks_the_files_the_service_needs(tmp_path: Path) -> None:
     result = edge_pose("validate", "--config", str(config),
                        env={**env, "CREDENTIALS_DIRECTORY": str(tmp_path)})
     assert result.returncode == 78 and f"nor a credential in {tmp_path}" in result.stderr
+    (tmp_path / "mqtt-password").write_text("")
+    result = edge_pose("validate", "--config", str(config),
+                       env={**env, "CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert result.returncode == 78 and "mqtt-password is empty" in result.stderr
     (tmp_path / "mqtt-password").write_text("secret\n")
     result = edge_pose("validate", "--config", str(config),
                        env={**env, "CREDENTIALS_DIRECTORY": str(tmp_path)})
