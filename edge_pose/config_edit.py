@@ -340,6 +340,8 @@ def set_values(path: Path, assignments: Sequence[str]) -> tuple[Path, bool, Any]
                     "(chmod 600) and set mqtt.password_file, or use a systemd credential"
                 ]
             )
+        if dotted in changes:
+            raise ValueError(f"{dotted} is given twice: say which value you mean")
         changes[dotted] = convert_value(dotted, text)
     created = not path.exists()
     source = defaults_file() if created else path

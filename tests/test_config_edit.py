@@ -213,6 +213,8 @@ def test_bad_syntax_is_usage_error(conf: Path) -> None:
     before = conf.read_bytes()
     assert run("set", "--config", conf, "mqtt.host").returncode == 2
     assert run("set", "--config", conf).returncode == 2
+    twice = run("set", "--config", conf, "camera.fps=30", "camera.fps=31")
+    assert twice.returncode == 2 and "camera.fps is given twice" in twice.stderr
     assert conf.read_bytes() == before
 
 
