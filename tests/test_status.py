@@ -324,6 +324,9 @@ def test_find_status_skips_corrupt_files_with_a_reason(tmp_path: Path) -> None:
     (corrupt / STATUS_FILE).write_text('["not", "a", "status"]')
     with pytest.raises(StatusFileError, match="not an edge-pose status document"):
         load_status_file(corrupt / STATUS_FILE)
+    (corrupt / STATUS_FILE).write_text('{"v": 99, "state": "running"}')
+    with pytest.raises(StatusFileError, match="status format v99, newer than this edge-pose"):
+        load_status_file(corrupt / STATUS_FILE)
 
 
 def test_find_status_prefers_a_live_daemon_over_a_stale_file(tmp_path: Path) -> None:

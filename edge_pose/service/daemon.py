@@ -34,7 +34,7 @@ from edge_pose.inference.movenet import MoveNet
 from edge_pose.pipeline import Pipeline, Temporal
 from edge_pose.service.commands import RemoteControl
 from edge_pose.service.notify import Notifier
-from edge_pose.service.status import StatusWriter
+from edge_pose.service.status import FORMAT_VERSION, StatusWriter
 from edge_pose.service.supervisor import Supervisor
 from edge_pose.stats import Ring
 from edge_pose.sysinfo import SystemMonitor, process_memory_mb
@@ -351,7 +351,7 @@ class Daemon:
         doc = dict(
             self.last_snapshot
             or {
-                "v": 1,
+                "v": FORMAT_VERSION,
                 "version": __version__,
                 "device": self.cfg.device.id,
                 "camera": {"source": self.cfg.camera.source, "description": ""},
@@ -391,7 +391,7 @@ class Daemon:
         captured = counts.values()
         capture_fps = float(captured.max() - captured.min()) / span if span > 0 else 0.0
         self.last_snapshot = {
-            "v": 1,
+            "v": FORMAT_VERSION,
             "version": __version__,
             "device": cfg.device.id,
             "camera": {

@@ -244,6 +244,11 @@ def load_status_file(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("v"), int) or doc["v"] < 1:
         raise StatusFileError('not an edge-pose status document (no "v" version number)')
+    if doc["v"] > FORMAT_VERSION:
+        raise StatusFileError(
+            f"status format v{doc['v']}, newer than this edge-pose reads (v{FORMAT_VERSION}): "
+            "the service runs a newer edge-pose than this command; update it"
+        )
     return doc
 
 
