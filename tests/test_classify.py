@@ -304,7 +304,14 @@ def test_class_folder_without_usable_images(
     (tmp_path / "empty").mkdir()
     shutil.copy(data_dir / "coral" / "squat.bmp", tmp_path / "squat")
     cv2.imwrite(str(tmp_path / "empty" / "black.png"), np.zeros((240, 320, 3), np.uint8))
-    with pytest.raises(EdgePoseError, match=r"class folder .*empty has no usable images"):
+    with pytest.raises(
+        EdgePoseError,
+        match=r"class folder .*empty has no usable images: of its 1, 0 cannot be read and 1 show",
+    ):
+        run_cli("train", str(tmp_path), "-o", str(tmp_path / "x.json"), "--model",
+                str(lightning_path))  # fmt: skip
+    (tmp_path / "empty" / "black.png").write_bytes(b"\x89PNG cut short")
+    with pytest.raises(EdgePoseError, match=r"of its 1, 1 cannot be read and 0 show"):
         run_cli("train", str(tmp_path), "-o", str(tmp_path / "x.json"), "--model",
                 str(lightning_path))  # fmt: skip
     (tmp_path / "empty" / "black.png").unlink()

@@ -229,7 +229,7 @@ def load_image_folder(
     disable = None if progress is None else not progress
     with tqdm(total=total, unit="image", desc="poses", disable=disable, file=sys.stderr) as bar:
         for label, images in classes.items():
-            found = 0
+            found = unreadable = 0
             for path in images:
                 bar.set_postfix_str(f"{label}/{path.name}", refresh=False)
                 name = f"{label}/{path.name}"
@@ -237,6 +237,7 @@ def load_image_folder(
                     image = load_image(path)
                 except EdgePoseError as exc:
                     skipped.append(f"{name}: {exc}")
+                    unreadable += 1
                     bar.update()
                     continue
                 pose = estimate(image)
@@ -250,9 +251,9 @@ def load_image_folder(
                 found += 1
             if not found:
                 raise EdgePoseError(
-                    f"class folder {folder / label} has no usable images: none of its "
-                    f"{len(images)} image(s) shows a person with shoulders and hips visible; "
-                    "add clearer images of that pose"
+                    f"class folder {folder / label} has no usable images: of its {len(images)}, "
+                    f"{unreadable} cannot be read and {len(images) - unreadable} show no person "
+                    "with shoulders and hips visible; add clear, readable images of that pose"
                 )
     return Samples(names, labels, np.stack(keypoints), skipped)
 
