@@ -212,9 +212,12 @@ def test_sighup_reload_valid_and_invalid(tmp_path: Path, data_dir: Path) -> None
 
 
 def test_sighup_reload_that_cannot_start_goes_back(tmp_path: Path, data_dir: Path) -> None:
-    """A reloaded config that is valid but cannot start (a classifier file or model that is not
-    there) is rejected like an invalid one: the running config comes back, the service goes on."""
+    """A reloaded config that is valid but cannot start (a classifier file that does not load, a
+    model that is not installed, a classifier file that is not there) is rejected like an
+    invalid one: the running config comes back, the service goes on."""
     config = tmp_path / "config.toml"
+    corrupt = tmp_path / "poses.knn"
+    corrupt.write_text("not a classifier")
     write_config(config)
     notify = NotifySocket(str(tmp_path / "notify"))
     env = {**os.environ, "NOTIFY_SOCKET": notify.env_value, "RUNTIME_DIRECTORY": str(tmp_path)}
@@ -228,13 +231,14 @@ def test_sighup_reload_that_cannot_start_goes_back(tmp_path: Path, data_dir: Pat
 
     try:
         assert wait_for(lambda: "READY" in notify.fields(), 30)
-        for broken in (
-            'type = "knn"\npath = "/no/such/poses.knn"\n',  # fails when the session starts
-            '[model]\nname = "movenet_thunder_int8"\n',  # fails when the model loads
+        for broken, why in (
+            (f'type = "knn"\npath = "{corrupt}"\n', str(corrupt)),  # fails as the session starts
+            ('[model]\nname = "movenet_thunder_int8"\n', "thunder"),  # fails as the model loads
+            ('type = "knn"\npath = "/no/such/poses.knn"\n', "/no/such"),  # found before stopping
         ):
             write_config(config, rep_name="knee_bend", extra=broken)
             proc.send_signal(signal.SIGHUP)
-            assert wait_for(lambda: "reload rejected" in (
+            assert wait_for(lambda w=why: w in (
                 json.loads(status.read_text())["last_error"] or ""), 15), proc.poll()
             time.sleep(1.0)  # the running config's session starts again
             before = frames()
@@ -252,9 +256,10 @@ def test_sighup_reload_that_cannot_start_goes_back(tmp_path: Path, data_dir: Pat
         notify.close()
     assert proc.returncode == 0, stderr
     rejected = [line for line in stderr.splitlines() if "reload rejected" in line]
-    assert len(rejected) == 2, stderr
-    assert "/no/such/poses.knn" in rejected[0]
+    assert len(rejected) == 3, stderr
+    assert str(corrupt) in rejected[0] and "back to the running config" in rejected[0]
     assert "edge-pose models fetch movenet_thunder_int8" in rejected[1]
+    assert "/no/such/poses.knn" in rejected[2] and "keeping the running config" in rejected[2]
 
 
 def status(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

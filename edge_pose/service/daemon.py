@@ -25,7 +25,13 @@ from edge_pose import __version__
 from edge_pose.annotate import VideoRecorder
 from edge_pose.camera.base import Camera, open_camera
 from edge_pose.camera.grabber import FrameGrabber
-from edge_pose.config import Config, load_config, read_password, resolve_status_dir
+from edge_pose.config import (
+    Config,
+    file_problems,
+    load_config,
+    read_password,
+    resolve_status_dir,
+)
 from edge_pose.errors import ConfigError, EdgePoseError
 from edge_pose.homeassistant import start_discovery
 from edge_pose.inference.backend import Backend, fallback_after_loss, load_estimator
@@ -330,6 +336,9 @@ class Daemon:
         self.notifier.reloading()
         try:
             cfg = load_config(self.config_path, self.overrides)
+            # Files it names that are not there: rejected before the running session stops.
+            if problems := file_problems(cfg):
+                raise ConfigError(problems)
         except ConfigError as exc:
             for line in exc.problems:
                 log.error("reload rejected, keeping the running config: %s", line)
