@@ -326,7 +326,7 @@ def set_values(path: Path, assignments: Sequence[str]) -> tuple[Path, bool, Any]
     """Apply ``assignments`` (``section.key=value``) to ``path`` (created from the documented
     defaults when missing). Returns (path, whether it was created, the new Config).
     Raises ConfigError (invalid; nothing written), EditError, ValueError (bad syntax)."""
-    from edge_pose.config import file_problems, load_config, read_config_text
+    from edge_pose.config import DEFAULT_CONFIG_PATH, file_problems, load_config, read_config_text
 
     changes: dict[str, Any] = {}
     for item in assignments:
@@ -344,6 +344,9 @@ def set_values(path: Path, assignments: Sequence[str]) -> tuple[Path, bool, Any]
             raise ValueError(f"{dotted} is given twice: say which value you mean")
         changes[dotted] = convert_value(dotted, text)
     created = not path.exists()
+    if created and not path.parent.exists() and path != DEFAULT_CONFIG_PATH:
+        # /etc/edge-pose is made when missing; another missing folder is more likely a typo
+        raise EditError(f"{path}: the folder {path.parent} does not exist (check --config)")
     source = defaults_file() if created else path
     text = read_config_text(source)
     cfg = load_config(source, changes)  # the would-be config, validated before any write

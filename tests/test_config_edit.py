@@ -122,6 +122,7 @@ def test_missing_key_and_section_added(tmp_path: Path) -> None:
 
 def test_missing_file_created_from_documented_defaults(tmp_path: Path) -> None:
     path = tmp_path / "etc" / "config.toml"
+    path.parent.mkdir()
     result = run("set", "--config", path, "mqtt.host=broker.lan")
     assert result.returncode == 0, result.stderr
     assert "created" in result.stdout
@@ -213,6 +214,10 @@ def test_bad_syntax_is_usage_error(conf: Path) -> None:
     before = conf.read_bytes()
     assert run("set", "--config", conf, "mqtt.host").returncode == 2
     assert run("set", "--config", conf).returncode == 2
+    nowhere = conf.parent / "no" / "such" / "config.toml"
+    result = run("set", "--config", nowhere, "camera.fps=30")
+    assert result.returncode == 78 and f"the folder {nowhere.parent} does not exist" in result.stderr
+    assert not (conf.parent / "no").exists()
     twice = run("set", "--config", conf, "camera.fps=30", "camera.fps=31")
     assert twice.returncode == 2 and "camera.fps is given twice" in twice.stderr
     assert conf.read_bytes() == before
