@@ -134,11 +134,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """`models list | fetch | verify`: the catalog, downloads, checksums."""
-    from edge_pose.config import load_config
     from edge_pose.inference import models
 
     # The folder `run` loads from: --dir, else the config's model.dir, else the default.
-    model_cfg = load_config(args.config).model
+    model_cfg = _model_config(args.config)
     model_dir = args.dir or models.default_model_dir(model_cfg.dir)
     if args.models_command == "list":
         rows = [
@@ -182,6 +181,20 @@ def cmd_models(args: argparse.Namespace) -> int:
     # Missing models only fail when asked for by name; a bad checksum always fails.
     bad = {"mismatch"} | ({"missing"} if args.names else set())
     return EX_FAILURE if any(r.status in bad for r in results) else EX_OK
+
+
+def _model_config(path: Path | None) -> Any:
+    """``[model]`` of ``--config``, else of the system config. A broken system config does not
+    stop `models` (the package's postinst fetches with ``--dir`` before the config is fixed):
+    the defaults stand in; a broken ``--config`` is reported."""
+    from edge_pose.config import ModelConfig, load_config
+
+    try:
+        return load_config(path).model
+    except ConfigError:
+        if path is not None:
+            raise
+        return ModelConfig()
 
 
 def _fetch_name(model_cfg: Any) -> str:

@@ -19,6 +19,7 @@ import difflib
 import logging
 import os
 import re
+import select
 import socket
 import stat
 import tempfile
@@ -39,6 +40,7 @@ STATUS_DIR_NAME = "edge-pose"
 SYSTEM_STATUS_DIR = Path("/run") / STATUS_DIR_NAME
 CLI_NOTE = " (from the command line)"
 MAX_CONFIG_BYTES = 1 << 20  # a real config is a few KB
+PIPE_WAIT_S = 10  # for the first bytes of a config given as a pipe
 _MAX_REPR = 60
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -208,6 +210,11 @@ class MqttConfig(BaseModel):
             raise _bad(
                 "must be a host name or IP address, not a URL: drop the scheme "
                 "(TLS is mqtt.tls, the port mqtt.port)"
+            )
+        if value.startswith("["):
+            raise _bad(
+                "must be a host name or IP address: write an IPv6 address without brackets "
+                "(the port goes in mqtt.port)"
             )
         name, colon, port = value.rpartition(":")
         if colon and port.isdigit() and ":" not in name:  # one colon: not an IPv6 address
@@ -416,17 +423,43 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: {position}: TOML syntax error: {message}"]) from None
 
 
+def _read_pipe(path: Path) -> bytes:
+    """A pipe or FIFO read to its end (bounded), unless nothing arrives for PIPE_WAIT_S: a named
+    FIFO that no program writes to would otherwise wait forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO blocks until a writer
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(PIPE_WAIT_S * 1000):
+            raise ConfigError(
+                [f"{path}: a pipe nothing was written to in {PIPE_WAIT_S} s (no writer?)"]
+            )
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_CONFIG_BYTES and (chunk := os.read(fd, 1 << 16)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_config_text(path: Path) -> str:
     """The text of a config file (also for `config set`, which edits it); a file that cannot
-    be one (missing, unreadable, a FIFO, over 1 MiB, not UTF-8, a BOM) is a ConfigError."""
+    be one (missing, unreadable, over 1 MiB, not UTF-8, a BOM, a pipe nobody writes to) is a
+    ConfigError."""
     try:
         mode = path.stat().st_mode
         if stat.S_ISDIR(mode):
             raise IsADirectoryError
-        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):  # reading would wait for a writer
-            raise ConfigError([f"{path}: not a regular file, expected a TOML config file"])
-        with path.open("rb") as file:  # bounded: /dev/zero would never end (/dev/null is fine)
-            data = file.read(MAX_CONFIG_BYTES + 1)
+        if stat.S_ISSOCK(mode):
+            raise ConfigError([f"{path}: a socket, expected a TOML config file"])
+        if stat.S_ISFIFO(mode):  # `--config /dev/stdin`, `<(...)`: fine while someone writes
+            data = _read_pipe(path)
+        else:
+            with path.open("rb") as file:  # bounded: /dev/zero never ends (/dev/null is fine)
+                data = file.read(MAX_CONFIG_BYTES + 1)
         if len(data) > MAX_CONFIG_BYTES:
             raise ConfigError([f"{path}: too large for a config file (at most 1 MiB)"])
     except FileNotFoundError:
@@ -625,6 +658,16 @@ def _short(value: Any) -> str:
 # --------------------------------------------------------------------------- run-time helpers
 
 
+def _password_path(mqtt: MqttConfig) -> Path:
+    """Where ``password_file`` is: a relative name in ``$CREDENTIALS_DIRECTORY`` when it is
+    there (a systemd credential), else the path as given."""
+    path = Path(mqtt.password_file).expanduser()
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not path.is_absolute() and creds and (Path(creds) / path).is_file():
+        return Path(creds) / path
+    return path
+
+
 def read_password(mqtt: MqttConfig) -> str | None:
     """The MQTT password from ``mqtt.password_file`` (None if unset), trailing newline removed.
 
@@ -634,10 +677,8 @@ def read_password(mqtt: MqttConfig) -> str | None:
     """
     if not mqtt.password_file:
         return None
-    path = Path(mqtt.password_file).expanduser()
+    path = _password_path(mqtt)
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not path.is_absolute() and creds and (Path(creds) / path).is_file():
-        path = Path(creds) / path
     where = f"mqtt.password_file = {mqtt.password_file!r}: password file {path}"
     try:
         data = path.read_bytes()
@@ -707,14 +748,7 @@ def mqtt_file_problems(mqtt: MqttConfig) -> list[str]:
     """
     if not mqtt.enabled:
         return []
-    problems = []
-    if mqtt.tls:
-        for key in ("ca_file", "certfile", "keyfile"):
-            value = getattr(mqtt, key)
-            if value and not os.path.isfile(value):
-                problems.append(f"mqtt.{key} = {value!r}: no such file{FILE_HINT}")
-        if not problems:
-            problems += _tls_load_problems(mqtt)
+    problems = tls_file_problems(mqtt)
     if mqtt.password_file:
         path = Path(mqtt.password_file).expanduser()
         creds = os.environ.get("CREDENTIALS_DIRECTORY")
@@ -725,16 +759,30 @@ def mqtt_file_problems(mqtt: MqttConfig) -> list[str]:
             problems.append(
                 f"mqtt.password_file = {mqtt.password_file!r}: no such file{where}{FILE_HINT}"
             )
-        elif found:
+        elif found and os.access(_password_path(mqtt), os.R_OK):
+            # Empty or not UTF-8, as the service would find it. A file this user may not read
+            # (root:edge-pose 0640, checked by someone else) is the service's to read.
             try:
-                read_password(mqtt)  # empty, unreadable, not UTF-8: as the service would find
+                read_password(mqtt)
             except ConfigError as exc:
                 problems += exc.problems
     return problems
 
 
+def tls_file_problems(mqtt: MqttConfig) -> list[str]:
+    """The TLS files (with ``mqtt.tls``) that are missing or do not load as PEM, each named:
+    the TLS library itself says only "PEM lib"."""
+    if not mqtt.tls:
+        return []
+    problems = [
+        f"mqtt.{key} = {value!r}: no such file{FILE_HINT}"
+        for key in ("ca_file", "certfile", "keyfile")
+        if (value := getattr(mqtt, key)) and not os.path.isfile(value)
+    ]
+    return problems or _tls_load_problems(mqtt)
+
+
 def _tls_load_problems(mqtt: MqttConfig) -> list[str]:
-    """The TLS files that do not load as PEM, each named (the TLS library says only "PEM lib")."""
     import ssl
 
     problems = []

@@ -10,7 +10,7 @@ from typing import Any
 
 from edge_pose.annotate import draw_pose, save_rgb
 from edge_pose.camera.file import load_image
-from edge_pose.errors import EX_FAILURE, EX_OK, EdgePoseError
+from edge_pose.errors import EX_FAILURE, EX_OK, EdgePoseError, UsageError
 from edge_pose.inference.crop import full_frame, next_region, stretched_frame, torso_visible
 from edge_pose.inference.movenet import MoveNet
 from edge_pose.outputs import check_image_output, refuse_input_as_output
@@ -65,6 +65,8 @@ def annotation_targets(out: Path, images: list[Path]) -> list[Path]:
         targets = [out]
         check_image_output(out, "--annotate")
     else:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--annotate {out}: a file; several images need a folder to go in")
         out.mkdir(parents=True, exist_ok=True)
         targets, taken = [], set()
         for image in images:

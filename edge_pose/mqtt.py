@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from edge_pose.config import mqtt_file_problems
+from edge_pose.config import tls_file_problems
 from edge_pose.errors import ConfigError
 
 log = logging.getLogger("edge_pose.mqtt")
@@ -311,9 +311,8 @@ def apply_credentials(client: mqtt.Client, settings: Any, password: str | None) 
         client.username_pw_set(settings.username, password)
     if not settings.tls:
         return
-    missing = [line for line in mqtt_file_problems(settings) if "password_file" not in line]
-    if missing:
-        raise ConfigError(missing)
+    if problems := tls_file_problems(settings):
+        raise ConfigError(problems)
     try:
         client.tls_set(
             ca_certs=settings.ca_file or None,

@@ -244,6 +244,12 @@ def test_float_field_accepts_int_but_not_bool_nan_or_string(tmp_path: Path) -> N
         ),
         (
             "mqtt",
+            'host = "[::1]:1883"',
+            "mqtt.host = '[::1]:1883': must be a host name or IP address: write an IPv6 address "
+            "without brackets (the port goes in mqtt.port)",
+        ),
+        (
+            "mqtt",
             'host = "broker.lan:1884"',
             "mqtt.host = 'broker.lan:1884': must be a host name or IP address: put the port in "
             "mqtt.port = 1884",
@@ -384,12 +390,22 @@ def test_directory_and_bad_encoding(tmp_path: Path) -> None:
     assert problems(path) == [f"{path}: not UTF-8 text (bad byte at offset 18)"]
 
 
-def test_files_that_are_not_a_config(tmp_path: Path) -> None:
-    """Nothing a config path can name hangs or eats memory: a FIFO would wait for a writer,
+def test_files_that_are_not_a_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing a config path can name hangs or eats memory: a FIFO nobody writes to gives up,
     /dev/zero never ends; an editor's byte-order mark gets its own hint. /dev/null is empty."""
+    import threading
+
+    import edge_pose.config
+
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    assert problems(fifo) == [f"{fifo}: not a regular file, expected a TOML config file"]
+    monkeypatch.setattr(edge_pose.config, "PIPE_WAIT_S", 0.3)
+    assert problems(fifo) == [f"{fifo}: a pipe nothing was written to in 0.3 s (no writer?)"]
+    # ...while one that is written to is read like a file (`--config <(...)`, /dev/stdin).
+    writer = threading.Thread(target=lambda: fifo.write_text("[camera]\nfps = 5\n"))
+    writer.start()
+    assert load_config(fifo).camera.fps == 5
+    writer.join()
     assert problems(Path("/dev/zero")) == [
         "/dev/zero: too large for a config file (at most 1 MiB)"
     ]
@@ -401,6 +417,35 @@ def test_files_that_are_not_a_config(tmp_path: Path) -> None:
         f"{bom}: starts with a byte-order mark (BOM): save it as UTF-8 without BOM"
     ]
     assert load_config(Path("/dev/null")) == load_config(write(tmp_path, ""))
+
+
+def test_password_file_only_the_service_may_read_is_no_problem(world_dir: Path) -> None:
+    """root:edge-pose 0640 is how the password is kept: `validate` run by another user sees
+    the file is there and leaves reading it to the service."""
+    secret = world_dir / "mqtt-password"
+    secret.write_text("secret\n")
+    secret.chmod(0o600)
+    path = write(world_dir, f'[mqtt]\nusername = "u"\npassword_file = "{secret}"\n')
+    path.chmod(0o644)
+    result = run_unprivileged("validate", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+
+
+def test_models_commands_survive_a_broken_system_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The package's postinst fetches with --dir while /etc/edge-pose/config.toml may be one an
+    upgrade's stricter checks refuse: `models` does not need it then."""
+    import edge_pose.config
+    from edge_pose.cli import main
+
+    broken = write(tmp_path, '[mqtt]\nhost = "broker:1883"\n')
+    monkeypatch.setattr(edge_pose.config, "DEFAULT_CONFIG_PATH", broken)
+    assert main(["models", "list", "--dir", str(tmp_path), "--json"]) == 0
+    assert main(["models", "list", "--json"]) == 0  # no --config: the defaults stand in
+    capsys.readouterr()
+    assert main(["models", "list", "--config", str(broken)]) == EX_CONFIG  # asked for: reported
+    assert "put the port in mqtt.port" in capsys.readouterr().err
 
 
 def test_unreadable_file(world_dir: Path) -> None:

@@ -216,7 +216,8 @@ def test_bad_syntax_is_usage_error(conf: Path) -> None:
     assert run("set", "--config", conf).returncode == 2
     nowhere = conf.parent / "no" / "such" / "config.toml"
     result = run("set", "--config", nowhere, "camera.fps=30")
-    assert result.returncode == 78 and f"the folder {nowhere.parent} does not exist" in result.stderr
+    assert result.returncode == 78
+    assert f"the folder {nowhere.parent} does not exist" in result.stderr
     assert not (conf.parent / "no").exists()
     twice = run("set", "--config", conf, "camera.fps=30", "camera.fps=31")
     assert twice.returncode == 2 and "camera.fps is given twice" in twice.stderr

@@ -236,6 +236,17 @@ def test_outputs_never_overwrite_their_inputs(tmp_path: Path, data_dir: Path) ->
     assert all(p.read_bytes() == data for p, data in before.items())
 
 
+def test_annotating_several_images_into_a_file_is_a_usage_error(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    out = tmp_path / "picture.png"
+    out.write_bytes(b"keep me")
+    images = [str(data_dir / "coral" / "squat.bmp"), str(data_dir / "tfjs" / "pose.jpg")]
+    result = edge_pose("estimate", "--annotate", str(out), *images)
+    assert result.returncode == 2 and "several images need a folder" in result.stderr
+    assert "Traceback" not in result.stderr and out.read_bytes() == b"keep me"
+
+
 def test_annotated_copies_of_images_with_the_same_name_are_numbered(
     tmp_path: Path, data_dir: Path
 ) -> None:

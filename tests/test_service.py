@@ -233,7 +233,7 @@ def test_sighup_reload_that_cannot_start_goes_back(tmp_path: Path, data_dir: Pat
         assert wait_for(lambda: "READY" in notify.fields(), 30)
         for broken, why in (
             (f'type = "knn"\npath = "{corrupt}"\n', str(corrupt)),  # fails as the session starts
-            ('[model]\nname = "movenet_thunder_int8"\n', "thunder"),  # fails as the model loads
+            ('[model]\nname = "/no/such/model.tflite"\n', "/no/such/model"),  # model load fails
             ('type = "knn"\npath = "/no/such/poses.knn"\n', "/no/such"),  # found before stopping
         ):
             write_config(config, rep_name="knee_bend", extra=broken)
@@ -258,7 +258,7 @@ def test_sighup_reload_that_cannot_start_goes_back(tmp_path: Path, data_dir: Pat
     rejected = [line for line in stderr.splitlines() if "reload rejected" in line]
     assert len(rejected) == 3, stderr
     assert str(corrupt) in rejected[0] and "back to the running config" in rejected[0]
-    assert "edge-pose models fetch movenet_thunder_int8" in rejected[1]
+    assert "model file /no/such/model.tflite does not exist" in rejected[1]
     assert "/no/such/poses.knn" in rejected[2] and "keeping the running config" in rejected[2]
 
 

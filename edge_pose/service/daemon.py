@@ -192,6 +192,8 @@ class Daemon:
                     continue
                 except SessionNotStarted as failed:
                     parts = self.reject_reload(failed.error, failed.parts)
+                    if self.stop.is_set():  # no need to start the old config only to stop it
+                        break
                     continue
                 if not self.restart.is_set() or self.stop.is_set():
                     break
@@ -200,6 +202,8 @@ class Daemon:
                 except EdgePoseError as exc:  # the new model: the running one is untouched
                     self._fallback = parts
                     parts = self.reject_reload(exc, None)
+                    if self.stop.is_set():
+                        break
                     continue
                 self._fallback, parts = parts, new_parts
         except Exception as exc:
