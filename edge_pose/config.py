@@ -750,22 +750,22 @@ def mqtt_file_problems(mqtt: MqttConfig) -> list[str]:
         return []
     problems = tls_file_problems(mqtt)
     if mqtt.password_file:
-        path = Path(mqtt.password_file).expanduser()
+        path = _password_path(mqtt)  # found where the service looks (credentials first)
         creds = os.environ.get("CREDENTIALS_DIRECTORY")
         relative_credential = not path.is_absolute() and bool(creds)
-        found = path.is_file() or (relative_credential and (Path(creds) / path).is_file())
-        if (path.is_absolute() or relative_credential) and not found:
+        if path.is_file():
+            if os.access(path, os.R_OK):
+                # Empty or not UTF-8, as the service would find it. A file this user may not
+                # read (root:edge-pose 0640, checked by someone else) is the service's to read.
+                try:
+                    read_password(mqtt)
+                except ConfigError as exc:
+                    problems += exc.problems
+        elif path.is_absolute() or relative_credential:
             where = f" nor a credential in {creds}" if relative_credential else ""
             problems.append(
                 f"mqtt.password_file = {mqtt.password_file!r}: no such file{where}{FILE_HINT}"
             )
-        elif found and os.access(_password_path(mqtt), os.R_OK):
-            # Empty or not UTF-8, as the service would find it. A file this user may not read
-            # (root:edge-pose 0640, checked by someone else) is the service's to read.
-            try:
-                read_password(mqtt)
-            except ConfigError as exc:
-                problems += exc.problems
     return problems
 
 
