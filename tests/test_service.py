@@ -177,7 +177,11 @@ def write_config(path: Path, rep_name: str = "squat", extra: str = "") -> None:
     path.write_text(f'[mqtt]\nenabled = false\n[classifier]\nrep_name = "{rep_name}"\n{extra}')
 
 
-def test_sighup_reload_valid_and_invalid(tmp_path: Path, data_dir: Path) -> None:
+def start_reloadable_daemon(
+    tmp_path: Path, data_dir: Path
+) -> tuple[Path, NotifySocket, subprocess.Popen]:
+    """A daemon looping pose_1.mp4 with tmp_path/config.toml (squat reps, no MQTT), its status
+    in tmp_path and its sd_notify messages on a socket: what the reload tests change and watch."""
     config = tmp_path / "config.toml"
     write_config(config)
     notify = NotifySocket(str(tmp_path / "notify"))
@@ -185,6 +189,11 @@ def test_sighup_reload_valid_and_invalid(tmp_path: Path, data_dir: Path) -> None
     proc = start_daemon(
         ["--config", str(config), "--camera", str(data_dir / "tfjs" / "pose_1.mp4"), "--loop"], env
     )
+    return config, notify, proc
+
+
+def test_sighup_reload_valid_and_invalid(tmp_path: Path, data_dir: Path) -> None:
+    config, notify, proc = start_reloadable_daemon(tmp_path, data_dir)
     status = tmp_path / "status.json"
     try:
         assert wait_for(lambda: "READY" in notify.fields(), 30)
@@ -215,15 +224,9 @@ def test_sighup_reload_that_cannot_start_goes_back(tmp_path: Path, data_dir: Pat
     """A reloaded config that is valid but cannot start (a classifier file that does not load, a
     model that is not installed, a classifier file that is not there) is rejected like an
     invalid one: the running config comes back, the service goes on."""
-    config = tmp_path / "config.toml"
     corrupt = tmp_path / "poses.knn"
     corrupt.write_text("not a classifier")
-    write_config(config)
-    notify = NotifySocket(str(tmp_path / "notify"))
-    env = {**os.environ, "NOTIFY_SOCKET": notify.env_value, "RUNTIME_DIRECTORY": str(tmp_path)}
-    proc = start_daemon(
-        ["--config", str(config), "--camera", str(data_dir / "tfjs" / "pose_1.mp4"), "--loop"], env
-    )
+    config, notify, proc = start_reloadable_daemon(tmp_path, data_dir)
     status = tmp_path / "status.json"
 
     def frames() -> int:
