@@ -191,7 +191,7 @@ class Daemon:
                     )
                     continue
                 except SessionNotStarted as failed:
-                    parts = self.reject_reload(failed.error, failed.parts)
+                    parts = self.reject_reload(failed.error, failed.running, failed.parts)
                     if self.stop.is_set():  # no need to start the old config only to stop it
                         break
                     continue
@@ -200,8 +200,7 @@ class Daemon:
                 try:
                     new_parts = self.build(self.cfg, parts)
                 except EdgePoseError as exc:  # the new model: the running one is untouched
-                    self._fallback = parts
-                    parts = self.reject_reload(exc, None)
+                    parts = self.reject_reload(exc, parts, None)
                     if self.stop.is_set():
                         break
                     continue
@@ -227,9 +226,10 @@ class Daemon:
         try:
             camera, pipeline = self.start_session(parts)
         except EdgePoseError as exc:
-            if self._fallback is None:
+            running, self._fallback = self._fallback, None
+            if running is None:
                 raise
-            raise SessionNotStarted(exc, parts) from exc
+            raise SessionNotStarted(exc, running, parts) from exc
         self._fallback = None  # the new config runs: nothing to go back to
         cfg = parts.cfg
         grabber = FrameGrabber(camera)
@@ -314,16 +314,14 @@ class Daemon:
             raise
         return camera, pipeline
 
-    def reject_reload(self, error: EdgePoseError, failed: Parts | None) -> Parts:
-        """A reloaded config that cannot start: say why and go back to the one that ran.
+    def reject_reload(self, error: EdgePoseError, running: Parts, failed: Parts | None) -> Parts:
+        """A reloaded config that cannot start: say why and go back to ``running``, the one
+        that ran.
 
         ``failed`` are the new config's parts when they were built. Their MQTT client is stopped
         unless it is the running one, reused; when ``build`` replaced the running one (other
         broker settings), ``connect`` makes it again.
         """
-        running = self._fallback
-        assert running is not None
-        self._fallback = None
         line = str(error).splitlines()[0]
         log.error("reload rejected, back to the running config: %s", line)
         self.last_error = f"reload rejected: {line}"
@@ -449,11 +447,13 @@ class Daemon:
 
 
 class SessionNotStarted(Exception):
-    """A session of a reloaded config failed before its first frame (``error``, ``parts``)."""
+    """A session of a reloaded config (``parts``) failed to start with ``error``; ``running``
+    are the parts of the config that ran before the reload."""
 
-    def __init__(self, error: EdgePoseError, parts: Parts) -> None:
+    def __init__(self, error: EdgePoseError, running: Parts, parts: Parts) -> None:
         super().__init__(str(error))
         self.error = error
+        self.running = running
         self.parts = parts
 
 
