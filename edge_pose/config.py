@@ -41,6 +41,7 @@ SYSTEM_STATUS_DIR = Path("/run") / STATUS_DIR_NAME
 CLI_NOTE = " (from the command line)"
 MAX_CONFIG_BYTES = 1 << 20  # a real config is a few KB
 PIPE_WAIT_S = 10  # for the first bytes of a config given as a pipe
+LABELS_FILE = "labels.txt"  # a TFLite classifier's labels, beside it unless classifier.labels
 _MAX_REPR = 60
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -729,8 +730,7 @@ def classifier_file_problems(classifier: ClassifierConfig) -> list[str]:
         labels = Path(classifier.labels).expanduser() if classifier.labels else None
         if labels is not None and not labels.is_file():
             problems.append(f"classifier.labels = {classifier.labels!r}: no such file{FILE_HINT}")
-        # labels.txt beside the model is the default (classify.tflite.LABELS_FILE)
-        elif labels is None and path.is_file() and not (path.parent / "labels.txt").is_file():
+        elif labels is None and path.is_file() and not (path.parent / LABELS_FILE).is_file():
             problems.append(
                 f"classifier.labels = '': no labels.txt beside {path} (set classifier.labels)"
             )

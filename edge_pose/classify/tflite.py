@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from edge_pose.classify.base import no_scores, torso_seen
+from edge_pose.config import LABELS_FILE
 from edge_pose.errors import EdgePoseError
 from edge_pose.inference.runtime import make_interpreter
 
 INPUT_SHAPE = (1, 51)
-LABELS_FILE = "labels.txt"
 
 
 def read_labels(path: Path) -> list[str]:
