@@ -201,6 +201,7 @@ class MqttConfig(BaseModel):
     compact_keypoints: bool = False
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
+    discovery_status_topic: str = "homeassistant/status"
 
     @field_validator("host")
     @classmethod
@@ -222,7 +223,7 @@ class MqttConfig(BaseModel):
             raise _bad(f"must be a host name or IP address: put the port in mqtt.port = {port}")
         return value
 
-    @field_validator("topic_prefix", "discovery_prefix")
+    @field_validator("topic_prefix", "discovery_prefix", "discovery_status_topic")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
         """Wildcards, empty levels or a '$' start would make topics unsubscribable or reserved."""
