@@ -24,6 +24,7 @@ import socket
 import stat
 import tempfile
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -43,6 +44,8 @@ MAX_CONFIG_BYTES = 1 << 20  # a real config is a few KB
 PIPE_WAIT_S = 10  # for the first bytes of a config given as a pipe
 LABELS_FILE = "labels.txt"  # a TFLite classifier's labels, beside it unless classifier.labels
 _MAX_REPR = 60
+MAX_TEXT = 4096  # PATH_MAX: no path, host or name in a config is longer
+MAX_NESTING = 64  # arrays/inline tables open at once; a valid config needs 2 ([[x]] headers)
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PICAMERA = re.compile(r"picamera2(:\d+)?")
@@ -66,13 +69,47 @@ Size = Annotated[int, Field(ge=16, le=4096)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
+def _check_text(value: Any) -> Any:
+    """Every string of the config: no control character (a NUL cannot be in a path or host name
+    and crashes the call that gets it; escapes and newlines forge terminal and log lines) and
+    no more than MAX_TEXT characters."""
+    if not isinstance(value, str):
+        return value
+    if len(value) > MAX_TEXT:
+        raise _bad(f"is {len(value)} characters long: at most {MAX_TEXT}")
+    bad = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise _bad(
+            f"must not contain control characters (found U+{ord(bad):04X} at position "
+            f"{value.index(bad)}): remove it"
+        )
+    return value
+
+
+def _known_home(value: str) -> str:
+    """A path starting with ``~user`` names a user that exists: expanding an unknown one fails
+    where the path is used (the camera, the password), as a crash instead of this message."""
+    path = value.removeprefix("file:")
+    if path.startswith("~") and os.path.expanduser(path) == path:
+        user = path[1:].partition("/")[0]
+        who = f"user {user!r}" if user else "the home folder (HOME is not set)"
+        raise _bad(f"{who} is not known on this system: write the path in full")
+    return value
+
+
+class _Section(BaseModel):
+    """A config section: strict types, no unknown keys, and strings fit for paths and logs."""
+
+    model_config = _STRICT
+
+    _text = field_validator("*")(_check_text)
+
+
 # --------------------------------------------------------------------------- models
 
 
-class DeviceConfig(BaseModel):
+class DeviceConfig(_Section):
     """Who this device is: ``id`` is the MQTT topic level and the Home Assistant device id."""
-
-    model_config = _STRICT
 
     id: str = Field(default="", validate_default=True)  # "" -> host name, resolved on load
 
@@ -94,10 +131,8 @@ class DeviceConfig(BaseModel):
         return derived
 
 
-class CameraConfig(BaseModel):
+class CameraConfig(_Section):
     """Where frames come from and at what size/rate (the ISP or decoder scales, not Python)."""
-
-    model_config = _STRICT
 
     source: str = "picamera2"
     width: Size = 640
@@ -105,6 +140,8 @@ class CameraConfig(BaseModel):
     fps: Annotated[int, Field(ge=1, le=240)] = 30
     realtime: bool = True
     loop: bool = False
+
+    _home = field_validator("source")(_known_home)
 
     @field_validator("source")
     @classmethod
@@ -123,10 +160,8 @@ class CameraConfig(BaseModel):
         raise _bad(f"must be {_SOURCE_ALLOWED}")
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(_Section):
     """Which MoveNet build runs where; ``dir`` = "" uses the default model directory."""
-
-    model_config = _STRICT
 
     name: str = "movenet_lightning_int8"
     backend: Literal["auto", "cpu", "edgetpu"] = "auto"
@@ -139,6 +174,8 @@ class ModelConfig(BaseModel):
     delegate_library: str = "libedgetpu.so.1"
     sysfs_root: str = "/sys"
     on_delegate_failure: Literal["fallback", "exit"] = "fallback"
+
+    _home = field_validator("name", "dir")(_known_home)
 
     @field_validator("delegate_library")
     @classmethod
@@ -178,10 +215,8 @@ class ModelConfig(BaseModel):
         return value
 
 
-class MqttConfig(BaseModel):
+class MqttConfig(_Section):
     """Broker connection. Only the *path* of the password is kept here (see read_password)."""
-
-    model_config = _STRICT
 
     enabled: bool = True
     host: str = "localhost"
@@ -202,6 +237,8 @@ class MqttConfig(BaseModel):
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
     discovery_status_topic: str = "homeassistant/status"
+
+    _home = field_validator("password_file", "ca_file", "certfile", "keyfile")(_known_home)
 
     @field_validator("host")
     @classmethod
@@ -279,10 +316,8 @@ Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 
 
-class SmoothingConfig(BaseModel):
+class SmoothingConfig(_Section):
     """One Euro filter on keypoints (MoveNet's video-pipeline defaults) and crop low-pass."""
-
-    model_config = _STRICT
 
     enabled: bool = True
     frequency: Positive = 30.0
@@ -294,10 +329,8 @@ class SmoothingConfig(BaseModel):
     crop_alpha: Fraction = 0.9
 
 
-class ClassifierConfig(BaseModel):
+class ClassifierConfig(_Section):
     """Which classifier labels poses, how labels are stabilised, and which pair counts reps."""
-
-    model_config = _STRICT
 
     type: Literal["rules", "knn", "tflite", "none"] = "rules"
     path: str = ""  # knn: the trained classifier file; tflite: the model
@@ -313,6 +346,8 @@ class ClassifierConfig(BaseModel):
     person_enter_s: NonNegative = 0.3
     person_leave_s: NonNegative = 1.0
 
+    _home = field_validator("path", "labels")(_known_home)
+
     @model_validator(mode="after")
     def _check_thresholds(self) -> ClassifierConfig:
         if self.exit_threshold > self.enter_threshold:
@@ -326,13 +361,13 @@ class ClassifierConfig(BaseModel):
         return self
 
 
-class StatusConfig(BaseModel):
+class StatusConfig(_Section):
     """Where status.json goes; "" = resolved at run time by :func:`resolve_status_dir`."""
-
-    model_config = _STRICT
 
     dir: str = ""
     min_fps: NonNegative = 0.0  # below this processed rate `edge-pose status` says degraded
+
+    _home = field_validator("dir")(_known_home)
 
 
 class Config(BaseModel):
@@ -384,11 +419,12 @@ def load_config(path: Path | None = None, overrides: Mapping[str, object] | None
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             cli = ".".join(_location(err)[:2]) in from_cli
-            problems.append(("" if cli else where) + _describe(err) + (CLI_NOTE if cli else ""))
+            line = ("" if cli else where) + _describe(err) + (CLI_NOTE if cli else "")
+            problems.append(line)
     else:
         if not problems:
             return cfg
-    raise ConfigError(problems)
+    raise ConfigError([_printable(line) for line in problems])
 
 
 def config_path(path: Path | None) -> Path | None:
@@ -413,6 +449,13 @@ def _present(path: Path) -> bool:
 def _read_toml(path: Path) -> dict[str, Any]:
     """Parse the file; every way this can fail becomes one ConfigError line naming the file."""
     text = read_config_text(path)
+    if (line := _too_deep(text)) is not None:
+        raise ConfigError(
+            [
+                f"{path}: {_where(text, line)}arrays or inline tables nested more than "
+                f"{MAX_NESTING} deep: a config value is a string, a number or true/false"
+            ]
+        )
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -423,6 +466,44 @@ def _read_toml(path: Path) -> dict[str, Any]:
             message = message[: found.start()]
             position = "end of file" if found[3] else f"line {found[1]}, column {found[2]}"
         raise ConfigError([f"{path}: {position}: TOML syntax error: {message}"]) from None
+    except ValueError:  # an integer beyond Python's digit limit is not a TOMLDecodeError
+        found = _LONG_NUMBER.search(text)
+        line = text.count("\n", 0, found.start()) + 1 if found else None
+        raise ConfigError(
+            [f"{path}: {_where(text, line)}a number of thousands of digits: too long to be a value"]
+        ) from None
+
+
+# Strings and comments (whose brackets do not count), brackets and line ends.
+_TOKENS = re.compile(r"\"(?:\\.|[^\"\\\n])*\"|'[^'\n]*'|#[^\n]*|[\[\]{}\n]")
+_LONG_NUMBER = re.compile(r"[\d_]{1000,}")  # only to find the line of the one that failed
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_LINE_KEY = re.compile(r"\s*([A-Za-z0-9_.-]{1,64})\s*=")
+
+
+def _too_deep(text: str) -> int | None:
+    """The line where arrays or inline tables nest deeper than MAX_NESTING: the TOML parser
+    recurses once per level, and a few hundred brackets end it in a RecursionError."""
+    depth, line = 0, 1
+    for token in _TOKENS.finditer(text):
+        char = token[0]
+        if char == "\n":
+            line += 1
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return line
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return None
+
+
+def _where(text: str, line: int | None) -> str:
+    """``line N (key): `` for a message about that line of ``text`` ("" when unknown)."""
+    if line is None:
+        return ""
+    key = _LINE_KEY.match(text.splitlines()[line - 1])
+    return f"line {line}" + (f" ({key[1]})" if key else "") + ": "
 
 
 def _read_pipe(path: Path) -> bytes:
@@ -521,9 +602,16 @@ def _apply_overrides(
 # --------------------------------------------------------------------------- messages
 
 
+def _printable(line: str) -> str:
+    """``line`` with control characters escaped: a quoted key may hold a NUL, an escape
+    sequence or a newline, which must not reach a terminal or a log line as they are."""
+    return _CONTROL.sub(lambda c: ascii(c[0])[1:-1], line)
+
+
 def _location(err: Mapping[str, Any]) -> tuple[str, ...]:
-    """The key path of an error; a cross-field check (model validator) names its own key."""
-    loc = tuple(str(part) for part in err["loc"])
+    """The key path of an error; a cross-field check (model validator) names its own key.
+    An unknown key's name is the file's, of any length: cut to what a line can show."""
+    loc = tuple(_shorten(str(part)) for part in err["loc"])
     ctx = err.get("ctx") or {}
     return (*loc, ctx["key"]) if err["type"] == "config" and "key" in ctx else loc
 
@@ -631,6 +719,8 @@ def _type_hint(kind: str, value: Any) -> str:
         return " (remove the quotes)"
     if kind == "string_type" and isinstance(value, int | float | bool):
         return " (put it in quotes)"
+    if kind == "float_type" and isinstance(value, int) and not isinstance(value, bool):
+        return " this large (it has no float value)"
     return ""
 
 
@@ -653,7 +743,10 @@ def _num(x: float | None) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    return _shorten(repr(value))
+
+
+def _shorten(text: str) -> str:
     return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
 
 

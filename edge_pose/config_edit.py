@@ -68,10 +68,16 @@ def parse_assignment(text: str) -> tuple[str, str]:
 
 
 def parse_value(text: str) -> Any:
-    """A TOML scalar (number, true/false, quoted string) when ``text`` is one, else the text."""
+    """A TOML scalar (number, true/false, quoted string) when ``text`` is one, else the text.
+
+    An array or table is never a config value: it is not parsed at all (a deeply nested one
+    would exhaust the parser's recursion); a number past Python's digit limit is a ValueError
+    that is not a TOMLDecodeError."""
+    if text.lstrip().startswith(("[", "{")):
+        return text
     try:
         value = tomllib.loads(f"v = {text}")["v"]
-    except (tomllib.TOMLDecodeError, KeyError):
+    except (ValueError, KeyError):
         return text
     if isinstance(value, bool | int | float | str):
         return value
@@ -89,7 +95,8 @@ def convert_value(dotted: str, text: str) -> Any:
     if kind is str and not isinstance(value, str):
         return text  # written unquoted: the text as typed (1.10 stays "1.10")
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        with contextlib.suppress(OverflowError):  # too large: left for validation to refuse
+            return float(value)
     return value
 
 
