@@ -18,6 +18,7 @@ or refuses the login, 78 for an invalid config.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import queue
@@ -26,6 +27,7 @@ import shutil
 import sys
 import threading
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +44,81 @@ QOS = {"keypoints": 0, "stats": 0}  # the rest: 1, as published
 CONNECT_TIMEOUT_S = 10.0
 REDRAW_INTERVAL_S = 0.2  # at most 5 redraws a second on a terminal
 TICK_S = 1.0  # ...and at least one a second, so "3s ago" stays true
+NOTE_INTERVAL_S = 1.0  # at most one note a second about unreadable messages
 _DEVICE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _AUTH_REFUSED = {"Not authorized", "Bad user name or password"}
+
+# Anyone allowed to publish under the prefix decides what arrives, so every message is bounded
+# before it is read and again before anything of it is printed.
+MAX_PAYLOAD = 64 * 1024  # a device's messages are a few KB; a bigger one is not read
+MAX_TEXT = 64  # characters shown of a device id, label, event field...
+MAX_EVENT_TEXT = 120  # characters shown of the last-event column
+MAX_NUMBER = 1e15  # beyond any fps, count or timestamp: not a reading, shown as unknown
+MAX_SHOWN = 4000  # characters of a message (or last event) shown by --json
+_SHOWN_DEPTH = 6  # nesting kept of a shown message (device messages are 3 deep)
+_SHOWN_NODES = 200  # values kept of a shown message (a stats message has about 60)
+# Characters a terminal may act on: C0, DEL and C1 controls (Cc), bidi overrides, zero-width and
+# other format characters (Cf), lone surrogates (Cs, unencodable), line/paragraph separators.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def clean(text: str, limit: int = MAX_TEXT) -> str:
+    """``text`` from a device made safe to print: unprintable characters escaped (``\\x1b``,
+    ``\\u202e``), so what was sent stays recognisable, and at most ``limit`` characters."""
+    head = text[: limit + 1]
+    if head.isascii() and head.isprintable():  # the usual case: nothing to escape
+        return head if len(head) <= limit else head[: limit - 1] + "…"
+    shown = "".join(_escape(ch) if unicodedata.category(ch) in _UNPRINTABLE else ch for ch in head)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def read_message(payload: bytes) -> dict[str, Any] | str:
+    """The JSON object in ``payload``, or a short reason why there is none."""
+    if len(payload) > MAX_PAYLOAD:
+        return f"{len(payload)} bytes, more than the {MAX_PAYLOAD // 1024} KiB read"
+    try:
+        data = json.loads(payload)
+    except RecursionError:
+        return "JSON nested too deeply"
+    except (UnicodeDecodeError, ValueError):  # ValueError: also ints of more than 4300 digits
+        return "not JSON"
+    return data if isinstance(data, dict) else f"JSON {type(data).__name__}, not an object"
+
+
+def shown(message: Any) -> Any:
+    """A copy of a parsed message that is safe and small to print as JSON: text cleaned, NaN,
+    infinities and absurd numbers as null, nesting and size cut; too big as a whole, a note."""
+    budget = [_SHOWN_NODES]
+    copy = _shown(message, _SHOWN_DEPTH, budget)
+    if budget[0] < 0 or len(json.dumps(copy)) > MAX_SHOWN:
+        return "(too large to show)"
+    return copy
+
+
+def _shown(value: Any, depth: int, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        return None
+    if isinstance(value, str):
+        return clean(value, MAX_TEXT * 2)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        number = _number(value)
+        return None if number is None else value
+    if depth <= 0:
+        return "…"
+    if isinstance(value, dict):
+        return {clean(str(k)): _shown(v, depth - 1, budget) for k, v in value.items()
+                if budget[0] > 0}  # fmt: skip
+    return [_shown(v, depth - 1, budget) for v in value if budget[0] > 0]
 
 
 # --------------------------------------------------------------------------- the view
@@ -71,16 +146,16 @@ class DeviceView:
     updated: float = field(default_factory=time.time)
     _pose_seen: bool = False
 
-    def apply(self, suffix: str, payload: bytes) -> bool:
-        """Take one message; whether it is worth a line of output (see the module docstring)."""
+    def apply(self, suffix: str, message: dict[str, Any] | str) -> bool:
+        """Take one message (the text of an availability message, else the JSON object read);
+        whether it is worth a line of output (see the module docstring)."""
         self.updated = time.time()
         if suffix == "availability":
-            text = payload.decode("utf-8", "replace").strip()
-            self.online = {"online": True, "offline": False}.get(text)
+            self.online = {"online": True, "offline": False}.get(str(message).strip())
             return True
-        data = _json_object(payload)
-        if data is None:
+        if not isinstance(message, dict):
             return False
+        data = message
         if suffix == "keypoints":
             self.score = _number(data.get("score"))
             if self._pose_seen or not isinstance(data.get("person"), bool):
@@ -95,7 +170,7 @@ class DeviceView:
             self.person = data.get("person") if isinstance(data.get("person"), bool) else None
             self.since = _number(data.get("since"))
         elif suffix == "event":
-            self.last_event = data
+            self.last_event = _event(data)
             if data.get("type") == "rep":
                 self.reps = _integer(data.get("count"))
                 self.exercise = _text(data.get("exercise")) or self.exercise
@@ -150,24 +225,44 @@ class DeviceView:
         }
 
 
-def _json_object(payload: bytes) -> dict[str, Any] | None:
-    try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+def _event(data: dict[str, Any]) -> dict[str, Any]:
+    """The event kept for the view: a shown copy, or (too big as a whole) its main fields."""
+    event = shown(data)
+    if isinstance(event, dict):
+        return event
+    return {key: shown(data.get(key)) for key in _EVENT_FIELDS}
+
+
+_EVENT_FIELDS = ("type", "ts", "count", "exercise", "previous", "label", "error")
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    """A plausible reading: NaN, infinities, booleans and 400-digit integers are not."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if abs(value) < MAX_NUMBER else None  # compared exactly, no overflow
 
 
 def _integer(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if abs(value) < MAX_NUMBER else None
 
 
-def _text(value: Any) -> str | None:
-    return value[:80] if isinstance(value, str) else None
+def _text(value: Any, limit: int = MAX_TEXT) -> str | None:
+    return clean(value, limit) if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class Update:
+    """What one message did: whether it is worth a line of output, the message read (the JSON
+    object, or the text of an availability message), or why it could not be read."""
+
+    view: DeviceView
+    suffix: str
+    worth: bool
+    message: dict[str, Any] | str | None
+    problem: str | None = None
 
 
 class Watch:
@@ -182,8 +277,8 @@ class Watch:
         level = self.device or "+"
         return [(f"{self.prefix}/{level}/{suffix}", QOS.get(suffix, 1)) for suffix in SUFFIXES]
 
-    def handle(self, topic: str, payload: bytes) -> tuple[DeviceView, str, bool] | None:
-        """``(view, suffix, worth a line)`` for a message on one of our topics, else None."""
+    def handle(self, topic: str, payload: bytes) -> Update | None:
+        """What a message on one of our topics did, else None (not ours)."""
         head = f"{self.prefix}/"
         if not topic.startswith(head):
             return None
@@ -192,8 +287,15 @@ class Watch:
             return None
         view = self.views.get(device)
         if view is None:
-            view = self.views[device] = DeviceView(device)
-        return view, suffix, view.apply(suffix, payload)
+            view = self.views[device] = DeviceView(clean(device))
+        if suffix == "availability":
+            text = payload[:MAX_TEXT].decode("utf-8", "replace").strip()
+            message: dict[str, Any] | str = clean(text)
+        else:
+            message = read_message(payload)
+            if isinstance(message, str):
+                return Update(view, suffix, False, None, problem=message)
+        return Update(view, suffix, view.apply(suffix, message), message)
 
 
 # --------------------------------------------------------------------------- output
@@ -225,17 +327,21 @@ def format_line(view: DeviceView, now: float | None = None) -> str:
 
 
 def describe_event(event: dict[str, Any] | None, now: float) -> str:
+    """The last-event column: at most MAX_EVENT_TEXT characters and the age."""
     if event is None:
         return "-"
     kind = _text(event.get("type")) or "?"
     if kind == "pose_change":
         text = f"{_text(event.get('previous')) or '?'} -> {_text(event.get('label')) or '?'}"
     elif kind == "rep":
-        text = f"rep {_text(event.get('exercise')) or ''} #{event.get('count')}".replace("  ", " ")
+        count = _integer(event.get("count"))
+        text = f"rep {_text(event.get('exercise')) or ''} #{'?' if count is None else count}"
+        text = text.replace("  ", " ")
     elif kind == "error":
         text = f"error: {_text(event.get('error')) or '?'}"
     else:
         text = kind
+    text = text if len(text) <= MAX_EVENT_TEXT else text[: MAX_EVENT_TEXT - 1] + "…"
     ts = _number(event.get("ts"))
     if ts is not None:
         text += f" ({_age(now - ts)} ago)"
@@ -248,7 +354,9 @@ def _age(seconds: float) -> str:
         return f"{seconds:.0f}s"
     if seconds < 5400:
         return f"{seconds / 60:.0f}min"
-    return f"{seconds / 3600:.0f}h"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d" if seconds < 999 * 86400 else ">999d"
 
 
 class Screen:
@@ -258,7 +366,8 @@ class Screen:
         self.out = out
         self.where = where
         self.lines = 0
-        self.notice = ""
+        self.notice = ""  # about the connection
+        self.note = ""  # about unreadable messages
 
     def draw(self, watch: Watch) -> None:
         width = max(40, shutil.get_terminal_size((120, 24)).columns - 1)
@@ -266,8 +375,7 @@ class Screen:
         rows = [HEADER, *(format_line(v, now) for _, v in sorted(watch.views.items()))]
         if not watch.views:
             rows.append(f"waiting for devices on {self.where} (Ctrl-C to stop)")
-        if self.notice:
-            rows.append(self.notice)
+        rows += [line for line in (self.notice, self.note) if line]
         text = "\x1b[F" * self.lines if self.lines else ""
         text += "".join(f"\x1b[2K{row[:width]}\n" for row in rows)
         if len(rows) < self.lines:  # a notice went away: clear what is left below
@@ -275,6 +383,27 @@ class Screen:
         self.out.write(text)
         self.out.flush()
         self.lines = len(rows)
+
+
+class Notes:
+    """Notes about unreadable messages, at most one per NOTE_INTERVAL_S: whoever floods the broker
+    with junk must not flood the terminal (or a log the output goes to) as well."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._pending: str | None = None
+        self._last = -NOTE_INTERVAL_S
+
+    def add(self, topic: str, why: str) -> None:
+        self.count += 1
+        self._pending = f"unreadable message on {clean(topic, 2 * MAX_TEXT)}: {clean(why)}"
+
+    def due(self, now: float) -> str | None:
+        """The latest note, with how many so far, when one is pending and the interval is over."""
+        if self._pending is None or now - self._last < NOTE_INTERVAL_S:
+            return None
+        note, self._pending, self._last = f"{self._pending} ({self.count} so far)", None, now
+        return note
 
 
 # --------------------------------------------------------------------------- broker
@@ -359,7 +488,11 @@ class Connection:
             self.inbox.put(f"connection to {self.broker} lost; reconnecting...")
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        self.inbox.put((message.topic, message.payload))
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # not MQTT (topics are UTF-8); raising would stop paho's loop
+            topic = "(a topic that is not UTF-8)"
+        self.inbox.put((topic, message.payload))
 
     def _describe(self, exc: BaseException) -> str:
         from edge_pose.mqtt import describe_connect_error
@@ -402,6 +535,9 @@ def command(args: argparse.Namespace) -> int:
         connection.stop()
         return EX_OK
     out = sys.stdout
+    for stream in (out, sys.stderr):  # a device's text never fails to encode (LANG=C, latin-1)
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     tty = not args.json and out.isatty()
     where = f"{connection.broker} ({settings.topic_prefix}/{device or '+'}/...)"
     screen = Screen(out, where) if tty else None
@@ -423,6 +559,7 @@ def _loop(
     connection: Connection, watch: Watch, out: TextIO, screen: Screen | None, as_json: bool
 ) -> None:
     dirty, last_draw = True, 0.0
+    notes = Notes()
     while True:
         try:
             item = connection.inbox.get(timeout=REDRAW_INTERVAL_S)
@@ -434,14 +571,19 @@ def _loop(
             elif item:
                 print(f"edge-pose: {item}", file=sys.stderr, flush=True)
         elif item is not None:
-            handled = watch.handle(*item)
-            if handled is not None:
-                view, suffix, worth = handled
-                dirty = dirty or worth or suffix == "keypoints"
-                if screen is None and worth:
-                    out.write(_update_line(view, suffix, item[1], as_json) + "\n")
-                    out.flush()
+            update, line = _take(watch, notes, *item, as_json=as_json, tty=screen is not None)
+            if update is not None:
+                dirty = dirty or update.worth or update.suffix == "keypoints"
+            if line is not None:
+                out.write(line + "\n")
+                out.flush()
         now = time.monotonic()
+        note = notes.due(now)
+        if note is not None:
+            if screen is not None:
+                screen.note, dirty = note, True
+            else:
+                print(f"edge-pose: {note}", file=sys.stderr, flush=True)
         if screen is not None and (
             (dirty and now - last_draw >= REDRAW_INTERVAL_S) or now - last_draw >= TICK_S
         ):
@@ -449,17 +591,35 @@ def _loop(
             dirty, last_draw = False, now
 
 
-def _update_line(view: DeviceView, suffix: str, payload: bytes, as_json: bool) -> str:
+def _take(
+    watch: Watch, notes: Notes, topic: str, payload: bytes, *, as_json: bool, tty: bool
+) -> tuple[Update | None, str | None]:
+    """One message: what it did and the line to print for it (off a terminal). Each message is
+    handled on its own: whatever one holds, it cannot end the watch, only earn a note."""
+    try:
+        update = watch.handle(topic, payload)
+        if update is None:
+            return None, None
+        if update.problem is not None:
+            notes.add(topic, update.problem)
+        return update, (update_line(update, as_json) if update.worth and not tty else None)
+    except Exception as exc:  # a defect shown for one message, not a dead watch
+        notes.add(topic, f"could not be shown ({type(exc).__name__})")
+        return None, None
+
+
+def update_line(update: Update, as_json: bool) -> str:
+    """The line printed for an update off a terminal: the device's line, or with ``--json`` its
+    whole view, the topic and the message (a shown copy: bounded, printable, strict JSON)."""
     if not as_json:
-        return format_line(view)
-    message: Any = _json_object(payload)
-    if message is None:
-        message = payload.decode("utf-8", "replace")[:200]
-    if suffix == "keypoints":
-        message = None  # 17 keypoints per line would drown the updates; the view has `person`
+        return format_line(update.view)
+    message = None if update.suffix == "keypoints" else shown(update.message)
+    # keypoints: 17 per line would drown the updates; the view has `person`
     return json.dumps(
-        {"ts": round(time.time(), 3), "topic": suffix, **view.as_dict(), "message": message}
-    )
+        {"ts": round(time.time(), 3), "topic": update.suffix, **update.view.as_dict(),
+         "message": message},
+        allow_nan=False,
+    )  # fmt: skip
 
 
 def _device_arg(value: str) -> str:
