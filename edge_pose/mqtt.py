@@ -11,11 +11,21 @@ Why it is built this way (DESIGN.md, section MQTT):
   bounded memory.
 - ``<base>/availability`` is retained: ``online`` after every (re)connect, ``offline`` as the last
   will (crash, power loss, network gone) and on a clean stop, so subscribers always see the truth.
+- Retained messages (state, pose, Home Assistant discovery) are kept here, latest per topic, and
+  published again after every connect: a broker restarted without persistence has forgotten
+  them, and during an outage only the latest value of each is worth sending, so they never
+  queue up behind each other.
+- A broker that keeps the TCP connection open but answers nothing is noticed by the QoS 1
+  acknowledgements: one outstanding for ``ACK_TIMEOUT_S`` drops the connection so paho makes a
+  new one, and until then ``responsive`` is false. While QoS 1 messages back up, keypoints
+  yield to them.
 - Counters are plain attributes, each written by one thread, read without locks by status/stats.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import math
 import socket
@@ -35,8 +45,11 @@ from edge_pose.errors import ConfigError
 log = logging.getLogger("edge_pose.mqtt")
 
 MAX_QUEUED = 1000  # QoS 1 messages paho holds during an outage; further ones are counted as dropped
+ACK_TIMEOUT_S = 10.0  # a QoS 1 message unacknowledged this long (connected): the broker is stuck
+KEYPOINTS_YIELD_BACKLOG = 20  # with this many QoS 1 messages unacknowledged, keypoints wait
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 _OK, _NO_CONN = MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN
+_QUEUE_FULL = MQTTErrorCode.MQTT_ERR_QUEUE_SIZE
 _AUTH_REFUSED = {"Not authorized", "Bad user name or password"}
 
 
@@ -73,6 +86,8 @@ class MqttPublisher:
     State for the status file: ``connected``, ``since`` (wall clock of the last connect or
     disconnect), ``sent`` (messages the broker got: QoS 0 written, QoS 1 acknowledged),
     ``dropped`` (messages given up: QoS 0 while disconnected, QoS 1 beyond the queue),
+    ``events_dropped`` (the events among them: the loss that matters), ``unacked`` (QoS 1
+    messages waiting for the broker's acknowledgement),
     ``rate_limited`` (keypoints skipped by ``keypoints_max_rate``; not a loss), ``reconnects``
     (successful connects after the first), ``last_publish`` (wall clock), ``last_error``.
     """
@@ -84,7 +99,8 @@ class MqttPublisher:
         self.broker = f"{settings.host}:{settings.port}"
         self.connected = False
         self.since: float | None = None
-        self.sent = self.dropped = self.rate_limited = self.reconnects = 0
+        self.sent = self.dropped = self.rate_limited = self.reconnects = self.events_dropped = 0
+        self._event_topic = f"{self.base_topic}/event"
         self.last_publish: float | None = None
         self.last_error: str | None = None
         self._password = password
@@ -99,6 +115,16 @@ class MqttPublisher:
         self._due = -math.inf
         self._up = threading.Event()
         self._subscriptions: list[str] = []
+        # Under this lock: `connected` flips, subscriptions and retained messages are recorded,
+        # so a topic is subscribed (and a retained message published) once per connection.
+        self._lock = threading.Lock()
+        self._retained: dict[str, tuple[bytes | str, int]] = {}  # topic -> latest (payload, qos)
+        # QoS 1 messages in the order handed over, with the monotonic time; pruned from the
+        # front once acknowledged (paho sets the flag that is_published reads).
+        self._unacked: collections.deque[tuple[float, mqtt.MQTTMessageInfo]] = (
+            collections.deque(maxlen=2 * MAX_QUEUED)
+        )
+        self._connected_mono = 0.0
         self._ever_connected = self._started = self._stopped = self._refused = False
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -141,18 +167,47 @@ class MqttPublisher:
     def keypoints_rate(self) -> float:
         return 1.0 / self._interval if self._interval else 0.0
 
-    def subscribe(self, suffix: str, handler: Callable[[bytes], None]) -> None:
-        """Call ``handler(payload)`` for each message on ``<base>/<suffix>`` (in paho's thread,
-        so it should only hand the payload on); renewed on every reconnect."""
-        self.subscribe_raw(f"{self.base_topic}/{suffix}", handler)
+    @property
+    def unacked(self) -> int:
+        """QoS 1 messages handed over and not yet acknowledged (counted from the oldest)."""
+        self._prune()
+        return len(self._unacked)
 
-    def subscribe_raw(self, topic: str, handler: Callable[[bytes], None]) -> None:
+    def _prune(self) -> None:
+        unacked = self._unacked
+        while unacked and unacked[0][1].is_published():
+            unacked.popleft()
+
+    def subscribe(
+        self, suffix: str, handler: Callable[[bytes], None], *, retained: bool = True
+    ) -> None:
+        """Call ``handler(payload)`` for each message on ``<base>/<suffix>`` (in paho's thread,
+        so it should only hand the payload on); renewed on every reconnect. With
+        ``retained=False`` messages the broker kept (retained) are skipped, with a warning."""
+        self.subscribe_raw(f"{self.base_topic}/{suffix}", handler, retained=retained)
+
+    def subscribe_raw(
+        self, topic: str, handler: Callable[[bytes], None], *, retained: bool = True
+    ) -> None:
         """``subscribe`` for a topic outside ``<base>`` (Home Assistant's status)."""
-        if topic not in self._subscriptions:
+
+        def deliver(_client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+            if message.retain and not retained:
+                if message.payload:
+                    log.warning(
+                        "MQTT: ignored a retained message on %s; clear it with: "
+                        "mosquitto_pub -r -n -t '%s'", topic, topic,
+                    )
+                return
+            handler(message.payload)
+
+        self._client.message_callback_add(topic, deliver)
+        with self._lock:
+            if topic in self._subscriptions:
+                return
             self._subscriptions.append(topic)
-        self._client.message_callback_add(topic, lambda _c, _u, message: handler(message.payload))
-        if self.connected:
-            self._client.subscribe(topic, qos=1)
+            if self.connected:
+                self._client.subscribe(topic, qos=1)
 
     def keypoints_due(self, now: float) -> bool:
         """Whether a keypoints message at ``now`` (monotonic s) would be handed on.
@@ -164,7 +219,10 @@ class MqttPublisher:
         if now < self._due - self._slack:
             self.rate_limited += 1
             return False
-        if not self.connected:
+        backlog = len(self._unacked) >= KEYPOINTS_YIELD_BACKLOG and (
+            self.unacked >= KEYPOINTS_YIELD_BACKLOG
+        )
+        if not self.connected or backlog:
             self._due = max(self._due, now) + self._interval
             self.dropped += 1
             return False
@@ -196,15 +254,68 @@ class MqttPublisher:
     def publish_raw(
         self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False
     ) -> bool:
-        """``publish`` to a topic outside ``<base>`` (Home Assistant discovery)."""
-        if self._stopped or (qos == 0 and not self.connected):
+        """``publish`` to a topic outside ``<base>`` (Home Assistant discovery).
+
+        A retained message is remembered (an empty one forgets the topic) and, while
+        disconnected, only remembered: the connect publishes the latest of each.
+        """
+        if self._stopped:
             self.dropped += 1
             return False
-        rc = self._client.publish(topic, payload, qos, retain).rc
-        if rc == _OK or (qos > 0 and rc == _NO_CONN):  # NO_CONN + QoS > 0: queued for later
+        if retain:
+            with self._lock:
+                if payload:
+                    self._retained[topic] = (payload, qos)
+                else:
+                    self._retained.pop(topic, None)
+                if not self.connected:
+                    return True
+                return self._send(topic, payload, qos, retain)
+        if qos == 0 and not self.connected:
+            self.dropped += 1
+            return False
+        return self._send(topic, payload, qos, retain)
+
+    def _send(self, topic: str, payload: bytes | str, qos: int, retain: bool) -> bool:
+        info = self._client.publish(topic, payload, qos, retain)
+        if info.rc == _OK or (qos > 0 and info.rc == _NO_CONN):  # NO_CONN: queued for later
+            if qos > 0 and info.rc == _OK:  # (queued ones are not on this connection)
+                self._prune()
+                self._unacked.append((time.monotonic(), info))
             return True
         self.dropped += 1
+        if info.rc == _QUEUE_FULL and topic == self._event_topic:
+            self.events_dropped += 1
         return False
+
+    @property
+    def responsive(self) -> bool:
+        """Connected, and no QoS 1 message has waited ``ACK_TIMEOUT_S`` for the broker."""
+        return self.connected and self._overdue(time.monotonic()) is None
+
+    def check_link(self) -> None:
+        """Drop a connection whose broker stopped acknowledging, so paho connects anew (call it
+        about once a second; cheap). A hung broker otherwise looks connected until the
+        keepalive gives up, up to twice ``mqtt.keepalive``."""
+        waited = self._overdue(time.monotonic())
+        if waited is None:
+            return
+        self._failed(f"{self.broker} has not acknowledged a message for {waited:.0f} s; "
+                     "reconnecting")
+        sock = self._client.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # paho's thread sees the end and reconnects
+
+    def _overdue(self, now: float) -> float | None:
+        """Seconds the oldest QoS 1 message has waited on this connection, past the timeout."""
+        if not self.connected:
+            return None
+        self._prune()
+        if not self._unacked:
+            return None
+        waited = now - max(self._unacked[0][0], self._connected_mono)
+        return waited if waited >= ACK_TIMEOUT_S else None
 
     def stop(self, timeout: float = 2.0) -> None:
         """Say ``offline`` (retained), let queued QoS 1 messages out, disconnect. Idempotent.
@@ -254,12 +365,17 @@ class MqttPublisher:
         if self._ever_connected:
             self.reconnects += 1
         self._ever_connected = True
-        self.connected, self.since = True, time.time()
-        self._up.set()
         log.info("MQTT connected to %s as %s", self.broker, self.client_id)
         client.publish(self._availability, "online", qos=1, retain=True)
-        for topic in self._subscriptions:  # a clean session forgets subscriptions
-            client.subscribe(topic, qos=1)
+        with self._lock:
+            self.connected, self.since = True, time.time()
+            self._connected_mono = time.monotonic()
+            for topic in self._subscriptions:  # a clean session forgets subscriptions
+                client.subscribe(topic, qos=1)
+            # A broker without persistence forgot them; one with it gets the same again.
+            for topic, (payload, qos) in self._retained.items():
+                self._send(topic, payload, qos, True)
+        self._up.set()
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
         # paho calls this from inside its `except OSError:` block: the exception is still current.

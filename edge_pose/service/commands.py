@@ -1,27 +1,43 @@
 """Commands sent to a device over MQTT on ``<base>/set``, and their acknowledgement.
 
 A command is a JSON object: ``{"command": "pause"}``, ``{"command": "resume"}``,
-``{"command": "reset_reps"}`` or ``{"command": "keypoints_rate", "value": 10}``. Anything else is
-answered with an ``error`` event naming the problem; a command never crashes the service. The
-device's resulting state is published retained on ``<base>/state``.
+``{"command": "reset_reps"}`` or ``{"command": "keypoints_rate", "value": 10}``. The device's
+resulting state is published retained on ``<base>/state``.
+
+Anyone who may publish to ``<base>/set`` is a remote party the device must survive, so every
+message is bounded before it is looked at: at most ``MAX_COMMAND_BYTES``, parsed by pydantic's
+JSON parser (nesting limited, no recursion in our code) into a strict model, and every failure is
+an ``error`` event whose text echoes at most a few escaped characters of the input. Answers and
+log lines are rate-limited, the queue between paho's thread and the pipeline is bounded, and
+nothing raised while a command is handled reaches the pipeline. Retained messages on ``/set``
+are ignored: a command left on the broker would otherwise run again at every start.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_pose.pose import PAYLOAD_VERSION
+from edge_pose.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
 NAMES = ("pause", "resume", "reset_reps", "keypoints_rate")
+MAX_COMMAND_BYTES = 4096  # a real command is under 60 bytes
+MAX_WAITING = 32  # commands received but not yet applied; more are dropped and answered
+COMMANDS_PER_S, COMMAND_BURST = 5.0, 20  # commands applied
+ERRORS_PER_S, ERROR_BURST = 1.0, 5  # error events and their log lines
+ECHO_CHARS = 40  # at most this much of a name from the input is echoed, escaped
+NEEDS_VALUE = "keypoints_rate needs a value: messages per second >= 0 (0 = every frame)"
+SHAPE = 'expected an object like {"command": "pause"}'
 
 
 @dataclass(frozen=True)
@@ -30,37 +46,69 @@ class Command:
     value: float | None = None
 
 
+class _CommandMessage(BaseModel):
+    """The JSON shape of a command; strict, so ``"5"`` or ``true`` is no number."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    command: Literal["pause", "resume", "reset_reps", "keypoints_rate"]
+    value: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+
+def echo(text: object, limit: int = ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters and quoted with every control character escaped, so
+    what a publisher sends can neither flood nor forge a log line or an event."""
+    text = str(text)
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+
+
 def parse_command(payload: bytes) -> Command:
     """The command in a ``<base>/set`` payload; ValueError with a message for the error event."""
+    if len(payload) > MAX_COMMAND_BYTES:
+        raise ValueError(f"{len(payload)} bytes is too long for a command "
+                         f"(at most {MAX_COMMAND_BYTES})")
     try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not JSON: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("command"), str):
-        raise ValueError('expected an object like {"command": "pause"}')
-    name = data["command"]
-    if name not in NAMES:
-        raise ValueError(f"unknown command {name[:40]!r} (known: {', '.join(NAMES)})")
-    unknown = set(data) - {"command", "value"}
+        message = _CommandMessage.model_validate_json(payload)
+    except ValidationError as exc:
+        raise ValueError(_describe(exc)) from None
+    if message.command != "keypoints_rate":
+        if "value" in message.model_fields_set:
+            raise ValueError(f"{message.command!r} takes no value")
+        return Command(message.command)
+    if message.value is None:
+        raise ValueError(NEEDS_VALUE)
+    return Command(message.command, message.value)
+
+
+def _describe(exc: ValidationError) -> str:
+    """One short line for the first kind of problem pydantic found, echoing little and escaped."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    if first["type"] == "json_invalid":
+        why = first["msg"].removeprefix("Invalid JSON: ")
+        return f"not JSON ({why})"
+    unknown = [str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden"]
     if unknown:
-        raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))} for {name!r}")
-    if name != "keypoints_rate":
-        if "value" in data:
-            raise ValueError(f"{name!r} takes no value")
-        return Command(name)
-    value = data.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or value < 0:
-        raise ValueError("keypoints_rate needs a value: messages per second >= 0 (0 = every frame)")
-    return Command(name, float(value))
+        shown = ", ".join(echo(name) for name in unknown[:3])
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        return f"unknown field(s) {shown}{more} (known: command, value)"
+    where = first["loc"][0] if first["loc"] else None
+    if where == "command":
+        given = first.get("input")
+        if isinstance(given, str):
+            return f"unknown command {echo(given)} (known: {', '.join(NAMES)})"
+        return SHAPE
+    if where == "value":
+        return NEEDS_VALUE
+    return SHAPE
 
 
 class RemoteControl:
     """The MQTT side of a running pipeline: commands in on ``<base>/set``, state out on
     ``<base>/state`` (retained), stats out on ``<base>/stats`` every ``stats_interval`` s.
 
-    paho delivers commands on its own thread; they wait in a queue until ``tick`` runs on the
-    pipeline's thread, so they never race with frame processing.
+    paho delivers commands on its own thread; they wait in a bounded queue until ``tick`` runs
+    on the pipeline's thread, so they never race with frame processing.
     """
 
     def __init__(
@@ -70,15 +118,32 @@ class RemoteControl:
         self.pipeline = pipeline
         self.device_id = device_id
         self.stats_interval = stats_interval
-        self._inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._inbox: queue.Queue[bytes] = queue.Queue(MAX_WAITING)
+        self._overflow = 0  # commands dropped because the queue was full (written by paho)
+        self._commands = TokenBucket(COMMANDS_PER_S, COMMAND_BURST)
+        self._errors = TokenBucket(ERRORS_PER_S, ERROR_BURST)
         self._next_stats = time.monotonic() + stats_interval
-        publisher.subscribe("set", self._inbox.put)
+        publisher.subscribe("set", self._receive, retained=False)
         self.publish_state(None)
+
+    def _receive(self, payload: bytes) -> None:
+        """paho's thread: hand the payload on, never block it."""
+        try:
+            self._inbox.put_nowait(payload)
+        except queue.Full:
+            self._overflow += 1
 
     def tick(self, status: Callable[[], dict[str, Any] | None]) -> None:
         """Apply waiting commands; publish stats when due (``status``: the latest status doc)."""
-        while not self._inbox.empty():
-            self.apply(self._inbox.get())
+        for _ in range(MAX_WAITING):
+            try:
+                payload = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            self.handle(payload)
+        if self._overflow:
+            dropped, self._overflow = self._overflow, 0
+            self._reject(f"{dropped} command(s) dropped: more than {MAX_WAITING} waiting")
         now = time.monotonic()
         if now >= self._next_stats:
             self._next_stats = now + self.stats_interval
@@ -86,23 +151,47 @@ class RemoteControl:
             if doc is not None:
                 self.publisher.publish("stats", json.dumps(stats_payload(doc)), qos=0)
 
-    def apply(self, payload: bytes) -> None:
+    def handle(self, payload: bytes) -> None:
+        """One message from ``<base>/set``: applied, or answered with an error event. Whatever
+        goes wrong stays here: the pipeline that calls this must keep running."""
+        if not payload:  # an empty message clears a retained command: nothing to do
+            return
+        if not self._commands.allow():
+            self._reject(f"too many commands: at most {COMMANDS_PER_S:g} per second "
+                         f"(bursts of {COMMAND_BURST})")
+            return
         try:
             command = parse_command(payload)
         except ValueError as exc:
-            log.warning("MQTT command rejected: %s", exc)
-            self._event({"type": "error", "error": f"command rejected: {exc}"})
+            self._reject(str(exc))
             return
+        try:
+            self.apply(command)
+        except Exception as exc:  # a defect of ours must not stop the device
+            self._reject(f"{command.name} failed: {type(exc).__name__}: {echo(exc, 200)}")
+
+    def apply(self, command: Command) -> None:
         pipeline = self.pipeline
         if command.name in ("pause", "resume"):
             pipeline.paused = command.name == "pause"
         elif command.name == "reset_reps" and pipeline.temporal.tracker is not None:
             pipeline.temporal.tracker.reset_reps()
-        elif command.name == "keypoints_rate":
+        elif command.name == "keypoints_rate" and command.value is not None:
             self.publisher.set_keypoints_rate(command.value)
         log.info("MQTT command: %s%s", command.name,
                  "" if command.value is None else f" {command.value:g}")
         self.publish_state(command.name)
+
+    def _reject(self, why: str) -> None:
+        """An error event and a warning, at most ``ERROR_BURST`` then one a second; the next one
+        that passes says how many were held back."""
+        if not self._errors.allow():
+            return
+        held = self._errors.take_suppressed()
+        if held:
+            why += f" ({held} more rejected commands not answered)"
+        log.warning("MQTT command rejected: %s", why)
+        self._event({"type": "error", "error": f"command rejected: {why}"})
 
     def publish_state(self, last_command: str | None) -> None:
         tracker = self.pipeline.temporal.tracker
@@ -124,6 +213,9 @@ STATS_KEYS = ("device", "version", "uptime_s", "fps", "frames", "inference_ms", 
               "backend", "model", "pose", "reps")
 
 
+MQTT_STATS_KEYS = ("sent", "dropped", "rate_limited", "reconnects", "events_dropped")
+
+
 def stats_payload(doc: dict[str, Any]) -> dict[str, Any]:
     """The ``<base>/stats`` message from a status document."""
     mqtt = doc.get("mqtt") or {}
@@ -131,7 +223,7 @@ def stats_payload(doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "v": PAYLOAD_VERSION, "ts": round(doc.get("updated") or time.time(), 3),
         **{key: doc.get(key) for key in STATS_KEYS},
-        "mqtt": {key: mqtt.get(key) for key in ("sent", "dropped", "rate_limited", "reconnects")},
+        "mqtt": {key: mqtt.get(key) for key in MQTT_STATS_KEYS},
         "cpu_temp_c": system.get("cpu_temp_c"), "throttled": system.get("throttled"),
         "paused": doc.get("paused", False),
     }

@@ -212,6 +212,8 @@ class Daemon:
             self.notifier.stopping()
             if parts is not None and parts.publisher is not None:
                 parts.publisher.stop(STOP_WAIT_SECONDS)
+                if self.last_snapshot is not None:  # the stopped document: disconnected now
+                    self.last_snapshot["mqtt"] = _mqtt_status(parts.cfg, parts.publisher)
             self.writer.write(self.base_document("stopped"))
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -251,6 +253,7 @@ class Daemon:
             supervisor.tick(pipeline.handled)
             if remote is not None:
                 remote.tick(lambda: self.last_document)
+                remote.publisher.check_link()
 
         grabber.start()
         started = time.monotonic()
@@ -473,7 +476,6 @@ def _percentiles(ring: Any, *qs: int) -> dict[str, float | None]:
 
 
 MQTT_COUNTERS = (
-    "connected",
     "last_publish",
     "sent",
     "dropped",
@@ -481,6 +483,8 @@ MQTT_COUNTERS = (
     "last_error",
     "since",
     "rate_limited",
+    "events_dropped",
+    "unacked",
 )
 
 
@@ -496,9 +500,12 @@ def _mqtt_status(cfg: Config, publisher: Any) -> dict[str, Any]:
         "last_error": None,
         "since": None,
         "rate_limited": 0,
+        "events_dropped": 0,
+        "unacked": 0,
     }
     if publisher is not None:
         doc.update({key: getattr(publisher, key) for key in MQTT_COUNTERS})
+        doc["connected"] = publisher.responsive  # a silent broker is no connection
     return doc
 
 
