@@ -10,7 +10,7 @@ entity                platform / class                              state from
 ====================  ============================================  ===========================
 Person                binary_sensor, occupancy                      ``<base>/pose`` ``person``
 Pose                  sensor, enum (options = the classifier's      ``<base>/pose`` ``label``
-                      labels + ``none`` + ``unknown``)
+                      labels + ``none`` + ``uncertain``)
 Repetitions           sensor, state_class total_increasing          ``<base>/event`` type rep
 Pose event            event (event_types: :data:`EVENT_TYPES`)      ``<base>/event``
 FPS, Inference time,  sensor, entity_category diagnostic            ``<base>/stats``
@@ -22,9 +22,21 @@ Assistant shows the device unavailable when it stops or its last will fires. Key
 an entity state (Home Assistant drops states over 255 characters, and 30 state writes a second
 would flood its recorder); every state here is a short label or a number.
 
-Home Assistant announces itself on ``<discovery_prefix>/status`` (its birth message,
-``online``) after it starts; :meth:`Discovery.on_status` then publishes the config again after a
-random delay of up to :data:`RESEND_DELAY_MAX_S`, so a fleet does not answer all at once.
+A component the running config does not have (no classifier: no Person, Pose, Repetitions or
+Pose event) is still in the message, as ``{"platform": ...}`` alone: Home Assistant's documented
+way to delete that one entity. Leaving it out is not enough (Home Assistant keeps the entity with
+its last state), and because :data:`COMPONENTS` lists every component there can be, the retained
+message removes what any earlier run announced, across restarts, without reading the broker.
+For an entity it does not know, Home Assistant ignores such an entry.
+
+Home Assistant's birth message (``online``) comes on its own topic, ``homeassistant/status``
+unless changed in its MQTT options (``mqtt.discovery_status_topic``; it does not follow the
+discovery prefix). :meth:`Discovery.on_status` then publishes the config again after a random
+delay of up to :data:`RESEND_DELAY_MAX_S`, so a fleet does not answer all at once.
+
+Home Assistant shows a sensor state ``unknown`` or ``unavailable`` as "no value", so a label
+spelled like that (the tracker's own ``unknown``) gets another name in the Pose options, mapped
+by the value template (:data:`RESERVED_STATES`); the ``<base>/pose`` payload keeps its label.
 
 Keys are written in full (``device``, ``components``, ``platform``...), not abbreviated: the
 message is small and sent rarely, and full names are easier to read and check.
@@ -46,6 +58,7 @@ from edge_pose.classify.events import NO_PERSON, UNKNOWN
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "homeassistant"
+DEFAULT_STATUS_TOPIC = "homeassistant/status"
 ONLINE = "online"
 OFFLINE = "offline"
 RESEND_DELAY_MAX_S = 5.0
@@ -53,6 +66,18 @@ RESEND_DELAY_MAX_S = 5.0
 MAX_STATE_LENGTH = 255
 # Every `type` of a <base>/event message (commands add `error` for rejected commands).
 EVENT_TYPES = ("pose_change", "rep", "person_enter", "person_leave", "error")
+# Every component id the device can announce, with its platform (see the module docstring).
+COMPONENTS = {
+    "person": "binary_sensor",
+    "pose": "sensor",
+    "reps": "sensor",
+    "event": "event",
+    "fps": "sensor",
+    "inference": "sensor",
+    "backend": "sensor",
+}
+# Home Assistant's own states (STATE_UNKNOWN, STATE_UNAVAILABLE) -> what such a label shows as.
+RESERVED_STATES = {"unknown": "uncertain", "unavailable": "not_available"}
 
 # What `publish(topic, payload, qos, retain)` must accept: MqttPublisher.publish_raw.
 Publish = Callable[[str, str, int, bool], object]
@@ -67,27 +92,52 @@ def discovery_topic(device_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}/device/{device_id}/config"
 
 
-def status_topic(prefix: str = DEFAULT_PREFIX) -> str:
-    """Where Home Assistant publishes its birth (``online``) and last will (``offline``)."""
-    return f"{prefix}/status"
-
-
 def slug(text: str) -> str:
     """An entity id part: lower case, ``[a-z0-9_]``, no leading, trailing or double ``_``."""
     return re.sub(r"_+", "_", re.sub(r"[^a-z0-9]", "_", text.lower())).strip("_") or "edge_pose"
 
 
-def state_options(labels: Iterable[str]) -> list[str]:
-    """The enum options of the Pose sensor: the classifier's labels, then ``none`` and
+def pose_labels(labels: Iterable[str]) -> list[str]:
+    """Every label ``<base>/pose`` can carry: the classifier's labels, then ``none`` and
     ``unknown`` (the tracker reports those itself), without duplicates or unusable labels."""
-    options: list[str] = []
+    usable: list[str] = []
     for label in [*labels, NO_PERSON, UNKNOWN]:
         if not label or len(label) > MAX_STATE_LENGTH:
             log.warning("Home Assistant: pose label %.40r... cannot be a state; left out", label)
             continue
-        if label not in options:
-            options.append(label)
-    return options
+        if label not in usable:
+            usable.append(label)
+    return usable
+
+
+def state_renames(labels: Sequence[str]) -> dict[str, str]:
+    """``{label: state}`` for the labels Home Assistant would read as "no value": each gets its
+    :data:`RESERVED_STATES` name, numbered when a label already has that name."""
+    renames: dict[str, str] = {}
+    for label in labels:
+        if label in RESERVED_STATES:
+            name, number = RESERVED_STATES[label], 2
+            while name in labels or name in renames.values():
+                name, number = f"{RESERVED_STATES[label]}_{number}", number + 1
+            renames[label] = name
+    return renames
+
+
+def state_options(labels: Iterable[str]) -> list[str]:
+    """The enum options of the Pose sensor: :func:`pose_labels` as Home Assistant shows them."""
+    usable = pose_labels(labels)
+    renames = state_renames(usable)
+    return [renames.get(label, label) for label in usable]
+
+
+def _pose_template(labels: Iterable[str]) -> str:
+    """The Pose sensor's value template: the label, renamed where :func:`state_renames` says."""
+    renames = state_renames(pose_labels(labels))
+    if not renames:
+        return "{{ value_json.label }}"
+    # JSON strings are Jinja string literals; the names are ours, the labels reserved words.
+    mapping = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in renames.items())
+    return f"{{{{ {{{mapping}}}.get(value_json.label, value_json.label) }}}}"
 
 
 def discovery_config(
@@ -134,7 +184,7 @@ def discovery_config(
             device_class="enum",
             options=state_options(labels),
             state_topic=pose_t,
-            value_template="{{ value_json.label }}",
+            value_template=_pose_template(labels),
             json_attributes_topic=pose_t,
             json_attributes_template=(
                 "{{ {'confidence': value_json.confidence, 'since': value_json.since} | to_json }}"
@@ -196,6 +246,8 @@ def discovery_config(
         ),
         icon="mdi:chip",
     )  # fmt: skip
+    # What this config does not have: removed, in case an earlier run announced it.
+    components = {cid: components.get(cid, {"platform": p}) for cid, p in COMPONENTS.items()}
     return {
         "device": {
             "identifiers": [uid],
@@ -256,6 +308,7 @@ class Discovery:
         labels: Sequence[str] | None,
         exercise: str | None = None,
         prefix: str = DEFAULT_PREFIX,
+        status_topic: str = DEFAULT_STATUS_TOPIC,
         name: str | None = None,
         max_delay: float = RESEND_DELAY_MAX_S,
     ) -> None:
@@ -263,7 +316,7 @@ class Discovery:
         self.topic, self.payload = discovery_message(
             device_id, base_topic, labels=labels, exercise=exercise, prefix=prefix, name=name
         )
-        self.status_topic = status_topic(prefix)
+        self.status_topic = status_topic
         self.max_delay = max_delay
         self.sent = 0  # discovery messages handed to the client
         self._timer: threading.Timer | None = None
@@ -315,10 +368,18 @@ class Discovery:
 def start_discovery(publisher: Any, cfg: Any, classifier: Any) -> Discovery | None:
     """Announce a running pipeline to Home Assistant as the config says; None when
     ``mqtt.discovery`` is off or there is no broker. ``publisher``: an MqttPublisher (with
-    ``publish_raw``, ``subscribe_raw``, ``base_topic``); ``cfg``: the Config; ``classifier``:
-    the running classifier (``Temporal.classifier``) or None. Call ``close()`` on the result
-    when the pipeline stops."""
-    if publisher is None or not cfg.mqtt.discovery:
+    ``publish``, ``publish_raw``, ``subscribe_raw``, ``base_topic``); ``cfg``: the Config;
+    ``classifier``: the running classifier (``Temporal.classifier``) or None. Call ``close()``
+    on the result when the pipeline stops.
+
+    Without a classifier nothing publishes ``<base>/pose``, so a pose retained by an earlier run
+    would be read as current (Person "on", Pose "standing" in Home Assistant, a stale pose in any
+    other client): it is cleared with an empty retained message, discovery on or off."""
+    if publisher is None:
+        return None
+    if classifier is None:
+        publisher.publish("pose", "", qos=1, retain=True)
+    if not cfg.mqtt.discovery:
         return None
     counting = classifier is not None and bool(cfg.classifier.rep_up)
     discovery = Discovery(
@@ -328,6 +389,7 @@ def start_discovery(publisher: Any, cfg: Any, classifier: Any) -> Discovery | No
         labels=None if classifier is None else list(classifier.labels),
         exercise=cfg.classifier.rep_name if counting else None,
         prefix=cfg.mqtt.discovery_prefix,
+        status_topic=cfg.mqtt.discovery_status_topic,
     )
     publisher.subscribe_raw(discovery.status_topic, discovery.on_status)
     discovery.publish()  # retained; queued by paho until the connection is up

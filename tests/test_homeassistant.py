@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import re
 import signal
 import time
@@ -23,14 +24,17 @@ from typing import Any
 import pytest
 from mqtt_broker import MosquittoBroker, Subscriber, mqtt_settings, start_run
 
-from edge_pose.classify.rules import LABELS
+from edge_pose.classify.rules import LABELS, RuleClassifier
+from edge_pose.config import Config, DeviceConfig
 from edge_pose.homeassistant import (
+    COMPONENTS,
     EVENT_TYPES,
     Discovery,
     discovery_config,
     discovery_message,
     discovery_topic,
     slug,
+    start_discovery,
     state_options,
 )
 from edge_pose.mqtt import MqttPublisher
@@ -85,6 +89,8 @@ SHARED_OPTIONS = ("availability", "availability_mode", "availability_template",
                   "availability_topic", "payload_available", "payload_not_available",
                   "state_topic", "command_topic")  # fmt: skip
 READ_ONLY = {"sensor", "binary_sensor", "event"}  # they need a state_topic
+# homeassistant/const.py STATE_UNKNOWN, STATE_UNAVAILABLE: a state spelled so is not a value
+RESERVED_STATES = {"unknown", "unavailable"}
 
 
 def _expand(mapping: dict[str, Any], table: dict[str, str]) -> dict[str, Any]:
@@ -147,6 +153,10 @@ def home_assistant_problems(
             problems.append(f"{where}: not a mapping")
             continue
         comp = _expand(raw, ABBREVIATIONS)
+        if set(comp) == {"platform"}:  # schemas.py check_unique_id: a removal, nothing else
+            if comp["platform"] not in SUPPORTED_COMPONENTS:
+                problems.append(f"{where}: platform {comp['platform']!r} is not supported")
+            continue
         for option in SHARED_OPTIONS:
             if option in message and option not in comp:
                 comp[option] = message[option]
@@ -220,6 +230,9 @@ def _sensor_problems(comp: dict[str, Any]) -> list[str]:
     if options is not None:
         if not options:
             problems.append("an empty options list is not allowed")
+        if RESERVED_STATES & set(options):
+            problems.append(f"options {sorted(RESERVED_STATES & set(options))} are states "
+                            "Home Assistant shows as no value")
         if state_class or unit:
             problems.append("options cannot go with state_class or unit_of_measurement")
         if device_class != "enum":
@@ -263,31 +276,37 @@ def test_topic_and_message_pass_home_assistant_rules() -> None:
 
 
 @pytest.mark.parametrize(
-    ("labels", "exercise", "expected"),
+    ("labels", "exercise", "expected", "options"),
     [
-        (LABELS, None, {"person", "pose", "event", "fps", "inference", "backend"}),
+        (LABELS, None, {"person", "pose", "event", "fps", "inference", "backend"},
+         ["standing", "sitting", "squat_down", "lying", "arms_raised", "uncertain", "none"]),
         (["plank", "pushup_up", "pushup_down"], "pushup",
-         {"person", "pose", "reps", "event", "fps", "inference", "backend"}),
-        (None, None, {"fps", "inference", "backend"}),  # no classifier: no pose entities
+         {"person", "pose", "reps", "event", "fps", "inference", "backend"},
+         ["plank", "pushup_up", "pushup_down", "none", "uncertain"]),
+        (None, None, {"fps", "inference", "backend"}, None),  # no classifier: no pose entities
     ],
 )  # fmt: skip
-def test_label_sets_and_prefixes(labels, exercise, expected) -> None:
+def test_label_sets_and_prefixes(labels, exercise, expected, options) -> None:
     topic, payload = discovery_message("gym_2", "fleet/a/gym_2", labels=labels,
                                        exercise=exercise, prefix="ha/disc")
     assert topic == "ha/disc/device/gym_2/config"
     assert home_assistant_problems(topic, payload.encode(), prefix="ha/disc",
                                    base="fleet/a/gym_2") == []
     components = json.loads(payload)["components"]
-    assert set(components) == expected
+    assert {cid for cid, c in components.items() if set(c) != {"platform"}} == expected
+    # every other component Home Assistant may know from an earlier run: removed
+    assert {cid: c for cid, c in components.items() if cid not in expected} == {
+        cid: {"platform": platform} for cid, platform in COMPONENTS.items()
+        if cid not in expected}
     if labels is not None:
-        assert components["pose"]["options"] == [*labels, *(
-            x for x in ("none", "unknown") if x not in labels)]
+        assert components["pose"]["options"] == options
 
 
 def test_pose_options_keep_order_and_drop_unusable_labels() -> None:
-    assert state_options(LABELS) == [*LABELS, "none"]  # the rules already have `unknown`
+    # the tracker's `unknown` is Home Assistant's "no value": shown as `uncertain`
+    assert state_options(LABELS) == [*LABELS[:-1], "uncertain", "none"]
     long = "x" * 256
-    assert state_options(["a", "", long, "a", "b"]) == ["a", "b", "none", "unknown"]
+    assert state_options(["a", "", long, "a", "b"]) == ["a", "b", "none", "uncertain"]
 
 
 def test_ids_are_unique_per_device_and_entity_ids_valid() -> None:
@@ -332,6 +351,10 @@ MUTATIONS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         state_topic="edge-pose/other/pose"), "not a topic we publish"),
     ("foreign availability", lambda m: m["availability"][0].update(topic="x/availability"),
      "is not ours"),
+    ("reserved state as an option", lambda m: m["components"]["pose"]["options"].append(
+        "unavailable"), "Home Assistant shows as no value"),
+    ("removal of an unknown platform", lambda m: m["components"].update(x={"platform": "pose"}),
+     "not supported"),
     ("no device identifiers", lambda m: m["device"].pop("identifiers"), "identifiers"),
     ("no origin", lambda m: m.pop("origin"), "'origin' missing"),
     ("no components", lambda m: m.pop("components"), "'components' missing"),
@@ -505,3 +528,174 @@ def test_resent_when_home_assistant_comes_online(mosquitto: MosquittoBroker) -> 
         publisher.stop(0.5)
         sub.close()
         home_assistant.close()
+
+
+# ------------------------------------------------------------------- what Home Assistant keeps
+
+
+def home_assistant_entities(messages: list[tuple[str, bytes, bool]], topic: str) -> set[str]:
+    """The entities Home Assistant has after the device discovery messages on ``topic``, as its
+    discovery.py handles them: a component with options is added or updated, one with only its
+    `platform` is removed, an empty payload removes them all, and a component left out of a later
+    message is not touched (its entity stays, with its last state: what the review saw)."""
+    entities: set[str] = set()
+    for message_topic, payload, _ in messages:
+        if message_topic != topic:
+            continue
+        if not payload:
+            entities.clear()
+            continue
+        for cid, comp in json.loads(payload)["components"].items():
+            if set(comp) == {"platform"}:
+                entities.discard(cid)
+            else:
+                entities.add(cid)
+    return entities
+
+
+def _config(broker: MosquittoBroker, device: str, **mqtt: object) -> Config:
+    return Config(device=DeviceConfig(id=device), mqtt=mqtt_settings(broker, **mqtt))
+
+
+def _run_once(cfg: Config, classifier: object | None, pose: bytes | None = None) -> None:
+    """One session of the daemon as far as Home Assistant sees it: connect, (publish the retained
+    pose as the pipeline does,) announce, stop."""
+    publisher = MqttPublisher(cfg.mqtt, cfg.device.id)
+    publisher.start()
+    try:
+        assert publisher.wait_connected(5)
+        if pose is not None:
+            assert publisher.publish("pose", pose, qos=1, retain=True)
+        discovery = start_discovery(publisher, cfg, classifier)
+        assert discovery is not None
+        discovery.close()
+    finally:
+        publisher.stop(2)
+
+
+def test_a_classifier_switched_off_removes_its_entities_and_the_stale_pose(
+    mosquitto: MosquittoBroker,
+) -> None:
+    """A restart without classifier: Home Assistant drops Person, Pose, Repetitions and Pose event
+    (the device says so in its retained message, so it also holds for a later restart), and the
+    retained pose of the earlier run is cleared, so nothing shows Person "on" from it."""
+    device = "ha-gone"
+    topic = f"homeassistant/device/{device}/config"
+    pose_topic = f"edge-pose/{device}/pose"
+    sub = Subscriber(mosquitto.host, mosquitto.port, "#")
+    cfg = _config(mosquitto, device)
+    pose = b'{"v":1,"label":"standing","confidence":0.9,"person":true,"since":1.0}'
+    _run_once(cfg, RuleClassifier(), pose)
+    assert sub.wait_for(lambda: [m for m in sub.messages if m[0] == topic])
+    assert home_assistant_entities(sub.messages, topic) == set(COMPONENTS)
+    for _ in range(2):  # and again: a later restart without a classifier removes nothing more
+        _run_once(cfg, None)
+    assert sub.wait_for(lambda: len([m for m in sub.messages if m[0] == topic]) == 3)
+    assert home_assistant_entities(sub.messages, topic) == {"fps", "inference", "backend"}
+    assert sub.wait_for(lambda: (pose_topic, b"", False) in sub.messages), "pose not cleared"
+    sub.close()
+    late = Subscriber(mosquitto.host, mosquitto.port, "#")  # what a starting client gets
+    time.sleep(0.5)
+    retained = {t: p for t, p, r in late.messages if r}
+    late.close()
+    assert pose_topic not in retained, "the stale pose is still retained"
+    # Home Assistant started only now (or restarted): the retained message alone is right
+    assert home_assistant_entities([(topic, retained[topic], True)], topic) == {
+        "fps", "inference", "backend"}
+    assert home_assistant_problems(topic, retained[topic], prefix="homeassistant",
+                                   base=f"edge-pose/{device}") == []
+
+
+def test_reps_no_longer_counted_removes_only_repetitions(mosquitto: MosquittoBroker) -> None:
+    device = "ha-reps"
+    topic = f"homeassistant/device/{device}/config"
+    sub = Subscriber(mosquitto.host, mosquitto.port, "homeassistant/#")
+    _run_once(_config(mosquitto, device), RuleClassifier())
+    no_reps = _config(mosquitto, device).model_copy(update={
+        "classifier": Config().classifier.model_copy(update={"rep_up": ""})})
+    _run_once(no_reps, RuleClassifier())
+    assert sub.wait_for(lambda: len(sub.messages) == 2)
+    assert home_assistant_entities(sub.messages, topic) == set(COMPONENTS) - {"reps"}
+    sub.close()
+
+
+@pytest.mark.parametrize(
+    ("prefix", "status", "other"),
+    [
+        ("ha/disc", None, "ha/disc/status"),  # the default birth topic with another prefix
+        ("homeassistant", "hass/status", "homeassistant/status"),  # a customised birth topic
+    ],
+)
+def test_birth_message_is_heard_on_the_configured_topic_only(
+    mosquitto: MosquittoBroker, prefix: str, status: str | None, other: str
+) -> None:
+    """Home Assistant's birth topic is its own option (default homeassistant/status), not
+    `<discovery_prefix>/status`: only a birth there brings the discovery message again."""
+    device = "ha-born"
+    options = {"discovery_prefix": prefix}
+    if status is not None:
+        options["discovery_status_topic"] = status
+    cfg = _config(mosquitto, device, **options)
+    birth_topic = status or "homeassistant/status"
+    topic = f"{prefix}/device/{device}/config"
+    sub = Subscriber(mosquitto.host, mosquitto.port, f"{prefix}/device/#")
+    home_assistant = Subscriber(mosquitto.host, mosquitto.port, "nothing/here")
+    publisher = MqttPublisher(cfg.mqtt, device)
+    publisher.start()
+    discovery = None
+    try:
+        assert publisher.wait_connected(5)
+        discovery = start_discovery(publisher, cfg, None)
+        assert discovery is not None
+        discovery.max_delay = 0.2
+        assert sub.wait_for(lambda: len(sub.messages) == 1)
+        # until the subscription is surely up, a birth on the other topic proves nothing; announce
+        # on the right one until the first resend comes, then try the other one
+        deadline = time.monotonic() + 10
+        while len(sub.messages) == 1 and time.monotonic() < deadline:
+            home_assistant.client.publish(birth_topic, b"online")
+            sub.wait_for(lambda: len(sub.messages) == 2, 1.0)
+        assert len(sub.messages) == 2, f"no resend after {birth_topic} online"
+        assert sub.messages[1][0] == topic
+        home_assistant.client.publish(other, b"online")
+        time.sleep(1.0)
+        assert len(sub.messages) == 2, f"a birth on {other} was taken for Home Assistant's"
+    finally:
+        if discovery is not None:
+            discovery.close()
+        publisher.stop(0.5)
+        sub.close()
+        home_assistant.close()
+
+
+# --------------------------------------------------------------------------- pose states
+
+LABEL_POOL = ["standing", "unknown", "unavailable", "none", "uncertain", "uncertain_2",
+              "not_available", "Unknown", "squat_down", "é", "ünknown", "x" * 255, "y" * 256,
+              "", "a b", "null", "None"]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_pose_states_never_use_a_reserved_name_and_every_label_maps_to_an_option(
+    seed: int,
+) -> None:
+    """Seeded label sets (reserved words, the names they are renamed to, near misses, unicode,
+    limits): no option is a state Home Assistant reserves, options are unique, and the value
+    template turns every label the tracker can send into one of the options, distinct labels into
+    distinct states."""
+    rng = random.Random(seed)
+    labels = rng.sample(LABEL_POOL, rng.randint(0, len(LABEL_POOL)))
+    labels += [f"l{rng.randint(0, 9)}" for _ in range(rng.randint(0, 3))]
+    comp = discovery_config("d1", "edge-pose/d1", labels=labels)["components"]["pose"]
+    options = comp["options"]
+    assert not RESERVED_STATES & set(options), options
+    assert len(options) == len(set(options))
+    template = _ha_template_env().from_string(comp["value_template"])
+    sent = [x for x in dict.fromkeys([*labels, "none", "unknown"]) if 0 < len(x) <= 255]
+    states = {}
+    for label in sent:
+        payload = {"v": 1, "label": label, "confidence": 0.5, "person": True, "since": 1.0}
+        states[label] = template.render(value=json.dumps(payload), value_json=payload).strip()
+        assert states[label] in options, (label, states[label], options)
+    assert len(set(states.values())) == len(states), states
+    assert states["unknown"] == "uncertain" or "uncertain" in labels
