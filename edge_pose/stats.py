@@ -7,10 +7,12 @@ someone asks (status, stats, bench).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 STAGES = ("decode", "preprocess", "invoke", "postprocess", "publish")
+RATE_WINDOW_S = 5.0  # rates cover this many seconds up to now: a stall shows within it
 
 
 class Ring:
@@ -36,10 +38,14 @@ class Ring:
 
 
 class PipelineStats:
-    """Counters and recent samples of one run."""
+    """Counters and recent samples of one run.
 
-    def __init__(self, window: int = 512) -> None:
-        self.started = time.monotonic()
+    ``clock`` (monotonic seconds) is injectable so tests can drive time instead of sleeping.
+    """
+
+    def __init__(self, window: int = 512, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.started = clock()
         self.processed = 0
         self.with_person = 0
         self.published = 0
@@ -58,15 +64,26 @@ class PipelineStats:
         self.with_person += person
         self.invoke_ms.add(stages[2] / 1e6)
         self.latency_ms.add(latency_ms)
-        self.done_at.add(time.monotonic())
+        self.done_at.add(self.clock())
 
-    def fps(self) -> float:
-        """Processed frames per second over the recent window."""
+    def fps(self, now: float | None = None) -> float:
+        """Processed frames per second over the RATE_WINDOW_S seconds ending ``now``.
+
+        The window ends now, not at the last frame, so during a stall or a pause the rate falls
+        to 0 instead of freezing at its last value. It starts at the first frame when that is
+        more recent (no start-up time counted), or at the oldest frame still held when frames
+        came faster than the ring holds for a whole window.
+        """
+        now = self.clock() if now is None else now
         done = self.done_at.values()
-        if done.size < 2:
+        if done.size == 0:
             return 0.0
-        span = float(done.max() - done.min())
-        return (done.size - 1) / span if span > 0 else 0.0
+        oldest = float(done.min())
+        start = now - RATE_WINDOW_S
+        if oldest >= start:  # the first frame, or a ring too small for the window
+            start = oldest
+        span = now - start
+        return int(np.count_nonzero(done > start)) / span if span > 0 else 0.0
 
     def stage_means_ms(self) -> dict[str, float]:
         n = max(self.processed, 1)

@@ -30,6 +30,7 @@ from edge_pose.service.fields import ago, as_dict, duration, number, parse_hex, 
 
 STALE_AFTER_S = 5.0  # older than this while the process lives: hung
 STARTING_GRACE_S = 60.0  # "starting" for longer than this: probably stuck
+STALL_S = 10.0  # no frame for this long counts as a stall when the document does not say
 UNIT = "edge-pose"
 SYSTEMD_BOOTED = Path("/run/systemd/system")  # sd_booted(): systemd is PID 1
 SYSTEMD_PROPERTIES = (
@@ -45,6 +46,7 @@ EX_DEGRADED = EX_FAILURE
 _LABELS = {EX_OK: "healthy", EX_DEGRADED: "degraded", EX_NOT_RUNNING: "not running"}
 _THROTTLE_NOW_MASK = 0xF  # get_throttled bits 0-3: active now (see edge_pose.sysinfo)
 _JOURNAL_HINT = "see journalctl -u edge-pose -e"
+_PID_MAX = 2**31 - 1  # pid_t; a larger "pid" from a hostile document would overflow os.kill
 
 
 # --------------------------------------------------------------------------- processes
@@ -53,7 +55,7 @@ _JOURNAL_HINT = "see journalctl -u edge-pose -e"
 def pid_alive(pid: object) -> bool:
     """Whether process ``pid`` exists (signal 0; EPERM means it exists but is another user's).
     A zombie (killed, not yet reaped) counts as gone."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid <= _PID_MAX:
         return False
     try:
         os.kill(pid, 0)
@@ -89,6 +91,18 @@ def _proc_stat(pid: int) -> list[str] | None:
     except OSError:
         return None
     return text[text.rfind(")") + 2 :].split()
+
+
+def is_edge_pose(pid: int) -> bool:
+    """Whether process ``pid`` runs edge-pose (``edge-pose ...`` or ``python -m edge_pose...``
+    on its command line): a live pid alone may be any process that reused it."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read(1 << 16).split(b"\0")
+    except OSError:
+        return False
+    names = (os.path.basename(arg.decode(errors="replace")) for arg in argv[:4])
+    return any(name.startswith(("edge-pose", "edge_pose")) for name in names)
 
 
 def daemon_alive(doc: dict[str, Any]) -> bool:
@@ -174,8 +188,9 @@ def _systemd_hint(systemd: dict[str, Any] | None) -> str:
 
 @dataclass
 class Verdict:
-    """``code``: 0 healthy, 1 degraded, 3 not running. ``state``: starting, running, stopping,
-    stopped, stale (process gone) or absent (no status file). ``reasons``: one line each, with
+    """``code``: 0 healthy, 1 degraded, 3 not running. ``state``: starting, running, paused
+    (running, paused by an MQTT command), stopping, stopped, stale (process gone) or absent (no
+    status file). ``reasons``: one line each, with
     what to do after " — "; empty when healthy."""
 
     code: int
@@ -258,6 +273,16 @@ def evaluate(
     elif state != "running":
         reasons.append(f"unknown state {state!r} in the status file — is edge-pose up to date?")
 
+    paused = doc.get("paused") is True
+    if paused:
+        reasons.append(
+            'paused by an MQTT command: frames are dropped, nothing is inferred or published — '
+            'send {"command": "resume"} to <base>/set'
+        )
+    stall = _stall_reason(doc, now) if state == "running" else None
+    if stall:
+        reasons.append(stall)
+
     mqtt = as_dict(doc.get("mqtt"))
     if mqtt.get("enabled") and not mqtt.get("connected"):
         broker = mqtt.get("broker") or "the broker"
@@ -269,7 +294,8 @@ def evaluate(
 
     threshold = min_fps if min_fps is not None else number(doc.get("min_fps"))
     processed = number(as_dict(doc.get("fps")).get("processed"))
-    if state == "running" and threshold and processed is not None and processed < threshold:
+    slow = processed is not None and threshold and processed < threshold
+    if state == "running" and slow and not (paused or stall):  # those reasons say why
         reasons.append(
             f"processing {processed:.1f} fps, below status.min_fps = {threshold:g} — check CPU "
             "load and temperature, model.threads, camera.fps, or use an Edge TPU"
@@ -280,7 +306,26 @@ def evaluate(
     if value is not None and value & _THROTTLE_NOW_MASK:
         reasons.append(_throttle_reason(value))
 
-    return Verdict(EX_DEGRADED if reasons else EX_OK, str(state), reasons)
+    shown = "paused" if paused and state == "running" else str(state)
+    return Verdict(EX_DEGRADED if reasons else EX_OK, shown, reasons)
+
+
+def _stall_reason(doc: dict[str, Any], now: float) -> str | None:
+    """"no frame processed for N s" when the last frame is older than the daemon's stall
+    limit (``stall_s``, half the watchdog interval): the rates alone cannot tell a stall."""
+    last = number(doc.get("last_frame"))
+    if last is None:
+        return None
+    limit = number(doc.get("stall_s"))
+    limit = limit if limit is not None and limit > 0 else STALL_S
+    idle = now - last
+    if idle <= limit:
+        return None
+    return (
+        f"no frame processed for {duration(idle)} (camera stalled or its source ended?) — "
+        "check the camera (cable, `edge-pose doctor`) and journalctl -u edge-pose -e; "
+        "systemd's watchdog restarts a stalled service"
+    )
 
 
 def _evaluate_missing(sd: dict[str, Any], missing: str) -> Verdict:

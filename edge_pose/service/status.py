@@ -15,6 +15,11 @@ Decisions:
 - A clean stop *keeps* the file with ``"state": "stopped"`` (the daemon writes it last), so
   `status` can say when it stopped and with which error. Under systemd the RuntimeDirectory is
   removed when the unit stops, so there the file simply disappears.
+- One writer per directory: a second run whose status would go where a live edge-pose run
+  writes is refused (:class:`StatusDirBusy`) rather than overwriting the other run's document.
+- Readers trust a document only in a directory, and a file, owned by root, the caller (also
+  the user behind sudo) or the service user, or by the user a per-user directory is named for
+  (``/tmp/edge-pose-<uid>``, ``/run/user/<uid>/edge-pose``): anyone else could fake health.
 """
 
 from __future__ import annotations
@@ -24,14 +29,17 @@ import json
 import logging
 import math
 import os
+import pwd
 import stat
+import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_pose.service.health import daemon_alive
+from edge_pose.errors import EdgePoseError
+from edge_pose.service.health import daemon_alive, is_edge_pose
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +47,15 @@ STATUS_FILE = "status.json"
 FORMAT_VERSION = 1
 STATES = ("starting", "running", "stopping", "stopped")
 MAX_STATUS_BYTES = 1 << 20
+SERVICE_USER = "edge-pose"  # the system user of the packaged service
+DIR_NAME = "edge-pose"  # /run/user/<uid>/edge-pose, /tmp/edge-pose-<uid>
 
 
 # --------------------------------------------------------------------------- writing
+
+
+class StatusDirBusy(EdgePoseError):
+    """Another live edge-pose run writes its status document in the same directory."""
 
 
 class StatusWriter:
@@ -51,6 +65,10 @@ class StatusWriter:
     disk full, a value JSON cannot hold) is logged once as a warning, then only at debug level
     until a write succeeds again; the pipeline never sees an exception. numpy scalars, Paths and
     other odd values are converted; NaN and infinities become null (they are not JSON).
+
+    Creating it raises :class:`StatusDirBusy` when the directory already holds the document of
+    another live edge-pose run (not stopped, its pid alive and running edge-pose): two runs
+    would overwrite each other's status every second and `status` would report a mix.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -60,6 +78,23 @@ class StatusWriter:
         self._lock = threading.Lock()
         self._dir_checked = False
         self._failing = False
+        self._refuse_a_second_writer()
+
+    def _refuse_a_second_writer(self) -> None:
+        try:
+            doc = load_status_file(self.path)
+        except (OSError, StatusFileError):  # nothing, or nothing usable: ours to replace
+            return
+        pid = doc.get("pid")
+        if doc.get("state") == "stopped" or pid == os.getpid() or not daemon_alive(doc):
+            return
+        if not is_edge_pose(pid):  # type: ignore[arg-type]  # daemon_alive checked the type
+            return
+        raise StatusDirBusy(
+            f"another edge-pose run (pid {pid}) writes its status to {self.path}: stop it "
+            "(sudo systemctl stop edge-pose) or give this run its own directory "
+            "(status.dir in its config)"
+        )
 
     def write(self, doc: dict[str, Any]) -> bool:
         try:
@@ -204,31 +239,28 @@ class StatusFileError(Exception):
 
 @dataclass
 class StatusLookup:
-    """What :func:`find_status` found: the document, its file, where it looked and what was
-    wrong with files it skipped (one line each)."""
+    """What :func:`find_status` found: the document, its file and the file's owner (uid), where
+    it looked and what was wrong with files it skipped (one line each)."""
 
     doc: dict[str, Any] | None
     path: Path | None
     searched: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    owner: int | None = None
 
 
-def load_status_file(path: Path) -> dict[str, Any]:
-    """One status.json -> dict; raises FileNotFoundError, or StatusFileError with the reason."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_STATUS_BYTES + 1)
-    except FileNotFoundError:
-        raise
-    except PermissionError:
-        raise StatusFileError(
-            "permission denied (the service writes it readable for everyone: check the "
-            "directory's permissions, or run with sudo)"
-        ) from None
-    except IsADirectoryError:
-        raise StatusFileError("is a directory") from None
-    except OSError as exc:
-        raise StatusFileError(f"cannot read it: {exc.strerror}") from None
+def load_status_file(path: Path, owners: frozenset[int] | None = None) -> dict[str, Any]:
+    """One status.json -> dict; raises FileNotFoundError, or StatusFileError with the reason.
+
+    Only a regular file is read (a symlink, FIFO or device is refused without being opened for
+    a blocking read); with ``owners``, only one owned by one of those uids.
+    """
+    return _load(path, owners)[0]
+
+
+def _load(path: Path, owners: frozenset[int] | None) -> tuple[dict[str, Any], int]:
+    """The document and the uid owning its file."""
+    data, owner = _read_regular_file(path, owners)
     if not data.strip():
         raise StatusFileError("empty file (not written by edge-pose, or a disk problem)")
     if len(data) > MAX_STATUS_BYTES:
@@ -237,6 +269,8 @@ def load_status_file(path: Path) -> dict[str, Any]:
         doc = json.loads(data)
     except UnicodeDecodeError:
         raise StatusFileError("not UTF-8 text: corrupt") from None
+    except RecursionError:
+        raise StatusFileError("nested too deeply: not an edge-pose status document") from None
     except json.JSONDecodeError as exc:
         raise StatusFileError(
             f"not valid JSON (line {exc.lineno}, column {exc.colno}): corrupt or partially "
@@ -249,21 +283,139 @@ def load_status_file(path: Path) -> dict[str, Any]:
             f"status format v{doc['v']}, newer than this edge-pose reads (v{FORMAT_VERSION}): "
             "the service runs a newer edge-pose than this command; update it"
         )
-    return doc
+    return doc, owner
 
 
-def find_status(dirs: Iterable[Path]) -> StatusLookup:
+def _read_regular_file(path: Path, owners: frozenset[int] | None) -> tuple[bytes, int]:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except PermissionError:
+        raise StatusFileError(
+            "permission denied (the service writes it readable for everyone: check the "
+            "directory's permissions, or run with sudo)"
+        ) from None
+    except OSError as exc:
+        if os.path.islink(path):
+            raise StatusFileError("a symbolic link: not written by edge-pose, ignored") from None
+        raise StatusFileError(f"cannot read it: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        _check_file(st, owners)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
+        try:
+            return f.read(MAX_STATUS_BYTES + 1), st.st_uid
+        except OSError as exc:
+            raise StatusFileError(f"cannot read it: {exc.strerror}") from None
+
+
+def _check_file(st: os.stat_result, owners: frozenset[int] | None) -> None:
+    """Raise StatusFileError unless this is a regular file of one of ``owners``."""
+    if stat.S_ISDIR(st.st_mode):
+        raise StatusFileError("is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise StatusFileError("not a regular file: not written by edge-pose, ignored")
+    if owners is not None and st.st_uid not in owners:
+        raise StatusFileError(_untrusted(f"the file is owned by {describe_user(st.st_uid)}"))
+
+
+def trusted_uids() -> frozenset[int]:
+    """Whose status documents are believed: root, the caller (real and effective uid, and the
+    user behind sudo) and the service user."""
+    uids = {0, os.getuid(), os.geteuid()}
+    sudo = os.environ.get("SUDO_UID", "")
+    if os.geteuid() == 0 and sudo.isdigit():
+        uids.add(int(sudo))
+    with contextlib.suppress(KeyError):
+        uids.add(pwd.getpwnam(SERVICE_USER).pw_uid)
+    return frozenset(uids)
+
+
+def named_uid(directory: Path) -> int | None:
+    """The user a per-user status directory is named for: ``.../edge-pose-<uid>`` (the temp
+    fallback) or ``.../<uid>/edge-pose`` ($XDG_RUNTIME_DIR); None for any other directory."""
+    suffix = directory.name.removeprefix(f"{DIR_NAME}-")
+    if suffix != directory.name and suffix.isdigit():
+        return int(suffix)
+    if directory.name == DIR_NAME and directory.parent.name.isdigit():
+        return int(directory.parent.name)
+    return None
+
+
+def other_users_dirs(
+    run_user: Path = Path("/run/user"), tmp: Path | None = None
+) -> list[Path]:
+    """Where other users' runs write their status (``$XDG_RUNTIME_DIR/edge-pose`` and the temp
+    fallback), for root's `status`: the user behind sudo first, then by uid."""
+    tmp = Path(tempfile.gettempdir()) if tmp is None else tmp
+    found = [*run_user.glob(f"*/{DIR_NAME}"), *tmp.glob(f"{DIR_NAME}-*")]
+    sudo = os.environ.get("SUDO_UID", "")
+    owned = [(uid, d) for d in found if (uid := named_uid(d)) is not None]
+    owned.sort(key=lambda item: (str(item[0]) != sudo, item[0], str(item[1])))
+    return [d for _, d in owned]
+
+
+def _directory_problem(directory: Path, owners: frozenset[int]) -> str | None:
+    """Why documents in ``directory`` cannot be trusted, or None."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return None  # reading the file reports what is wrong
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{directory}: not a directory"
+    if st.st_uid not in owners:
+        return f"{directory}: {_untrusted(f'the directory is owned by {describe_user(st.st_uid)}')}"
+    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+        return f"{directory}: {_untrusted('the directory is writable by every user')}"
+    return None
+
+
+def _untrusted(why: str) -> str:
+    return (
+        f"{why}, not root, you or the service user ({SERVICE_USER}): not trusted, ignored — "
+        "remove it, or set status.dir to a directory of the service user"
+    )
+
+
+def user_name(uid: int) -> str:
+    """``name`` for a uid with a passwd entry, else ``uid N``."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def describe_user(uid: int) -> str:
+    """``user alice (uid 1000)``, or ``uid 1000`` for a uid without a passwd entry."""
+    name = user_name(uid)
+    return f"user {name} (uid {uid})" if not name.startswith("uid ") else name
+
+
+def find_status(dirs: Iterable[Path], trusted: frozenset[int] | None = None) -> StatusLookup:
     """Look for status.json in ``dirs`` (in order). Returns the first document whose process is
-    alive (and not stopped); when none is, the first readable one. Unreadable files are skipped
-    and reported in ``problems``."""
+    alive (and not stopped); when none is, the first readable one. Unreadable and untrusted
+    files (see :func:`trusted_uids`; ``trusted`` replaces that set, for tests) are skipped and
+    reported in ``problems``."""
+    trusted = trusted_uids() if trusted is None else trusted
     lookup = StatusLookup(None, None)
-    fallback: tuple[dict[str, Any], Path] | None = None
+    fallback: tuple[dict[str, Any], Path, int] | None = None
     for directory in dirs:
         directory = Path(directory)
         lookup.searched.append(directory)
+        named = named_uid(directory)
+        owners = trusted | {named} if named is not None else trusted
+        problem = _directory_problem(directory, owners)
+        if problem:
+            lookup.problems.append(problem)
+            continue
         path = directory / STATUS_FILE
         try:
-            doc = load_status_file(path)
+            doc, owner = _load(path, owners)
         except FileNotFoundError:
             continue
         except NotADirectoryError:
@@ -273,12 +425,12 @@ def find_status(dirs: Iterable[Path]) -> StatusLookup:
             lookup.problems.append(f"{path}: {exc}")
             continue
         if doc.get("state") != "stopped" and daemon_alive(doc):
-            lookup.doc, lookup.path = doc, path
+            lookup.doc, lookup.path, lookup.owner = doc, path, owner
             return lookup
         if fallback is None:
-            fallback = (doc, path)
+            fallback = (doc, path, owner)
     if fallback is not None:
-        lookup.doc, lookup.path = fallback
+        lookup.doc, lookup.path, lookup.owner = fallback
     return lookup
 
 

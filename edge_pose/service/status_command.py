@@ -22,7 +22,7 @@ from typing import Any
 from edge_pose.argtypes import Parser, seconds_between
 from edge_pose.errors import EX_NOT_RUNNING, EX_OK
 from edge_pose.service.health import evaluate, systemd_state
-from edge_pose.service.status import find_status
+from edge_pose.service.status import find_status, other_users_dirs
 from edge_pose.service.status_text import format_status
 
 
@@ -127,6 +127,7 @@ def _check(settings: _Settings, as_json: bool, *, color_ok: bool | None = None) 
         searched=lookup.searched,
         ignored=lookup.problems if lookup.doc is not None else (),
         color=color,
+        owner=lookup.owner,
     )
     return verdict.code, text
 
@@ -144,9 +145,19 @@ def _settings(path: Path | None) -> _Settings:
         fallback = SimpleNamespace(status=SimpleNamespace(dir=directory, min_fps=min_fps))
         using = f"status.dir = {directory!r} from it" if directory else "the default places"
         note = f"config not usable ({message}); looking for the status file in {using}"
-        return _Settings(status_dir_candidates(fallback), min_fps or None, note)  # type: ignore[arg-type]
+        dirs = _with_other_users(status_dir_candidates(fallback), directory)  # type: ignore[arg-type]
+        return _Settings(dirs, min_fps or None, note)
     min_fps = cfg.status.min_fps
-    return _Settings(status_dir_candidates(cfg), min_fps if min_fps > 0 else None, None)
+    dirs = _with_other_users(status_dir_candidates(cfg), cfg.status.dir)
+    return _Settings(dirs, min_fps if min_fps > 0 else None, None)
+
+
+def _with_other_users(dirs: list[Path], configured: str) -> list[Path]:
+    """As root without a configured status.dir, also the places other users' runs write to
+    (after the service's own), so `sudo edge-pose status` finds a run started by a user."""
+    if configured or os.geteuid() != 0:
+        return dirs
+    return list(dict.fromkeys([*dirs, *other_users_dirs()]))
 
 
 def _salvage_status_section(path: Path | None) -> tuple[str, float]:

@@ -7,6 +7,7 @@ version prints what it has and "-" for the rest.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 from edge_pose.errors import EX_NOT_RUNNING, EX_OK
 from edge_pose.service.fields import ago, as_dict, duration, number, parse_hex
 from edge_pose.service.health import EX_DEGRADED, UNIT, Verdict
+from edge_pose.service.status import SERVICE_USER, describe_user, user_name
 
 _GREEN, _YELLOW, _RED, _BOLD, _RESET = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[0m"
 
@@ -29,16 +31,19 @@ def format_status(
     searched: Sequence[Path] = (),
     ignored: Sequence[str] = (),
     color: bool = False,
+    owner: int | None = None,
 ) -> str:
     """A compact summary like the top of ``systemctl status``: a headline with a dot (coloured
-    when ``color``), aligned ``label: value`` lines with units, then the problems found."""
+    when ``color``), aligned ``label: value`` lines with units, then the problems found.
+    ``owner`` (the file's uid) is named when it is another user's run."""
     now = time.time() if now is None else now
-    rows: list[tuple[str, str]] = _doc_rows(doc, now) if doc is not None else []
+    live = verdict.state not in ("stopped", "stale")  # else nothing is connected any more
+    rows: list[tuple[str, str]] = _doc_rows(doc, now, live) if doc is not None else []
     rows[1:1] = _systemd_rows(systemd, doc)  # under "state", like the top of systemctl status
     if path is not None and doc is not None:
         updated = number(doc.get("updated"))
         when = f", updated {ago(max(0.0, now - updated))}" if updated is not None else ""
-        rows.append(("file", f"{path}{when}"))
+        rows.append(("file", f"{path}{_whose(owner)}{when}"))
     elif doc is None and searched:
         rows.append(("searched", ", ".join(str(d) for d in searched)))
     rows += [("ignored", problem) for problem in ignored]
@@ -51,6 +56,14 @@ def format_status(
         lines.append("Problems:" if verdict.code == EX_DEGRADED else "Why:")
         lines += [f"  - {reason}" for reason in verdict.reasons]
     return "\n".join(lines)
+
+
+def _whose(owner: int | None) -> str:
+    """" (run of user alice)" for another user's document; "" for the caller's, root's or the
+    service user's (the expected writers)."""
+    if owner is None or owner in (0, os.geteuid()):
+        return ""
+    return "" if user_name(owner) == SERVICE_USER else f" (run of {describe_user(owner)})"
 
 
 def _headline(verdict: Verdict, doc: dict[str, Any] | None, color: bool) -> str:
@@ -73,7 +86,7 @@ def _headline(verdict: Verdict, doc: dict[str, Any] | None, color: bool) -> str:
     return f"{dot} {name}: {text}"
 
 
-def _doc_rows(doc: dict[str, Any], now: float) -> list[tuple[str, str]]:
+def _doc_rows(doc: dict[str, Any], now: float, live: bool) -> list[tuple[str, str]]:
     from edge_pose import __version__
 
     rows: list[tuple[str, str]] = []
@@ -130,6 +143,9 @@ def _doc_rows(doc: dict[str, Any], now: float) -> list[tuple[str, str]]:
         text = f"{_num(frames.get('processed'), 'd')} processed"
         if frames.get("with_person") is not None:
             text += f", {_num(frames.get('with_person'), 'd')} with a person"
+        last = number(doc.get("last_frame"))
+        if last is not None:
+            text += f", last {ago(max(0.0, now - last))}"
         rows.append(("frames", text))
 
     for key, label, note in (
@@ -142,7 +158,7 @@ def _doc_rows(doc: dict[str, Any], now: float) -> list[tuple[str, str]]:
 
     mqtt = as_dict(doc.get("mqtt"))
     if mqtt:
-        rows.append(("mqtt", _mqtt_text(mqtt, now)))
+        rows.append(("mqtt", _mqtt_text(mqtt, now, live)))
 
     if "pose" in doc:
         rows.append(("pose", _pose_text(doc.get("pose"), now)))
@@ -162,13 +178,17 @@ def _doc_rows(doc: dict[str, Any], now: float) -> list[tuple[str, str]]:
     return rows
 
 
-def _mqtt_text(mqtt: dict[str, Any], now: float) -> str:
+def _mqtt_text(mqtt: dict[str, Any], now: float, live: bool) -> str:
+    """The connection as the document says; a stopped or vanished daemon is connected nowhere,
+    whatever its last document said."""
     if not mqtt.get("enabled"):
         return "disabled"
     broker = _text(mqtt.get("broker"))
     since = number(mqtt.get("since"))  # optional: when the connection state last changed
     for_ = f" for {duration(max(0.0, now - since))}" if since is not None else ""
-    if mqtt.get("connected"):
+    if not live:
+        parts = [f"not connected (the daemon is not running; broker {broker})"]
+    elif mqtt.get("connected"):
         parts = [f"connected to {broker}{for_}"]
     else:
         error = f" ({mqtt['last_error']})" if mqtt.get("last_error") else ""

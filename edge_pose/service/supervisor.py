@@ -5,7 +5,9 @@ costs one clock read unless a second has passed; then it:
 - says READY=1 once the first frame was inferred (not merely when the process started);
 - pings the watchdog only while frames are being processed: if none was for half the watchdog
   interval (a stalled camera, a hung driver) the pings stop and systemd restarts the service;
-- sends a STATUS= line every few seconds and rewrites status.json.
+- sends a STATUS= line every few seconds and rewrites status.json, adding when the last frame
+  came (``last_frame``) and after how long without one it counts as stalled (``stall_s``), so
+  `edge-pose status` can tell a stall from a slow pipeline.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class Supervisor:
         snapshot: Callable[[], dict[str, Any]],
         write_status: Callable[[dict[str, Any]], None] | None = None,
         stall_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.notifier = notifier
         self.snapshot = snapshot
@@ -40,23 +44,25 @@ class Supervisor:
         watchdog = notifier.watchdog_usec / 1e6
         # No progress for this long -> stop pinging; without a watchdog: only warn.
         self.stall_seconds = watchdog / 2 if watchdog else stall_seconds
+        self.clock = clock
+        self.wall = wall
         self._next_tick = 0.0
         self._next_line = 0.0
-        self._last_frame_at = time.monotonic()
+        self._last_frame_at = clock()
         self._last_count = -1
         self._stalled = False
 
     def tick(self, progress: int) -> None:
         """Called per frame and per empty wait with the count of frames handled so far (inferred,
         or dropped while paused); does the work at most once a second."""
-        now = time.monotonic()
+        now = self.clock()
         if now < self._next_tick:
             return
         self._next_tick = now + TICK_SECONDS
         if progress != self._last_count:
             self._last_count = progress
             self._last_frame_at = now
-        doc = self.snapshot()
+        doc = self._document(now, progress)
         if progress and not self.ready:
             self.ready = True
             self.notifier.ready(status_line(doc))
@@ -75,6 +81,11 @@ class Supervisor:
             self.notifier.status(status_line(doc))
         if self.write_status is not None:
             self.write_status(doc)
+
+    def _document(self, now: float, progress: int) -> dict[str, Any]:
+        """The snapshot plus the frame clock: a copy, so the snapshot's owner keeps its dict."""
+        last = self.wall() - (now - self._last_frame_at) if progress else None
+        return {**self.snapshot(), "last_frame": last, "stall_s": self.stall_seconds}
 
     @property
     def stalled(self) -> bool:
@@ -95,7 +106,18 @@ def status_line(doc: dict[str, Any]) -> str:
     ms = f"{inference:.1f} ms" if inference is not None else "- ms"
     if doc.get("paused"):
         label = "paused"
-    return (
+    line = (
         f"{fps:.1f} fps, inference {ms}, {doc.get('backend', {}).get('kind', '?')}, "
         f"{broker}, {label}"
     )
+    idle = _seconds_without_frame(doc)
+    if idle is not None and idle > (doc.get("stall_s") or 0):
+        line += f", no frame for {idle:.0f} s"
+    return line
+
+
+def _seconds_without_frame(doc: dict[str, Any]) -> float | None:
+    last, updated = doc.get("last_frame"), doc.get("updated")
+    if not isinstance(last, float | int) or not isinstance(updated, float | int):
+        return None
+    return max(0.0, updated - last)
