@@ -33,6 +33,9 @@ class Frame:
 class Camera(ABC):
     """A source of frames. ``read`` blocks until the next frame and returns None at the end.
 
+    Only a finite source (a video file, images) has an end; a live one (a device, a named
+    pipe) that stops raises CameraError instead, so the run fails visibly and is restarted.
+
     ``live`` cameras (and files paced in real time) produce frames whether or not anyone keeps
     up, so the reader keeps only the newest; others wait for the reader (back-pressure).
     """
@@ -43,7 +46,7 @@ class Camera(ABC):
 
     @abstractmethod
     def read(self) -> Frame | None:
-        """The next frame, or None when the source has ended."""
+        """The next frame, or None when a finite source has ended."""
 
     def close(self) -> None:  # noqa: B027 - most sources have nothing to release
         """Release the device or file."""

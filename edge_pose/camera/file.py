@@ -64,7 +64,7 @@ def open_file_camera(
     if not path.exists():
         raise CameraError(f"camera source not found: {path} (give a video, image, folder or glob)")
     if path.is_fifo():  # another process streaming video into a named pipe
-        return VideoFileCamera(path, realtime=realtime, loop=False)
+        return VideoFileCamera(path, realtime=realtime, loop=False, stream=True)
     if not path.is_file() or not os.access(path, os.R_OK):
         raise CameraError(
             f"camera source not readable: {path} (check the path and its permissions)"
@@ -153,13 +153,34 @@ class ImageSequenceCamera(_PacedCamera):
 # from the interpreter's threads (docs/performance.md: file camera vs single-threaded loop).
 DECODER_THREADS = 1
 
+# How long a read from a named pipe may wait for its writer; 0: as long as it takes. FFmpeg's
+# own limit (30 s) made a writer that paused look like the end of the stream, so the run ended
+# "cleanly" and was never restarted. A stall shows in the status instead (no frames processed)
+# and, under systemd, the watchdog restarts the service; a writer that resumes is followed.
+PIPE_STALL_TIMEOUT_S = 0.0
+
 
 class VideoFileCamera(_PacedCamera):
-    """A video file decoded by OpenCV (FFmpeg): mp4, mkv, avi and whatever else it reads."""
+    """A video file decoded by OpenCV (FFmpeg): mp4, mkv, avi and whatever else it reads.
 
-    def __init__(self, path: Path, *, realtime: bool, loop: bool) -> None:
+    A ``stream`` (a named pipe) is a live source: only a regular file ends cleanly, so the end
+    of a stream, or a read that waited longer than ``stall_timeout`` seconds (0: no limit),
+    raises CameraError and the run fails visibly (systemd restarts the service).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        realtime: bool,
+        loop: bool,
+        stream: bool = False,
+        stall_timeout: float = PIPE_STALL_TIMEOUT_S,
+    ) -> None:
         self.path = path
         self.description = f"file:{path}"
+        self.stream = stream
+        self._stall_timeout = stall_timeout
         self._loop = loop
         self._capture = self._open()
         file_fps = self._capture.get(cv2.CAP_PROP_FPS)
@@ -176,9 +197,12 @@ class VideoFileCamera(_PacedCamera):
         return max(0, int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT)))
 
     def _open(self) -> cv2.VideoCapture:
-        capture = cv2.VideoCapture(
-            str(self.path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, DECODER_THREADS]
-        )
+        params = [cv2.CAP_PROP_N_THREADS, DECODER_THREADS]
+        if self.stream:
+            params += [cv2.CAP_PROP_READ_TIMEOUT_MSEC, round(self._stall_timeout * 1000)]
+        elif not self.path.exists():  # reopened to loop, but deleted or moved since
+            raise CameraError(f"camera source {self.path}: the file is gone (deleted or moved)")
+        capture = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG, params)
         if not capture.isOpened():
             raise CameraError(
                 f"cannot open video {self.path}: not a format OpenCV/FFmpeg reads, or corrupt"
@@ -196,11 +220,25 @@ class VideoFileCamera(_PacedCamera):
         image, self._pending = self._pending, None
         if image is None:
             image = self._decode()
+        if image is None and self.stream:
+            raise self._stream_lost((time.perf_counter_ns() - started_ns) / 1e9)
         if image is None and self._loop and self._clock.index > 0:
             self._capture.release()
             self._capture = self._open()
             image = self._decode()
         return None if image is None else self._emit(image, started_ns)
+
+    def _stream_lost(self, waited: float) -> CameraError:
+        """Why a pipe gave no frame: its writer stalled past the limit, or closed it."""
+        if self._stall_timeout and waited >= self._stall_timeout:
+            return CameraError(
+                f"camera source {self.path}: no frame from the named pipe for {waited:.0f} s "
+                "(its writer stalled); check the process writing into it"
+            )
+        return CameraError(
+            f"camera source {self.path}: the named pipe ended after {self._clock.index} frames "
+            "(its writer closed it); a pipe is a live source: restart the writer"
+        )
 
     def close(self) -> None:
         self._capture.release()

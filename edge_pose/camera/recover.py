@@ -4,6 +4,8 @@ A USB webcam that resets, an ISP timeout or a briefly unplugged cable should cos
 not a service restart with a model reload. After ``retries`` consecutive failed attempts the
 error is raised after all, so a camera that is really gone ends the run (and systemd restarts the
 service, which reports it). The watchdog still fires if recovery takes longer than it allows.
+A live camera has no end: one that reports the end of its frames is treated as a failed read
+too, so it is reopened or the run fails, never ends as if it had finished.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class RecoveringCamera(Camera):
                     self.restarts += 1
                     log.info("camera %s: reopened, frames flowing again", self.description)
                 frame = self.camera.read()
+                if frame is None:
+                    raise CameraError(f"{self.description}: the camera stopped delivering frames")
             except CameraError as exc:
                 failures += 1
                 if failures > self._retries:
@@ -59,10 +63,9 @@ class RecoveringCamera(Camera):
                 time.sleep(delay)
                 delay = min(delay * 2, self._max_delay)
                 continue
-            if frame is not None:
-                # Indices keep counting across reopenings, so downstream sees one stream.
-                frame.index += self._index_offset
-                self._next_index = frame.index + 1
+            # Indices keep counting across reopenings, so downstream sees one stream.
+            frame.index += self._index_offset
+            self._next_index = frame.index + 1
             return frame
 
     def _close_quietly(self) -> None:
