@@ -11,6 +11,13 @@ Broker, TLS and login come from the config file (``--config``, else /etc/edge-po
 when present, else the defaults), with ``--host``, ``--port`` and ``--prefix`` on top. The client
 id is random (``edge-pose-watch-<hex>``), so a watcher never takes a device's session.
 
+Whoever may publish under the prefix decides what arrives, so each message is handled on its own:
+one that cannot be read (not JSON, not an object, over MAX_PAYLOAD, nested too deeply) earns a
+note (at most one a second, on stderr or below the table) and the watch goes on. Everything shown
+from a device is cut (MAX_TEXT, MAX_EVENT_TEXT, MAX_SHOWN) and has its control, bidi and other
+format characters escaped (``\\x1b``), so a device cannot drive the terminal; numbers that are not
+finite or absurdly large show as unknown, which also keeps ``--json`` strict JSON.
+
 Exit codes: 0 after Ctrl-C (or when the output pipe closes), 1 when the broker cannot be reached
 or refuses the login, 78 for an invalid config.
 """
@@ -111,8 +118,7 @@ def _shown(value: Any, depth: int, budget: list[int]) -> Any:
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int | float):
-        number = _number(value)
-        return None if number is None else value
+        return None if _number(value) is None else value
     if depth <= 0:
         return "…"
     if isinstance(value, dict):
