@@ -1,23 +1,38 @@
 """`edge-pose`: the command line. Each subcommand parses its flags and calls one module.
 
 Exit codes (documented in the README): 0 ok, 1 runtime failure, 2 usage, 3 not running
-(`status`), 78 invalid configuration.
+(`status`), 78 invalid configuration, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
 
-from edge_pose import __version__
-from edge_pose.argtypes import Parser, whole_number_at_least
-from edge_pose.errors import EX_FAILURE, EX_OK, ConfigError, EdgePoseError
+EX_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
+INTERRUPTED = "edge-pose: interrupted"
+
+
+def _interrupted_while_loading(_signum: int, _frame: object) -> None:
+    """Ctrl-C while this module's imports run, before :func:`main` can catch it: a
+    KeyboardInterrupt raised inside an import would print a long traceback instead."""
+    os.write(2, f"{INTERRUPTED}\n".encode())
+    os._exit(EX_INTERRUPTED)
+
+
+signal.signal(signal.SIGINT, _interrupted_while_loading)  # main() restores KeyboardInterrupt
+
+import argparse  # noqa: E402 (after the Ctrl-C handler, on purpose)
+import json  # noqa: E402
+import logging  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from edge_pose import __version__  # noqa: E402
+from edge_pose.argtypes import Parser, whole_number_at_least  # noqa: E402
+from edge_pose.errors import EX_FAILURE, EX_OK, ConfigError, EdgePoseError  # noqa: E402
 
 log = logging.getLogger("edge_pose")
 
@@ -334,6 +349,17 @@ QUIET_LIBRARIES = {"OPENCV_LOG_LEVEL": "SILENT", "OPENCV_FFMPEG_LOGLEVEL": "-8"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a Ctrl-C at any moment (numpy and OpenCV take a while to import) ends
+    it with one line and exit 130, never a traceback."""
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        return _main(argv)
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return EX_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     for name, value in QUIET_LIBRARIES.items():
         os.environ.setdefault(name, value)
     args = build_parser().parse_args(argv)
@@ -349,8 +375,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"{prefix}edge-pose: error: {line}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        return EX_FAILURE
     except BrokenPipeError:
         return EX_OK
 

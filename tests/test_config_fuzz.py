@@ -1,6 +1,6 @@
 """Hostile configs: seeded mutations of the documented config through `validate` and
 `config set`. Whatever the file or the value says, the answer is an exit code (0, 2 or 78) and
-one-line errors, never a traceback.
+one-line errors, never a traceback. And a Ctrl-C at any moment of a command's start.
 
 Most cases run in process (``cli.main``) for speed; a handful go through the real CLI.
 """
@@ -11,16 +11,20 @@ import contextlib
 import io
 import random
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import DATA, require
 
 import edge_pose.config as config_mod
 from edge_pose import cli
+from edge_pose.cli import EX_INTERRUPTED
 from edge_pose.errors import EX_CONFIG, EX_OK, EX_USAGE
 
 DOCUMENTED = Path(__file__).resolve().parents[1] / "config" / "edge-pose.toml"
@@ -283,3 +287,33 @@ def test_real_cli_config_set_refuses_a_nul(tmp_path: Path) -> None:
     assert result.returncode == EX_CONFIG
     assert "mqtt.host" in result.stderr
     assert path.read_bytes() == DOCUMENTED.read_bytes()
+
+
+# --------------------------------------------------------------------------- Ctrl-C at start
+
+
+ENTRY_POINT = Path(sys.executable).with_name("edge-pose")
+
+
+@pytest.mark.parametrize("moment", [0.05, 0.1, 0.15, 0.2, 0.3, 0.4])
+def test_ctrl_c_while_starting_is_one_line_and_exit_130(
+    tmp_path: Path, lightning_path: Path, moment: float
+) -> None:
+    """SIGINT to the real command while it imports numpy, OpenCV and the runtime: exit 130 and
+    one line. (Earlier than edge-pose's first module, in Python's own start-up, Python's
+    handler applies: then there is no edge-pose frame in what it prints.)"""
+    image = require(DATA / "coral" / "squat.bmp")
+    proc = subprocess.Popen(
+        [str(ENTRY_POINT), "estimate", "--model", str(lightning_path), *[str(image)] * 200],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # not inherited SIG_IGN
+    )
+    time.sleep(moment)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert "edge_pose" not in stderr, stderr
+    if moment >= 0.1:  # well past Python's start-up: edge-pose's own code had the signal
+        assert (proc.returncode, stderr) == (EX_INTERRUPTED, "edge-pose: interrupted\n")
