@@ -256,18 +256,16 @@ class MqttPublisher:
     ) -> bool:
         """``publish`` to a topic outside ``<base>`` (Home Assistant discovery).
 
-        A retained message is remembered (an empty one forgets the topic) and, while
-        disconnected, only remembered: the connect publishes the latest of each.
+        A retained message is remembered (an empty one too: a clear made while offline must
+        still reach the broker) and, while disconnected, only remembered: the connect
+        publishes the latest of each.
         """
         if self._stopped:
             self.dropped += 1
             return False
         if retain:
             with self._lock:
-                if payload:
-                    self._retained[topic] = (payload, qos)
-                else:
-                    self._retained.pop(topic, None)
+                self._retained[topic] = (payload, qos)
                 if not self.connected:
                     return True
                 return self._send(topic, payload, qos, retain)

@@ -606,6 +606,38 @@ def test_a_classifier_switched_off_removes_its_entities_and_the_stale_pose(
                                    base=f"edge-pose/{device}") == []
 
 
+def test_the_stale_pose_is_cleared_when_the_broker_comes_back_only_later(
+    mosquitto: MosquittoBroker,
+) -> None:
+    """The broker is down when a run without classifier starts: the clear must not be lost, it
+    goes out with the connection (the broker keeps retained messages across its restart)."""
+    device = "ha-late"
+    cfg = _config(mosquitto, device)
+    pose = b'{"v":1,"label":"standing","confidence":0.9,"person":true,"since":1.0}'
+    _run_once(cfg, RuleClassifier(), pose)
+    mosquitto.stop()
+    publisher = MqttPublisher(cfg.mqtt, device)
+    publisher.start()
+    try:
+        assert not publisher.wait_connected(0.5)
+        discovery = start_discovery(publisher, cfg, None)
+        assert discovery is not None
+        discovery.close()
+        mosquitto.start()
+        assert publisher.wait_connected(15)
+        late = Subscriber(mosquitto.host, mosquitto.port, "#")
+        topic = f"homeassistant/device/{device}/config"
+        assert late.wait_for(lambda: [m for m in late.messages if m[0] == topic])
+        time.sleep(0.5)
+        retained = {t: p for t, p, r in late.messages if r}
+        late.close()
+    finally:
+        publisher.stop(2)
+    assert f"edge-pose/{device}/pose" not in retained, "the stale pose survived the outage"
+    assert home_assistant_entities([(topic, retained[topic], True)], topic) == {
+        "fps", "inference", "backend"}
+
+
 def test_reps_no_longer_counted_removes_only_repetitions(mosquitto: MosquittoBroker) -> None:
     device = "ha-reps"
     topic = f"homeassistant/device/{device}/config"
