@@ -12,11 +12,12 @@ when present, else the defaults), with ``--host``, ``--port`` and ``--prefix`` o
 id is random (``edge-pose-watch-<hex>``), so a watcher never takes a device's session.
 
 Whoever may publish under the prefix decides what arrives, so each message is handled on its own:
-one that cannot be read (not JSON, not an object, over MAX_PAYLOAD, nested too deeply) earns a
-note (at most one a second, on stderr or below the table) and the watch goes on. Everything shown
-from a device is cut (MAX_TEXT, MAX_EVENT_TEXT, MAX_SHOWN) and has its control, bidi and other
-format characters escaped (``\\x1b``), so a device cannot drive the terminal; numbers that are not
-finite or absurdly large show as unknown, which also keeps ``--json`` strict JSON.
+one that cannot be read (not JSON, not an object, over MAX_PAYLOAD, nested too deeply, from a
+device beyond MAX_DEVICES) earns a note (at most one a second, on stderr or below the table) and
+the watch goes on. Everything shown from a device is cut (MAX_TEXT, MAX_EVENT_TEXT, MAX_SHOWN) and
+has its control, bidi and other format characters escaped (``\\x1b``), so a device cannot drive
+the terminal; numbers that are not finite or absurdly large show as unknown, which also keeps
+``--json`` strict JSON.
 
 Exit codes: 0 after Ctrl-C (or when the output pipe closes), 1 when the broker cannot be reached
 or refuses the login, 78 for an invalid config.
@@ -61,6 +62,7 @@ MAX_PAYLOAD = 64 * 1024  # a device's messages are a few KB; a bigger one is not
 MAX_TEXT = 64  # characters shown of a device id, label, event field...
 MAX_EVENT_TEXT = 120  # characters shown of the last-event column
 MAX_NUMBER = 1e15  # beyond any fps, count or timestamp: not a reading, shown as unknown
+MAX_DEVICES = 256  # device ids shown; messages of more (a flood of made-up ids) get a note
 MAX_SHOWN = 4000  # characters of a message (or last event) shown by --json
 _SHOWN_DEPTH = 6  # nesting kept of a shown message (device messages are 3 deep)
 _SHOWN_NODES = 200  # values kept of a shown message (a stats message has about 60)
@@ -293,7 +295,10 @@ class Watch:
             return None
         view = self.views.get(device)
         if view is None:
-            view = self.views[device] = DeviceView(clean(device))
+            view = DeviceView(clean(device))
+            if len(self.views) >= MAX_DEVICES:  # kept out of the view: it would grow without end
+                return Update(view, suffix, False, None, problem=f"over {MAX_DEVICES} devices")
+            self.views[device] = view
         if suffix == "availability":
             text = payload[:MAX_TEXT].decode("utf-8", "replace").strip()
             message: dict[str, Any] | str = clean(text)

@@ -28,7 +28,7 @@ from mqtt_broker import MosquittoBroker
 from paho.mqtt.enums import CallbackAPIVersion
 from test_watch import WATCH, Watcher
 
-from edge_pose.watch import SUFFIXES, Screen, Watch, format_line, update_line
+from edge_pose.watch import MAX_DEVICES, SUFFIXES, Screen, Watch, format_line, update_line
 
 PREFIX = "edge-pose"
 # What a device could use to take over a terminal: C0 (ESC, BEL, CR, BS), DEL, C1 (CSI, OSC as
@@ -207,6 +207,26 @@ def test_numbers_and_nesting_from_the_issue(payload: bytes) -> None:
         assert update is not None
         strict_json(update_line(update, as_json=True))
         assert not unsafe(format_line(update.view))
+
+
+def test_a_flood_of_made_up_device_ids_is_bounded() -> None:
+    """Thousands of device ids (random, hostile) cannot grow the table without end; the devices
+    already shown keep being updated and the rest are noted, not shown."""
+    rng = random.Random(42)
+    watch = Watch(PREFIX)
+    watch.handle(f"{PREFIX}/pi-lab/pose", b'{"label": "sitting", "confidence": 0.5}')
+    problems = 0
+    for i in range(5000):
+        device = f"{rng.choice([*HOSTILE_TEXT, 'dev'])}{i}"
+        update = watch.handle(f"{PREFIX}/{device}/{rng.choice(SUFFIXES)}", b'{"v": 1}')
+        assert update is not None
+        problems += update.problem is not None
+    update = watch.handle(f"{PREFIX}/pi-lab/pose", b'{"label": "lying", "confidence": 0.5}')
+    assert update is not None and update.problem is None and update.view.label == "lying"
+    assert len(watch.views) == MAX_DEVICES and problems == 5001 - MAX_DEVICES
+    out = io.StringIO()
+    Screen(out, "broker").draw(watch)
+    assert len(out.getvalue().splitlines()) <= MAX_DEVICES + 3
 
 
 # --------------------------------------------------------------------------- a real broker
