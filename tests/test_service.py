@@ -255,7 +255,13 @@ def test_sighup_reload_with_broken_files_keeps_the_session(tmp_path: Path, data_
         ('[model]\nname = "/no/such/model.tflite"\n', "/no/such/model"),
         ('type = "knn"\npath = "/no/such/poses.knn"\n', "/no/such"),
     ]
-    config, notify, proc = start_reloadable_daemon(tmp_path, data_dir)
+    # The camera comes from the config file here, so a reload can change it.
+    camera = f'[camera]\nsource = "{data_dir / "tfjs" / "pose_1.mp4"}"\nloop = true\n'
+    config = tmp_path / "config.toml"
+    write_config(config, extra=camera)
+    notify = NotifySocket(str(tmp_path / "notify"))
+    env = {**os.environ, "NOTIFY_SOCKET": notify.env_value, "RUNTIME_DIRECTORY": str(tmp_path)}
+    proc = start_daemon(["--config", str(config)], env)
     status = tmp_path / "status.json"
 
     def doc() -> dict:
@@ -265,7 +271,7 @@ def test_sighup_reload_with_broken_files_keeps_the_session(tmp_path: Path, data_
         assert wait_for(lambda: "READY" in notify.fields(), 30)
         for extra, why in broken:
             before = doc()["frames"]["processed"]
-            write_config(config, rep_name="knee_bend", extra=extra)
+            write_config(config, rep_name="knee_bend", extra=extra + camera)
             proc.send_signal(signal.SIGHUP)
             assert wait_for(lambda w=why: w in (doc()["last_error"] or ""), 15), proc.poll()
             assert wait_for(lambda b=before: doc()["frames"]["processed"] > b + 5, 15)
@@ -279,7 +285,7 @@ def test_sighup_reload_with_broken_files_keeps_the_session(tmp_path: Path, data_
         before = doc()["frames"]["processed"]
         assert wait_for(lambda b=before: doc()["frames"]["processed"] > b + 5, 15)
         assert doc()["reps"]["exercise"] == "squat"
-        write_config(config, rep_name="knee_bend")
+        write_config(config, rep_name="knee_bend", extra=camera)
         proc.send_signal(signal.SIGHUP)
         assert wait_for(lambda: doc()["reps"]["exercise"] == "knee_bend", 15)
         assert doc()["last_error"] is None  # the good reload cleared it

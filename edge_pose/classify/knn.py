@@ -233,6 +233,9 @@ def read_classifier(path: Path) -> Samples:
             f"{path} is not a k-NN classifier file: not JSON ({exc.msg} at line {exc.lineno}); "
             f"{retrain}"
         ) from None
+    except RecursionError:  # nesting no classifier file has
+        raise EdgePoseError(f"{path} is not a k-NN classifier file: nested too deeply; "
+                            f"{retrain}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else None
         raise EdgePoseError(

@@ -3,9 +3,11 @@
 The order matters for users: the slow and fallible parts (model, camera) are set up first so a
 mistake fails fast with its own message, and the broker sees `online` only once frames flow.
 SIGINT/SIGTERM stop the loop: STOPPING=1, `offline` published, QoS 1 messages flushed, all
-within a few seconds. SIGHUP re-reads the config: an invalid one is logged and the running one
-kept; a valid one restarts the pipeline in-process, keeping the model and the MQTT connection
-when their settings did not change.
+within a few seconds. SIGHUP re-reads the config and loads what it names (model, classifier)
+while the running session goes on: any failure up to there is a rejected reload that leaves the
+session untouched. Only then does the pipeline restart in-process, keeping the model, the MQTT
+connection and the labelling state (reps) when their settings did not change; a new config whose
+camera or broker login fails goes back to the running one, with its labelling state.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class Parts:
     backend: Backend
     model_name: str
     publisher: Any = None
+    # Smoothing and labelling state (reps), carried across sessions while its settings hold.
+    temporal: Temporal = field(default_factory=Temporal)
     started: float = field(default_factory=time.time)
 
 
@@ -89,6 +93,7 @@ class Daemon:
         self.restart = threading.Event()  # set when a reloaded config takes over
         # The parts of the config that ran before a reload, until the new one has started.
         self._fallback: Parts | None = None
+        self._pending: Parts | None = None  # a reloaded config's parts, loaded, not yet running
         self.started = time.time()
         self.started_mono = time.monotonic()
         self.last_error: str | None = None
@@ -122,7 +127,8 @@ class Daemon:
     # -- building ------------------------------------------------------------------------------
 
     def build(self, cfg: Config, old: Parts | None) -> Parts:
-        """Load what the config asks for, reusing the model and MQTT client when unchanged."""
+        """Load what the config asks for, reusing the model, the MQTT client and the labelling
+        state of ``old`` when their settings are unchanged. Touches nothing that runs."""
         self.notifier.extend_timeout(START_EXTENSION_SECONDS)
         if old is not None and old.cfg.model == cfg.model:
             model, backend, name = old.model, old.backend, old.model_name
@@ -139,15 +145,15 @@ class Daemon:
                 backend.reason,
             )
         publisher = None
-        if (
-            old is not None
-            and old.publisher is not None
-            and (old.cfg.mqtt, old.cfg.device) == (cfg.mqtt, cfg.device)
-        ):
+        if old is not None and (old.cfg.mqtt, old.cfg.device) == (cfg.mqtt, cfg.device):
             publisher = old.publisher
-        elif old is not None and old.publisher is not None:
-            old.publisher.stop()
-        return Parts(cfg, model, backend, name, publisher)
+        if old is not None and (old.cfg.smoothing, old.cfg.classifier) == (
+            cfg.smoothing, cfg.classifier
+        ):
+            temporal = old.temporal
+        else:
+            temporal = Temporal.from_config(cfg)
+        return Parts(cfg, model, backend, name, publisher, temporal)
 
     def connect(self, parts: Parts) -> None:
         if parts.publisher is None and parts.cfg.mqtt.enabled:
@@ -195,15 +201,12 @@ class Daemon:
                     if self.stop.is_set():  # no need to start the old config only to stop it
                         break
                     continue
-                if not self.restart.is_set() or self.stop.is_set():
+                if not self.restart.is_set() or self.stop.is_set() or self._pending is None:
                     break
-                try:
-                    new_parts = self.build(self.cfg, parts)
-                except EdgePoseError as exc:  # the new model: the running one is untouched
-                    parts = self.reject_reload(exc, parts, None)
-                    if self.stop.is_set():
-                        break
-                    continue
+                new_parts, self._pending = self._pending, None
+                if parts.publisher is not None and new_parts.publisher is not parts.publisher:
+                    parts.publisher.stop(STOP_WAIT_SECONDS)  # other broker settings
+                    parts = dataclasses.replace(parts, publisher=None)
                 self._fallback, parts = parts, new_parts
         except Exception as exc:
             self.last_error = str(exc).splitlines()[0]
@@ -227,12 +230,14 @@ class Daemon:
         """
         try:
             camera, pipeline = self.start_session(parts)
-        except EdgePoseError as exc:
+        except Exception as exc:
             running, self._fallback = self._fallback, None
             if running is None:
                 raise
             raise SessionNotStarted(exc, running, parts) from exc
-        self._fallback = None  # the new config runs: nothing to go back to
+        if self._fallback is not None:  # a reloaded config runs: nothing to go back to
+            self._fallback = None
+            self.last_error = None
         cfg = parts.cfg
         grabber = FrameGrabber(camera)
         supervisor = Supervisor(
@@ -249,7 +254,7 @@ class Daemon:
         def tick() -> None:
             if self.reload_requested:
                 self.reload_requested = False
-                self.reload()
+                self.reload(parts)
             supervisor.tick(pipeline.handled)
             if remote is not None:
                 remote.tick(lambda: self.last_document)
@@ -304,7 +309,7 @@ class Daemon:
                 device_id=cfg.device.id,
                 min_pose_score=cfg.model.min_pose_score,
                 crop=cfg.model.crop,
-                temporal=Temporal.from_config(cfg),
+                temporal=parts.temporal,
                 sink=parts.publisher,
                 printer=self.printer,
                 recorder=None
@@ -317,15 +322,15 @@ class Daemon:
             raise
         return camera, pipeline
 
-    def reject_reload(self, error: EdgePoseError, running: Parts, failed: Parts | None) -> Parts:
+    def reject_reload(self, error: Exception, running: Parts, failed: Parts | None) -> Parts:
         """A reloaded config that cannot start: say why and go back to ``running``, the one
-        that ran.
+        that ran, with its labelling state.
 
         ``failed`` are the new config's parts when they were built. Their MQTT client is stopped
-        unless it is the running one, reused; when ``build`` replaced the running one (other
+        unless it is the running one, reused; when the switch stopped the running one (other
         broker settings), ``connect`` makes it again.
         """
-        line = str(error).splitlines()[0]
+        line = _first_line(error)
         log.error("reload rejected, back to the running config: %s", line)
         self.last_error = f"reload rejected: {line}"
         self.cfg = running.cfg
@@ -336,8 +341,9 @@ class Daemon:
             publisher = None
         return dataclasses.replace(running, publisher=publisher)
 
-    def reload(self) -> None:
-        """SIGHUP: validate the config file again; switch to it only when it is valid."""
+    def reload(self, running: Parts) -> None:
+        """SIGHUP: read the config file again and load what it names while ``running`` goes on;
+        switch to it only when all of that worked. Any failure is a rejected reload."""
         self.notifier.reloading()
         try:
             cfg = load_config(self.config_path, self.overrides)
@@ -347,16 +353,28 @@ class Daemon:
         except ConfigError as exc:
             for line in exc.problems:
                 log.error("reload rejected, keeping the running config: %s", line)
-            self.last_error = f"reload rejected: {exc.problems[0]}"
-            self.notifier.ready("reload rejected: invalid config (see the journal)")
+            self._rejected(exc.problems[0], "invalid config (see the journal)")
             return
         if cfg == self.cfg:
             log.info("reload: config unchanged")
+            if (self.last_error or "").startswith("reload rejected"):
+                self.last_error = None  # the file says what runs again
             self.notifier.ready("config unchanged")
             return
+        try:
+            pending = self.build(cfg, running)
+        except Exception as exc:  # a model or classifier that does not load, of any kind
+            line = _first_line(exc)
+            log.error("reload rejected, keeping the running config: %s", line)
+            self._rejected(line, line)
+            return
         log.info("reload: applying the new config")
-        self.cfg = cfg
+        self.cfg, self._pending = cfg, pending
         self.restart.set()
+
+    def _rejected(self, line: str, status: str) -> None:
+        self.last_error = f"reload rejected: {line}"
+        self.notifier.ready(f"reload rejected: {status}")
 
     # -- status --------------------------------------------------------------------------------
 
@@ -449,11 +467,19 @@ class Daemon:
         return self.last_document
 
 
+def _first_line(error: BaseException) -> str:
+    """An error's first line, with its type when it has no message of its own."""
+    lines = str(error).splitlines()
+    if isinstance(error, EdgePoseError) and lines:
+        return lines[0]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 class SessionNotStarted(Exception):
     """A session of a reloaded config (``parts``) failed to start with ``error``; ``running``
     are the parts of the config that ran before the reload."""
 
-    def __init__(self, error: EdgePoseError, running: Parts, parts: Parts) -> None:
+    def __init__(self, error: Exception, running: Parts, parts: Parts) -> None:
         super().__init__(str(error))
         self.error = error
         self.running = running
