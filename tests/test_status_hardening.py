@@ -31,7 +31,7 @@ from edge_pose.service.status import (
     other_users_dirs,
 )
 from edge_pose.service.status_text import format_status
-from edge_pose.service.supervisor import Supervisor
+from edge_pose.service.supervisor import Supervisor, status_line
 from edge_pose.stats import RATE_WINDOW_S, PipelineStats
 
 STAGES = (1_000_000, 1_000_000, 5_000_000, 1_000_000, 1_000_000)
@@ -125,6 +125,7 @@ def test_supervisor_writes_when_the_last_frame_came() -> None:
     verdict = evaluate(doc, wall.now)
     assert verdict.code == 1
     assert any(r.startswith("no frame processed for 10 s") for r in verdict.reasons)
+    assert status_line(doc).endswith(", no frame for 10 s")  # systemctl status shows it too
     assert "snapshot" not in written.docs[-1] and "last_frame" not in snapshot  # a copy
 
 
