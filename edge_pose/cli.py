@@ -117,18 +117,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from edge_pose.config import config_path, file_problems, to_toml_dict
+    from edge_pose.config import config_path, file_problems, run_warnings, to_toml_dict
 
     cfg = _load(args)
     if problems := file_problems(cfg):
         raise ConfigError(problems)
     source = config_path(args.config)
+    warnings = run_warnings(cfg)
+    print_warnings(warnings)
     if args.json:
         print(
             json.dumps(
                 {
                     "valid": True,
                     "file": str(source) if source else None,
+                    "warnings": warnings,
                     "config": to_toml_dict(cfg),
                 }
             )
@@ -139,6 +142,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"camera {cfg.camera.source}, model {cfg.model.name})"
         )
     return EX_OK
+
+
+def print_warnings(warnings: list[str]) -> None:
+    """One ``edge-pose: warning:`` line each on stderr (what `run` on this machine refuses)."""
+    for line in warnings:
+        print(f"edge-pose: warning: {line}", file=sys.stderr)
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ user can act on, not surface later as a strange runtime failure. Hence:
 from __future__ import annotations
 
 import difflib
+import glob
 import logging
 import os
 import re
@@ -810,6 +811,48 @@ def file_problems(cfg: Config) -> list[str]:
     """Files the config names that are not there: what `validate` and `config set` check
     beyond the values, so a mistyped path is caught before the service needs the file."""
     return mqtt_file_problems(cfg.mqtt) + classifier_file_problems(cfg.classifier)
+
+
+def run_warnings(cfg: Config) -> list[str]:
+    """What `run` would refuse on this machine although the config itself is valid: a camera
+    file or device that is not here, a relative camera path, a model that is not installed.
+
+    Warnings, not errors: `validate` and `config set` may run on another machine than the
+    device (a config prepared on a laptop), and the messages are the ones `run` gives."""
+    return _camera_warnings(cfg.camera.source) + _model_warnings(cfg.model)
+
+
+def _camera_warnings(source: str) -> list[str]:
+    where = f"camera.source = {source!r}"
+    if _PICAMERA.fullmatch(source):
+        return []
+    if source.startswith("v4l2:"):
+        device = source.removeprefix("v4l2:")
+        return [] if os.path.exists(device) else [f"{where}: no {device} on this machine"]
+    spec = source.removeprefix("file:")
+    if not os.path.isabs(os.path.expanduser(spec)):
+        return [
+            f"{where}: a relative path: the service resolves it from its working directory "
+            "(/), not from here: write the path in full"
+        ]
+    if any(ch in spec for ch in "*?["):
+        return [] if glob.glob(spec) else [f"{where}: the pattern matches no files"]
+    path = os.path.expanduser(spec)
+    if not os.path.exists(path):  # a folder this user may not search is the service's business
+        return [f"{where}: camera source not found: {path} (give a video, image, folder or glob)"]
+    return []
+
+
+def _model_warnings(model: ModelConfig) -> list[str]:
+    from edge_pose.inference.models import default_model_dir, resolve_model
+
+    try:
+        resolve_model(model.name, default_model_dir(model.dir))
+    except ModelError as exc:
+        return [f"model.name = {model.name!r}: {exc}"]
+    except OSError:  # a folder this user may not search: the service may, nothing to tell
+        pass
+    return []
 
 
 def classifier_file_problems(classifier: ClassifierConfig) -> list[str]:

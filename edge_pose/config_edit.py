@@ -418,8 +418,10 @@ def _unquoted(assignments: Sequence[str]) -> set[str]:
 
 
 def set_command(args: argparse.Namespace) -> int:
-    """`edge-pose config set [--config FILE] [--reload] KEY=VALUE...`"""
-    from edge_pose.config import DEFAULT_CONFIG_PATH, config_path
+    """`edge-pose config set [--config FILE] [--reload] KEY=VALUE...`: a value `run` would
+    refuse on this machine (a camera file not here, a model not installed) is written with a
+    warning, as the device may differ from the machine editing its config."""
+    from edge_pose.config import DEFAULT_CONFIG_PATH, config_path, run_warnings
 
     path = config_path(args.config) or DEFAULT_CONFIG_PATH
     try:
@@ -442,6 +444,8 @@ def set_command(args: argparse.Namespace) -> int:
         return EX_FAILURE
     keys = ", ".join(parse_assignment(a)[0] for a in args.assignments)
     print(f"{'created' if created else 'updated'} {path}: {keys}")
+    for line in run_warnings(cfg):
+        print(f"edge-pose: warning: {line}", file=sys.stderr)
     if not args.reload:
         return EX_OK
     code, message = reload_daemon(cfg)

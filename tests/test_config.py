@@ -6,6 +6,7 @@ key path, offending value and what is allowed, not merely that loading failed.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tempfile
@@ -621,3 +622,33 @@ def test_status_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ]
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     assert resolve_status_dir(cfg) == Path(tempfile.gettempdir()) / f"edge-pose-{os.getuid()}"
+
+
+def test_validate_warns_about_what_run_would_refuse(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Valid values `run` still refuses on this machine are warnings with run's own words
+    (exit 0: the device may differ), listed in --json too; a config run accepts has none."""
+    from edge_pose.cli import main
+
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    cases = {
+        f'[camera]\nsource = "{tmp_path}/gone.mp4"': "camera source not found: ",
+        '[camera]\nsource = "clip.mp4"': "a relative path",
+        f'[camera]\nsource = "{video}"\n[model]\ndir = "{empty}"': "is not installed in ",
+    }
+    for text, message in cases.items():
+        path = write(tmp_path, text)
+        assert main(["validate", "--config", str(path)]) == 0
+        err = capsys.readouterr().err
+        assert err.startswith("edge-pose: warning: ") and message in err, err
+        assert len(err.splitlines()) == 1
+        assert main(["validate", "--json", "--config", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert message in json.loads(out)["warnings"][0]
+    good = write(tmp_path, f'[camera]\nsource = "{video}"\n[model]\ndir = "{model_dir}"')
+    assert main(["validate", "--config", str(good)]) == 0
+    assert capsys.readouterr().err == ""

@@ -361,3 +361,36 @@ def test_owner_kept_when_root(conf: Path) -> None:
     st = conf.stat()
     assert (st.st_uid, st.st_gid) == (4321, 4322)
     assert load_config(conf).camera.fps == 20
+
+
+# --------------------------------------------------------------------------- what run refuses
+
+
+def test_set_warns_about_what_run_would_refuse_but_writes(
+    conf: Path, tmp_path: Path, model_dir: Path
+) -> None:
+    """A camera file that is not here, a relative camera path, a model not installed: `run`
+    refuses each, so `config set` says so (as `run` does), yet writes: the config may be
+    prepared for another machine."""
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    cases = {
+        f"camera.source={tmp_path / 'gone.mp4'}": "camera source not found: ",
+        "camera.source=clip.mp4": "a relative path",
+        f"camera.source=file:{tmp_path}/*.jpg": "the pattern matches no files",
+        f"model.dir={empty}": f"model 'movenet_lightning_int8' is not installed in {empty}: run",
+        f"model.name={tmp_path / 'no.tflite'}": "model file ",
+    }
+    for assignment, message in cases.items():
+        conf.write_bytes(DEFAULTS.read_bytes())
+        run("set", "--config", conf, f"model.dir={model_dir}")
+        result = run("set", "--config", conf, assignment)
+        assert result.returncode == 0, result.stderr
+        key = assignment.partition("=")[0]
+        warning = f"edge-pose: warning: {key if key != 'model.dir' else 'model.name'} = "
+        assert result.stderr.startswith(warning) and message in result.stderr, result.stderr
+        assert len(result.stderr.splitlines()) == 1
+        assert assignment.partition("=")[2] in conf.read_text()
+    conf.write_bytes(DEFAULTS.read_bytes())
+    ok = run("set", "--config", conf, f"model.dir={model_dir}", f"camera.source={conf}")
+    assert ok.returncode == 0 and ok.stderr == "", ok.stderr
