@@ -638,6 +638,36 @@ def test_the_stale_pose_is_cleared_when_the_broker_comes_back_only_later(
         "fps", "inference", "backend"}
 
 
+def test_the_daemon_without_classifier_removes_entities_and_pose(
+    mosquitto: MosquittoBroker, tmp_path: Path, data_dir: Path
+) -> None:
+    """The same through a real `edge-pose run` with `classifier.type = "none"`, after a run that
+    had the rules (as Home Assistant saw it)."""
+    device = "ha-none"
+    topic = f"homeassistant/device/{device}/config"
+    pose = b'{"v":1,"label":"standing","confidence":0.9,"person":true,"since":1.0}'
+    _run_once(_config(mosquitto, device), RuleClassifier(), pose)
+    sub = Subscriber(mosquitto.host, mosquitto.port, "#")
+    assert sub.wait_for(lambda: [m for m in sub.messages if m[0] == topic])
+    config = tmp_path / "config.toml"
+    config.write_text('[classifier]\ntype = "none"\n')
+    proc = start_run(mosquitto, data_dir / "tfjs" / "pose_squats.mp4", device,
+                     "--config", str(config), "--no-realtime")  # fmt: skip
+    try:
+        assert sub.wait_for(lambda: len([m for m in sub.messages if m[0] == topic]) == 2, 60)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert home_assistant_entities(sub.messages, topic) == {"fps", "inference", "backend"}
+    assert (f"edge-pose/{device}/pose", b"", False) in sub.messages
+    sub.close()
+    late = Subscriber(mosquitto.host, mosquitto.port, "#")
+    time.sleep(0.5)
+    assert f"edge-pose/{device}/pose" not in {t for t, _, r in late.messages if r}
+    late.close()
+
+
 def test_reps_no_longer_counted_removes_only_repetitions(mosquitto: MosquittoBroker) -> None:
     device = "ha-reps"
     topic = f"homeassistant/device/{device}/config"
