@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from edge_pose.camera.base import Camera, Frame, FrameClock
+from edge_pose.camera.imagesize import ImageHeaderError, check_image_size
 from edge_pose.errors import CameraError
 
 log = logging.getLogger(__name__)
@@ -30,15 +31,27 @@ IMAGE_SEQUENCE_FPS = 30.0
 
 
 def load_image(path: Path) -> np.ndarray:
-    """Decode an image file as RGB uint8 HxWx3 (grey, 16-bit and RGBA images are converted)."""
+    """Decode an image file as RGB uint8 HxWx3 (grey, 16-bit and RGBA images are converted).
+
+    The size in the header is checked first (``imagesize.MAX_IMAGE_PIXELS``), so a huge or
+    hostile image is refused in one line before OpenCV allocates for it.
+    """
     if path.is_dir():
         raise CameraError(f"{path} is a folder: give the image files in it (e.g. {path}/*.jpg)")
     if not path.is_file():
         raise CameraError(f"image not found: {path}")
     if not os.access(path, os.R_OK):
         raise CameraError(f"image not readable: {path} (check its permissions)")
-    # IMREAD_COLOR turns grey into 3 channels, drops alpha and scales 16-bit to 8-bit.
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        check_image_size(path)
+        # IMREAD_COLOR turns grey into 3 channels, drops alpha and scales 16-bit to 8-bit.
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except ImageHeaderError as exc:
+        raise CameraError(f"image {path} refused: {exc}") from None
+    except OSError as exc:
+        raise CameraError(f"cannot read image {path}: {exc.strerror}") from None
+    except cv2.error:  # a decoder's own check (OpenCV names them in a multi-line message)
+        image = None
     if image is None:
         raise CameraError(f"cannot decode image {path}: not an image OpenCV can read, or corrupt")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
