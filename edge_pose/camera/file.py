@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from edge_pose.camera.base import Camera, Frame, FrameClock
-from edge_pose.camera.imagesize import ImageHeaderError, check_image_size
+from edge_pose.camera.imagesize import ImageHeaderError, ImageTooLarge, check_image_size
 from edge_pose.errors import CameraError
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,10 @@ def load_image(path: Path) -> np.ndarray:
         check_image_size(path)
         # IMREAD_COLOR turns grey into 3 channels, drops alpha and scales 16-bit to 8-bit.
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    except ImageHeaderError as exc:
+    except ImageTooLarge as exc:
         raise CameraError(f"image {path} refused: {exc}") from None
+    except ImageHeaderError as exc:
+        raise CameraError(f"cannot decode image {path}: {exc}") from None
     except OSError as exc:
         raise CameraError(f"cannot read image {path}: {exc.strerror}") from None
     except cv2.error:  # a decoder's own check (OpenCV names them in a multi-line message)

@@ -31,6 +31,10 @@ class ImageHeaderError(ValueError):
     """The header is not one of the known formats, or is cut short or inconsistent."""
 
 
+class ImageTooLarge(ImageHeaderError):
+    """The header states more pixels than allowed."""
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """``(width, height)`` as the header of the image at ``path`` states them."""
     with open(path, "rb") as f:
@@ -48,7 +52,7 @@ def check_image_size(path: Path, limit: int = MAX_IMAGE_PIXELS) -> None:
     """ImageHeaderError when the header is unreadable or states more than ``limit`` pixels."""
     width, height = image_size(path)
     if width * height > limit:
-        raise ImageHeaderError(
+        raise ImageTooLarge(
             f"{width}x{height} is {width * height / 1e6:.0f} megapixels, more than the "
             f"{limit / 1e6:.0f} allowed; scale it down"
         )
