@@ -302,7 +302,12 @@ def _classifier(ctx: Context) -> Check:
             data,
         )
     labels = ", ".join(classifier.labels)
-    return Check("classifier", "ok", f"{kind} {ctx.cfg.classifier.path}: {labels}", data=data)
+    summary = f"{kind} {ctx.cfg.classifier.path}: {labels}"
+    from edge_pose.classify.events import unreachable_reps
+
+    if (reason := unreachable_reps(ctx.cfg.classifier, classifier.labels)) is not None:
+        return Check("classifier", "warn", f"{summary}; reps never count", reason, data)
+    return Check("classifier", "ok", summary, data=data)
 
 
 def _camera(ctx: Context) -> Check:

@@ -16,7 +16,7 @@ from typing import Any, Protocol, TextIO
 from edge_pose.camera.base import Frame
 from edge_pose.camera.grabber import FrameGrabber
 from edge_pose.classify.base import Classifier
-from edge_pose.classify.events import PoseTracker
+from edge_pose.classify.events import PoseTracker, warn_unreachable_reps
 from edge_pose.inference.crop import full_frame, next_region
 from edge_pose.inference.movenet import MoveNet
 from edge_pose.payload_compact import compact_keypoints_payload
@@ -73,6 +73,7 @@ class Temporal:
 
             temporal.classifier = load_trained_classifier(cfg.classifier)
         if temporal.classifier is not None:
+            warn_unreachable_reps(cfg.classifier, temporal.classifier.labels)
             temporal.tracker = PoseTracker(cfg.classifier)
         return temporal
 

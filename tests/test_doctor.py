@@ -217,3 +217,39 @@ def test_edgetpu_items_with_backend_auto(
     assert absent["edge tpu"].summary.startswith("none found, so the CPU is used")
     assert absent["libedgetpu"].status == "info"
     assert absent["libedgetpu"].summary.endswith("(only needed with a Coral)")
+
+
+def test_own_classifier_whose_labels_miss_the_rep_pair(
+    video: Path,
+    lightning_path: Path,
+    data_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A k-NN trained on ML Kit's fitness labels with the default rep_down/rep_up (the rules'
+    names): reps could never count. doctor warns naming the keys and the labels, and the
+    pipeline logs it once at start; with two of its labels as the pair, neither does."""
+    from edge_pose.classify.knn import KnnClassifier
+    from edge_pose.classify.samples import load_csv
+    from edge_pose.pipeline import Temporal
+
+    knn = tmp_path / "fitness.knn"
+    KnnClassifier(load_csv(data_dir / "mlkit" / "fitness_pose_samples.csv")).save(knn)
+    extra = f'[classifier]\ntype = "knn"\npath = "{knn}"\n'
+    config = write_config(tmp_path / "c.toml", video, lightning_path.parent, free_port(), extra)
+    check = report(run_doctor(config, "--json"))["by_name"]["classifier"]
+    assert check["status"] == "warn", check
+    assert "classifier.rep_down = 'squat_down' and classifier.rep_up = 'standing'" in check["fix"]
+    assert "squats_down" in check["fix"] and "never counted" in check["fix"]
+    with caplog.at_level("WARNING"):
+        Temporal.from_config(load_config(config))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "classifier.rep_up = 'standing'" in warnings[0], warnings
+
+    paired = extra + 'rep_down = "squats_down"\nrep_up = "squats_up"\n'
+    config = write_config(tmp_path / "c.toml", video, lightning_path.parent, free_port(), paired)
+    assert report(run_doctor(config, "--json"))["by_name"]["classifier"]["status"] == "ok"
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        Temporal.from_config(load_config(config))
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

@@ -16,6 +16,7 @@ each squat once. Three mechanisms, all on the frames' scene time so they behave 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -24,6 +25,36 @@ from typing import Any
 REFERENCE_FPS = 30.0
 NO_PERSON = "none"
 UNKNOWN = "unknown"
+
+log = logging.getLogger(__name__)
+
+
+def unreachable_reps(classifier: Any, labels: list[str]) -> str | None:
+    """Why repetitions can never count with these ``labels`` (None when they can).
+
+    ``rep_down``/``rep_up`` default to the built-in rules' names: a trained classifier (knn,
+    tflite) with its own labels would silently count nothing, so `run` logs this at start
+    and `doctor` warns."""
+    if not classifier.rep_up:
+        return None
+    missing = [
+        f"classifier.{key} = {getattr(classifier, key)!r}"
+        for key in ("rep_down", "rep_up")
+        if getattr(classifier, key) not in labels
+    ]
+    if not missing:
+        return None
+    return (
+        f"{' and '.join(missing)}: not a label of the classifier ({', '.join(labels)}), so "
+        "repetitions are never counted: set rep_down and rep_up to two of its labels, or "
+        'rep_up = "" to switch counting off'
+    )
+
+
+def warn_unreachable_reps(classifier: Any, labels: list[str]) -> None:
+    """Log :func:`unreachable_reps` as one warning line (at start and after a reload)."""
+    if (reason := unreachable_reps(classifier, labels)) is not None:
+        log.warning("%s", reason)
 
 
 @dataclass
