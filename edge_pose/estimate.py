@@ -13,7 +13,7 @@ from edge_pose.camera.file import load_image
 from edge_pose.errors import EX_FAILURE, EX_OK, EdgePoseError, UsageError
 from edge_pose.inference.crop import full_frame, next_region, stretched_frame, torso_visible
 from edge_pose.inference.movenet import MoveNet
-from edge_pose.outputs import check_image_output, refuse_input_as_output
+from edge_pose.outputs import check_image_output, is_image_name, refuse_input_as_output
 from edge_pose.pose import KEYPOINT_NAMES, Pose, pose_score
 
 
@@ -67,6 +67,11 @@ def annotation_targets(out: Path, images: list[Path]) -> list[Path]:
     else:
         if out.exists() and not out.is_dir():
             raise UsageError(f"--annotate {out}: a file; several images need a folder to go in")
+        if not out.exists() and is_image_name(out):
+            raise UsageError(
+                f"--annotate {out}: an image file name, but {len(images)} images need a folder "
+                "to go in; give a folder name, or one image"
+            )
         out.mkdir(parents=True, exist_ok=True)
         targets, taken = [], set()
         for image in images:

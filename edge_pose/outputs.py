@@ -34,11 +34,27 @@ def refuse_input_as_output(output: Path, inputs: Iterable[Path], flag: str) -> N
             )
 
 
-def check_image_output(path: Path, flag: str) -> None:
-    """A UsageError when OpenCV has no writer for the file name's extension."""
+def refuse_output_inside(output: Path, folder: Path, flag: str) -> None:
+    """A UsageError when ``output`` would be written anywhere inside ``folder`` (an input
+    folder: over one of its files, or as a new file the next run would read as input)."""
+    target = output.resolve()
+    if target.is_relative_to(folder.resolve()):
+        raise UsageError(
+            f"{flag} {output} is inside the input folder {folder}: it could overwrite or add to "
+            "its files; write it outside that folder"
+        )
+
+
+def is_image_name(path: Path) -> bool:
+    """The name ends in an image extension OpenCV writes (``x.png``; not ``x`` or ``x.d``)."""
     import cv2
 
-    if not cv2.haveImageWriter(str(path)):
+    return cv2.haveImageWriter(str(path))
+
+
+def check_image_output(path: Path, flag: str) -> None:
+    """A UsageError when OpenCV has no writer for the file name's extension."""
+    if not is_image_name(path):
         raise UsageError(f"{flag} {path}: cannot write that image format (use .png or .jpg)")
 
 

@@ -121,9 +121,12 @@ def train_command(args: argparse.Namespace) -> int:
     """`edge-pose classifier train SOURCE -o FILE [--model NAME|PATH]`."""
     from edge_pose.classify.knn import KnnClassifier
     from edge_pose.classify.samples import load_samples
-    from edge_pose.outputs import refuse_input_as_output
+    from edge_pose.outputs import refuse_input_as_output, refuse_output_inside
 
-    refuse_input_as_output(args.output, [args.source], "--output")
+    if args.source.is_dir():
+        refuse_output_inside(args.output, args.source, "--output")
+    else:
+        refuse_input_as_output(args.output, [args.source], "--output")
     samples = load_samples(args.source, _estimator_factory(args))
     _report_skipped(samples.skipped, len(samples) + len(samples.skipped))
     classifier = KnnClassifier(samples)
