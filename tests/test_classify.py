@@ -300,6 +300,7 @@ def test_train_from_image_folder(
 def test_class_folder_without_usable_images(
     data_dir: Path, lightning_path: Path, tmp_path: Path
 ) -> None:
+    out = tmp_path.parent / f"{tmp_path.name}.json"  # outside the training folder
     (tmp_path / "squat").mkdir()
     (tmp_path / "empty").mkdir()
     shutil.copy(data_dir / "coral" / "squat.bmp", tmp_path / "squat")
@@ -308,17 +309,17 @@ def test_class_folder_without_usable_images(
         EdgePoseError,
         match=r"class folder .*empty has no usable images: of its 1, 0 cannot be read and 1 show",
     ):
-        run_cli("train", str(tmp_path), "-o", str(tmp_path / "x.json"), "--model",
+        run_cli("train", str(tmp_path), "-o", str(out), "--model",
                 str(lightning_path))  # fmt: skip
     (tmp_path / "empty" / "black.png").write_bytes(b"\x89PNG cut short")
     with pytest.raises(EdgePoseError, match=r"of its 1, 1 cannot be read and 0 show"):
-        run_cli("train", str(tmp_path), "-o", str(tmp_path / "x.json"), "--model",
+        run_cli("train", str(tmp_path), "-o", str(out), "--model",
                 str(lightning_path))  # fmt: skip
     (tmp_path / "empty" / "black.png").unlink()
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
     with pytest.raises(EdgePoseError, match=r"class folder .*empty holds no images"):
-        run_cli("train", str(tmp_path), "-o", str(tmp_path / "x.json"))
-    assert not (tmp_path / "x.json").exists()
+        run_cli("train", str(tmp_path), "-o", str(out))
+    assert not out.exists()
 
 
 # --------------------------------------------------------------------------- TFLite
