@@ -17,7 +17,7 @@ from typing import BinaryIO
 Reader = Callable[[BinaryIO, bytes], tuple[int, int]]
 
 # Above this many pixels an image is refused: 50 MP is a large photo (8160x6120) and takes
-# 150 MB as RGB (a 16-bit RGBA one up to 400 MB while decoding). docs/configuration.md.
+# 150 MB as RGB (a 16-bit RGBA one up to 400 MB while decoding). docs/service.md, File cameras.
 MAX_IMAGE_PIXELS = 50_000_000
 
 # A JPEG's size is in its frame header, after any APPn (EXIF, ICC) segments; this many
