@@ -119,6 +119,12 @@ class MqttPublisher:
         # so a topic is subscribed (and a retained message published) once per connection.
         self._lock = threading.Lock()
         self._retained: dict[str, tuple[bytes | str, int]] = {}  # topic -> latest (payload, qos)
+        # topic -> the last retained message handed to paho for it. One still unacknowledged
+        # when the link drops is sent again by paho after the reconnect, after our republish
+        # of a newer value; those topics are published once more from check_link.
+        self._retained_sent: dict[str, mqtt.MQTTMessageInfo] = {}
+        self._republish_later: list[str] = []
+        self._unanswered = ""  # why check_link dropped the connection, for _on_disconnect
         # QoS 1 messages in the order handed over, with the monotonic time; pruned from the
         # front once acknowledged (paho sets the flag that is_published reads).
         self._unacked: collections.deque[tuple[float, mqtt.MQTTMessageInfo]] = (
@@ -280,6 +286,8 @@ class MqttPublisher:
             if qos > 0 and info.rc == _OK:  # (queued ones are not on this connection)
                 self._prune()
                 self._unacked.append((time.monotonic(), info))
+                if retain:
+                    self._retained_sent[topic] = info
             return True
         self.dropped += 1
         if info.rc == _QUEUE_FULL and topic == self._event_topic:
@@ -294,12 +302,20 @@ class MqttPublisher:
     def check_link(self) -> None:
         """Drop a connection whose broker stopped acknowledging, so paho connects anew (call it
         about once a second; cheap). A hung broker otherwise looks connected until the
-        keepalive gives up, up to twice ``mqtt.keepalive``."""
+        keepalive gives up, up to twice ``mqtt.keepalive``.
+
+        It also publishes, after a reconnect, the latest value of retained topics whose older
+        value paho was still delivering, so the broker keeps the newest."""
+        if self._republish_later:
+            with self._lock:
+                topics, self._republish_later = self._republish_later, []
+                for topic in topics:
+                    if self.connected and topic in self._retained:
+                        self._send(topic, *self._retained[topic], True)
         waited = self._overdue(time.monotonic())
         if waited is None:
             return
-        self._failed(f"{self.broker} has not acknowledged a message for {waited:.0f} s; "
-                     "reconnecting")
+        self._unanswered = f"{self.broker} has not acknowledged a message for {waited:.0f} s"
         sock = self._client.socket()
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -371,6 +387,9 @@ class MqttPublisher:
             for topic in self._subscriptions:  # a clean session forgets subscriptions
                 client.subscribe(topic, qos=1)
             # A broker without persistence forgot them; one with it gets the same again.
+            self._republish_later = [
+                topic for topic, info in self._retained_sent.items() if not _acknowledged(info)
+            ]
             for topic, (payload, qos) in self._retained.items():
                 self._send(topic, payload, qos, True)
         self._up.set()
@@ -397,6 +416,8 @@ class MqttPublisher:
             return
         detail = "" if str(reason) in ("Success", "Unspecified error") else f" ({reason})"
         self.last_error = f"connection to {self.broker} lost{detail}"
+        if self._unanswered:  # check_link ended it
+            self.last_error, self._unanswered = f"{self._unanswered}: connection dropped", ""
         log.warning("MQTT %s; reconnecting in the background", self.last_error)
 
     def _on_publish(
@@ -413,6 +434,13 @@ class MqttPublisher:
 
     def _describe(self, exc: BaseException | None) -> str:
         return describe_connect_error(exc, self.settings.host, self.broker)
+
+
+def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):  # never handed to a connection
+        return True
 
 
 def apply_credentials(client: mqtt.Client, settings: Any, password: str | None) -> None:

@@ -59,7 +59,9 @@ def echo(text: object, limit: int = ECHO_CHARS) -> str:
     """``text`` cut to ``limit`` characters and quoted with every control character escaped, so
     what a publisher sends can neither flood nor forge a log line or an event."""
     text = str(text)
-    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+    shown = repr(text[:limit])[1:-1]  # escaped: \n, \x1b, \u202e ...
+    cut = len(text) > limit or len(shown) > limit
+    return f"'{shown[:limit]}'" + ("..." if cut else "")
 
 
 def parse_command(payload: bytes) -> Command:
