@@ -245,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the pipeline in the foreground")
     _common_run_flags(run)
     run.add_argument(
-        "--print", action="store_true", help="also write one JSON line per frame to stdout"
+        "--print", action="store_true",
+        help="also write one JSON line per frame, and one per event, to stdout"
     )
     run.add_argument(
         "--max-frames",

@@ -122,6 +122,8 @@ class Pipeline:
             self._frame_size = (width, height)
             self._full = full_frame(width, height)
             self._region = None
+        if frame.cut:
+            self._cut()
         region = self._region or self._full
         keypoints = self.model.infer(image, region)
         t_post = time.perf_counter_ns()
@@ -169,6 +171,17 @@ class Pipeline:
             self.recorder.write(image, pose)
         return pose
 
+    def _cut(self) -> None:
+        """A jump in the footage: nothing learnt from the frames before it applies."""
+        temporal = self.temporal
+        self._region = None
+        if temporal.smoother is not None:
+            temporal.smoother.reset()
+        if temporal.region_filter is not None:
+            temporal.region_filter.reset()
+        if temporal.tracker is not None:
+            temporal.tracker.cut()
+
     @property
     def handled(self) -> int:
         """Frames taken from the camera: processed, or dropped while paused (progress)."""
@@ -184,8 +197,9 @@ class Pipeline:
             scores = self.temporal.classifier.classify(pose.keypoints, pose.width, pose.height)
         events = tracker.update(scores, pose.person, frame.scene_ns / 1e9, frame.wall)
         pose.label, pose.confidence = state.label, state.confidence
-        if self.sink is None:
-            self.events += len(events)
+        self.events += len(events)
+        sink, printer = self.sink, self.printer
+        if sink is None and printer is None:
             return
         for event in events:
             payload = {
@@ -194,10 +208,13 @@ class Pipeline:
                 "ts": round(frame.wall, 3),
                 **event,
             }
-            self.sink.publish("event", json.dumps(payload), qos=1)
-            self.events += 1
-        if (state.label, state.person) != before:
-            self.sink.publish("pose", pose_state_json(state), qos=1, retain=True)
+            text = json.dumps(payload)
+            if sink is not None:
+                sink.publish("event", text, qos=1)
+            if printer is not None:  # `--print`: events among the keypoints lines
+                printer.write(text + "\n")
+        if sink is not None and (state.label, state.person) != before:
+            sink.publish("pose", pose_state_json(state), qos=1, retain=True)
 
     def _publish(self, pose: Pose) -> None:
         now = time.monotonic()

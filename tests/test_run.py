@@ -346,3 +346,37 @@ def test_run_writes_an_annotated_video(tmp_path: Path, data_dir: Path) -> None:
     ok, frame = video.read()
     assert ok and frame.shape == (540, 960, 3)
     assert "annotated video" in result.stderr
+
+
+def test_print_shows_events_and_a_loop_counts_no_rep_at_its_seam(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """`--print` writes the events (reps, pose changes) among the keypoints lines, each valid
+    against the event schema; looping the squat video four times counts the same reps in every
+    pass: the jump from its last frame back to its first is no squat."""
+    from jsonschema import Draft202012Validator
+
+    from edge_pose.schemas import load_schema
+
+    frames_per_pass = 65  # pose_squats.mp4
+    (tmp_path / "none.toml").write_text(f'[status]\ndir = "{tmp_path}"\n')
+    result = edge_pose(
+        "run", "--camera", str(data_dir / "tfjs" / "pose_squats.mp4"), "--loop", "--no-realtime",
+        "--no-mqtt", "--print", "--max-frames", str(4 * frames_per_pass),
+        "--config", str(tmp_path / "none.toml"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    validator = Draft202012Validator(load_schema("event"))
+    frame, reps = 0, []
+    for line in result.stdout.splitlines():
+        message = json.loads(line)
+        if "keypoints" in message:
+            frame = message["frame"]
+            continue
+        assert list(validator.iter_errors(message)) == [], message
+        if message["type"] == "rep":
+            reps.append(divmod(frame + 1, frames_per_pass))
+    passes = [[offset for n, offset in reps if n == p] for p in range(4)]
+    assert len(passes[0]) >= 2, reps  # the video has squats
+    assert all(len(p) == len(passes[0]) for p in passes), passes
+    assert all(offset > 2 for p in passes[1:] for offset in p), passes  # none at the seam

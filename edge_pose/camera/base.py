@@ -20,6 +20,8 @@ class Frame:
     time for files (their start plus index / fps), so smoothing and timing rules see the
     scene's real pace even when a file is decoded faster than real time.
     ``decode_ns`` is how long the camera spent producing it (decode, colour conversion).
+    ``cut`` marks the first frame after a jump in the footage (a looped file starting over):
+    what the frames before it showed is no guide to this one.
     """
 
     image: np.ndarray
@@ -28,6 +30,7 @@ class Frame:
     index: int
     decode_ns: int = 0
     scene_ns: int = 0
+    cut: bool = False
 
 
 class Camera(ABC):
@@ -70,6 +73,7 @@ class FrameClock:
         capture_ns: int | None = None,
         decode_ns: int = 0,
         scene_ns: int | None = None,
+        cut: bool = False,
     ) -> Frame:
         now_ns = time.monotonic_ns()
         if capture_ns is None:
@@ -77,7 +81,7 @@ class FrameClock:
         # Wall time of the capture instant, even when the stamp comes from the sensor.
         wall = time.time() - (now_ns - capture_ns) / 1e9
         frame = Frame(image, capture_ns, wall, self.index, decode_ns,
-                      capture_ns if scene_ns is None else scene_ns)
+                      capture_ns if scene_ns is None else scene_ns, cut)
         self.index += 1
         return frame
 

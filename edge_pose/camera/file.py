@@ -102,7 +102,7 @@ class _PacedCamera(Camera):
         self._clock = FrameClock()
         self._start_ns = 0
 
-    def _emit(self, image: np.ndarray, started_ns: int) -> Frame:
+    def _emit(self, image: np.ndarray, started_ns: int, cut: bool = False) -> Frame:
         decode_ns = time.perf_counter_ns() - started_ns
         if self._clock.index == 0:
             self._start_ns = time.monotonic_ns()
@@ -111,7 +111,7 @@ class _PacedCamera(Camera):
             delay = (scene_ns - time.monotonic_ns()) / 1e9
             if delay > 0:
                 time.sleep(delay)
-        return self._clock.stamp(image, decode_ns=decode_ns, scene_ns=scene_ns)
+        return self._clock.stamp(image, decode_ns=decode_ns, scene_ns=scene_ns, cut=cut)
 
 
 class ImageSequenceCamera(_PacedCamera):
@@ -128,6 +128,7 @@ class ImageSequenceCamera(_PacedCamera):
         self.skipped = 0
         self._paths = paths
         self._loop = loop
+        self._starts_over = False  # the next image begins another pass over the folder
         self._cached = load_image(paths[0]) if len(paths) == 1 else None
         self._images = self._iterate()
 
@@ -156,11 +157,13 @@ class ImageSequenceCamera(_PacedCamera):
                 )
             if not self._loop:
                 return
+            self._starts_over = True
 
     def read(self) -> Frame | None:
         started_ns = time.perf_counter_ns()
         image = next(self._images, None)
-        return None if image is None else self._emit(image, started_ns)
+        cut, self._starts_over = self._starts_over, False
+        return None if image is None else self._emit(image, started_ns, cut)
 
 
 # FFmpeg's own decoder threads: one. Decoding already runs in the capture thread, in parallel
@@ -237,11 +240,12 @@ class VideoFileCamera(_PacedCamera):
             image = self._decode()
         if image is None and self.stream:
             raise self._stream_lost((time.perf_counter_ns() - started_ns) / 1e9)
+        cut = False
         if image is None and self._loop and self._clock.index > 0:
             self._capture.release()
             self._capture = self._open()
-            image = self._decode()
-        return None if image is None else self._emit(image, started_ns)
+            image, cut = self._decode(), True
+        return None if image is None else self._emit(image, started_ns, cut)
 
     def _stream_lost(self, waited: float) -> CameraError:
         """Why a pipe gave no frame: its writer stalled past the limit, or closed it."""

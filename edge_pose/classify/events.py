@@ -137,6 +137,14 @@ class PoseTracker:
         self.state.reps = 0
         self._armed = False
 
+    def cut(self) -> None:
+        """The footage jumped (a looped file starting over): forget the evidence, keep the
+        label and the counts, so the jump itself neither completes a repetition nor flips the
+        label."""
+        self._ema.clear()
+        self._armed = False
+        self._below_since = None
+
     # -- presence ------------------------------------------------------------------------------
 
     def _presence(self, person: bool, t: float, wall: float) -> list[dict[str, Any]]:
