@@ -11,7 +11,10 @@ import functools
 import hashlib
 import http.server
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -273,6 +276,134 @@ def test_unpinned_model_records_its_checksum_and_warns_once(
     path.write_bytes(b"changed after fetch")
     [result] = models.verify(dest_dir, [THUNDER])
     assert result.status == "mismatch" and expected in result.detail
+
+
+# --------------------------------------------------------------------------- hostile model folder
+
+# What a user who owns the model folder can leave at a name fetch writes: root running fetch
+# must neither write through it nor truncate what it points at.
+PLANT_KINDS = ("symlink", "dangling-symlink", "hardlink", "symlink-to-dir", "fifo", "regular")
+
+
+def plant(kind: str, at: Path, outside: Path) -> Path:
+    """Put a ``kind`` at ``at`` aimed at a fresh victim under ``outside``; return the victim."""
+    victim = outside / f"victim-{at.name}"
+    if kind == "symlink-to-dir":
+        victim.mkdir()
+        (victim / "keep").write_bytes(b"keep")
+    elif kind != "dangling-symlink":
+        victim.write_bytes(b"root-only secret\n")
+    if kind in ("symlink", "dangling-symlink", "symlink-to-dir"):
+        at.symlink_to(victim)
+    elif kind == "hardlink":
+        os.link(victim, at)
+    elif kind == "fifo":
+        os.mkfifo(at)
+    else:
+        at.write_bytes(b"left behind by someone else\n")
+    return victim
+
+
+def snapshot(victim: Path) -> object:
+    """What must not change: the victim's bytes (a folder: its listing and files), or absence."""
+    if victim.is_dir():
+        return {p.name: p.read_bytes() for p in victim.iterdir()}
+    return victim.read_bytes() if victim.exists() else None
+
+
+@pytest.mark.parametrize("kind", PLANT_KINDS)
+def test_planted_files_in_the_model_folder_are_never_written_through(
+    kind: str,
+    shared_models: Path,
+    tmp_path: Path,
+    http_root: tuple[str, Path],
+    offline_catalog: dict,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Unpinned Thunder (real bytes under its name) writes both the model and its .sha256 record.
+    base, root = http_root
+    shutil.copy(shared_models / LIGHTNING_FILE, root / THUNDER_FILE)
+    set_url(monkeypatch, offline_catalog, THUNDER, f"{base}/{THUNDER_FILE}")
+    expected = sha256(root / THUNDER_FILE)
+    dest_dir, outside = tmp_path / "models", tmp_path / "outside"
+    dest_dir.mkdir()
+    outside.mkdir()
+    names = (THUNDER_FILE + ".part", THUNDER_FILE + ".sha256", THUNDER_FILE + ".sha256.part")
+    victims = {name: plant(kind, dest_dir / name, outside) for name in names}
+    before = {name: snapshot(victim) for name, victim in victims.items()}
+
+    path = models.fetch(THUNDER, dest_dir, mirror="", progress=False)
+
+    assert {name: snapshot(victim) for name, victim in victims.items()} == before
+    assert not path.is_symlink() and sha256(path) == expected
+    record = dest_dir / (THUNDER_FILE + ".sha256")
+    assert not record.is_symlink() and record.read_text() == f"{expected}  {THUNDER_FILE}\n"
+    leftovers = {p.name for p in dest_dir.iterdir()} - set(names) - {THUNDER_FILE}
+    assert leftovers == set()  # no temporary file of ours left behind
+
+
+@pytest.mark.parametrize("kind", ("symlink", "hardlink", "regular"))
+def test_a_planted_model_file_is_replaced_not_written_through(
+    kind: str, shared_models: Path, tmp_path: Path
+) -> None:
+    dest_dir, outside = tmp_path / "models", tmp_path / "outside"
+    dest_dir.mkdir()
+    outside.mkdir()
+    victim = plant(kind, dest_dir / LIGHTNING_FILE, outside)
+    before = snapshot(victim)
+    path = models.fetch(LIGHTNING, dest_dir, mirror=str(shared_models), progress=False)
+    assert snapshot(victim) == before
+    assert not path.is_symlink() and sha256(path) == sha256(shared_models / LIGHTNING_FILE)
+    assert_clean(dest_dir, LIGHTNING_FILE)
+
+
+def test_a_folder_where_the_model_goes_is_one_error_line(
+    shared_models: Path, tmp_path: Path
+) -> None:
+    (tmp_path / LIGHTNING_FILE).mkdir()
+    with pytest.raises(ModelError) as err:
+        models.fetch(LIGHTNING, tmp_path, mirror=str(shared_models), progress=False)
+    assert str(err.value).startswith(f"cannot install {tmp_path / LIGHTNING_FILE}: ")
+    assert "\n" not in str(err.value)
+    assert_clean(tmp_path, LIGHTNING_FILE)
+
+
+# --------------------------------------------------------------------------- offline
+
+
+OFFLINE_MIRRORS = {
+    "unset": None,
+    "missing-folder": "{tmp}/no-such-folder",
+    "empty-folder": "{tmp}/empty",
+    "file-url": "file://{tmp}/empty",
+    "dead-http": "http://127.0.0.1:1/models",
+}
+
+
+@pytest.mark.parametrize("mirror", OFFLINE_MIRRORS)
+def test_offline_fetch_is_one_line_naming_the_mirror_and_the_offline_package(
+    mirror: str, tmp_path: Path
+) -> None:
+    """`edge-pose models fetch` with no network (every proxy a closed port) and no usable
+    mirror: the error says how to install without network, in one line."""
+    (tmp_path / "empty").mkdir()
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env.pop("EDGE_POSE_MODEL_MIRROR", None)
+    env.update(http_proxy=DEAD, https_proxy=DEAD, HTTP_PROXY=DEAD, HTTPS_PROXY=DEAD)
+    if OFFLINE_MIRRORS[mirror] is not None:
+        env["EDGE_POSE_MODEL_MIRROR"] = OFFLINE_MIRRORS[mirror].format(tmp=tmp_path)
+    dest_dir = tmp_path / "models"
+    command = [sys.executable, "-m", "edge_pose.cli", "models", "fetch", LIGHTNING]
+    result = subprocess.run(
+        [*command, "--dir", str(dest_dir)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"edge-pose: error: cannot fetch model '{LIGHTNING}' into {dest_dir}: ")
+    assert "EDGE_POSE_MODEL_MIRROR" in line and LIGHTNING_FILE in line
+    assert "make deb OFFLINE=1" in line and "docs/packaging.md" in line
+    assert "github.com" in line  # the manifest URL was tried too, and is named
+    assert_clean(dest_dir)
 
 
 # --------------------------------------------------------------------------- verify

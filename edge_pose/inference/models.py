@@ -22,6 +22,7 @@ import hashlib
 import http.client
 import logging
 import os
+import secrets
 import sys
 import tomllib
 import urllib.error
@@ -29,7 +30,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from edge_pose import __version__
 from edge_pose.errors import ModelError
@@ -269,10 +270,17 @@ def _read_record(path: Path) -> str:
 
 
 def _write_record(path: Path, sha256: str) -> None:
+    """Record the checksum beside the model: written new and renamed over, like the model, so a
+    link planted at ``<file>.sha256`` is replaced, never written through."""
+    record = _record_path(path)
+    tmp = _temp_path(record)
     try:
-        _record_path(path).write_text(f"{sha256}  {path.name}\n", encoding="ascii")
+        with _create_new(tmp) as f:
+            f.write(f"{sha256}  {path.name}\n".encode("ascii"))
+        os.replace(tmp, record)
     except OSError as exc:
-        log.warning("could not record the sha256 of %s: %s", path, exc)
+        tmp.unlink(missing_ok=True)
+        log.warning("could not record the sha256 of %s: %s", path, exc.strerror or exc)
 
 
 _warned_unpinned: set[str] = set()
@@ -342,10 +350,12 @@ def fetch(name: str, model_dir: Path, *, mirror: str | None = None, progress: bo
     folder, a ``file://`` URL or an http(s) URL base holding the same file name - then the
     manifest URL. A source that fails (unreachable, HTTP error, wrong checksum) is skipped: a
     warning names it if a later source works, else the ModelError names every source and why
-    it failed. The file is written to ``<file>.part`` beside the target, fsynced and renamed
-    into place, so the target is either absent, the old file, or complete and checked. A file
-    already present with the right checksum is not downloaded again. ``progress=False`` hides
-    the progress bar, which is otherwise shown on stderr when stderr is a terminal.
+    it failed. The file is written to a new ``.<file>.<random>.part`` beside the target (never
+    an existing file or link: the folder may belong to a less trusted user than the caller),
+    fsynced and renamed into place, so the target is either absent, the old file, or complete
+    and checked. A file already present with the right checksum is not downloaded again.
+    ``progress=False`` hides the progress bar, which is otherwise shown on stderr when stderr
+    is a terminal.
     """
     info = _lookup(name)
     model_dir = Path(model_dir)
@@ -374,9 +384,9 @@ def fetch(name: str, model_dir: Path, *, mirror: str | None = None, progress: bo
             f"(set {DIR_ENV} or model.dir to a writable folder)"
         ) from exc
 
-    part = dest.with_name(dest.name + ".part")
     failures: list[str] = []
     for url in _sources(info, mirror):
+        part = _temp_path(dest)
         try:
             got = _download(url, part, progress=progress, label=info.file)
         except _SourceError as exc:
@@ -388,7 +398,7 @@ def fetch(name: str, model_dir: Path, *, mirror: str | None = None, progress: bo
             failures.append(f"{url}: checksum mismatch: expected sha256 {info.sha256}, got {got}")
             log.debug("%s: %s", name, failures[-1])
             continue
-        os.replace(part, dest)
+        _move_into_place(part, dest)
         _fsync_dir(model_dir)
         if not info.pinned:
             _write_record(dest, got)
@@ -398,7 +408,23 @@ def fetch(name: str, model_dir: Path, *, mirror: str | None = None, progress: bo
             log.warning("%s: skipped source %s", name, failure)
         log.info("%s installed at %s from %s (sha256 %s)", name, dest, url, got)
         return dest
-    raise ModelError(f"cannot fetch model {name!r} into {model_dir}:\n  " + "\n  ".join(failures))
+    raise ModelError(
+        f"cannot fetch model {name!r} into {model_dir}: {'; '.join(failures)}. Without network: "
+        f"set {MIRROR_ENV} to a folder or URL holding {info.file}, or install the offline "
+        "package (make deb OFFLINE=1, docs/packaging.md)"
+    )
+
+
+def _move_into_place(part: Path, dest: Path) -> None:
+    """rename(2) replaces whatever is at ``dest``, a planted link included, without following
+    it; a folder there is a problem for the user to solve, not a traceback."""
+    try:
+        os.replace(part, dest)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise ModelError(
+            f"cannot install {dest}: {exc.strerror or exc} (remove or rename what is there)"
+        ) from exc
 
 
 class _SourceError(Exception):
@@ -418,12 +444,27 @@ def _sources(info: ModelInfo, mirror: str | None) -> list[str]:
     return urls
 
 
+def _temp_path(dest: Path) -> Path:
+    """A fresh hidden name beside ``dest``: unpredictable, so nobody can plant a file or link
+    there in advance, and two fetches at once never share one."""
+    return dest.with_name(f".{dest.name}.{secrets.token_hex(8)}.part")
+
+
+def _create_new(path: Path) -> BinaryIO:
+    """Open ``path`` for writing only if it does not exist yet (O_EXCL) and is not a link
+    (O_NOFOLLOW): root fetching into the service user's folder must never write through a
+    link or into a file someone else put there. The mode is 0666 less the umask, as open()."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return os.fdopen(os.open(path, flags, 0o666), "wb")
+
+
 def _download(url: str, part: Path, *, progress: bool, label: str) -> str:
-    """Copy ``url`` into ``part``, fsynced; return its sha256. Removes ``part`` on failure."""
+    """Copy ``url`` into the new file ``part``, fsynced; return its sha256. Removes ``part`` on
+    failure."""
     from tqdm import tqdm  # only fetch needs it; keeps `edge-pose status` imports light
 
     try:
-        out = open(part, "wb")  # noqa: SIM115 (closed below; failures here are local, not the source's)
+        out = _create_new(part)
     except OSError as exc:
         raise ModelError(
             f"cannot write {part}: {exc.strerror or exc} "
@@ -479,7 +520,7 @@ def _download(url: str, part: Path, *, progress: bool, label: str) -> str:
 def _fsync_dir(path: Path) -> None:
     """Make the rename durable: a power cut on a Pi must not leave an empty model file."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return
     try:
