@@ -369,6 +369,10 @@ step_user() {
 
 step_dirs() {
     local d
+    for d in "$STATE_DIR" "$MODEL_DIR"; do
+        # The service user owns these: a link there would have root chmod/chown its target.
+        [[ ! -L $(t "$d") ]] || die "$d is a symbolic link, not a folder: remove it, then run $PROG again"
+    done
     for d in "$PREFIX" "$CONF_DIR" "$STATE_DIR" "$MODEL_DIR" "$(dirname "$UNIT_FILE")" \
         "$(dirname "$UDEV_FILE")" "$(dirname "$BIN_LINK")"; do
         [[ -d $(t "$d") ]] || run mkdir -p "$(t "$d")"
@@ -503,6 +507,19 @@ EOF
     printf '%s\n' "$name"
 }
 
+# Run a command in the model folder as the service user (as the Debian postinst does): the
+# folder is that user's, so root must not write there and follow a link or file planted in it.
+# Staged (--root), the tree is the caller's and the command runs as the caller.
+as_service_user() {
+    local cmd=("$@")
+    [[ -n $ROOT ]] || cmd=(runuser -u "$SERVICE_USER" -- "$@")
+    if ((DRY_RUN)); then
+        say "would run: $(quote "${cmd[@]}")"
+    else
+        (cd "$(t "$STATE_DIR")" && "${cmd[@]}")
+    fi
+}
+
 step_model() {
     ((FETCH_MODEL)) || {
         say "not fetching a model (--no-model)"
@@ -511,19 +528,19 @@ step_model() {
     local names=() dir bin
     bin=$(t "$VENV")/bin/edge-pose
     dir=$(t "$MODEL_DIR")
-    if ((DRY_RUN)); then
-        say "would run: $(quote "$bin" models fetch "${MODELS[@]}" --dir "$dir") (default: the configured model)"
+    if ((DRY_RUN)); then # no NAME: the config's model.name
+        as_service_user "$bin" models fetch "${MODELS[@]}" --dir "$dir"
         return
     fi
     mapfile -t names < <(configured_models)
     ((${#names[@]})) || return 0
     say "fetching the model ${names[*]} into $MODEL_DIR"
-    "$bin" models fetch "${names[@]}" --dir "$dir" ||
-        die "could not fetch the model ${names[*]} (no network? put the .tflite files in a folder and set EDGE_POSE_MODEL_MIRROR=/that/folder)"
-    "$bin" models verify "${names[@]}" --dir "$dir" || die "model check failed in $MODEL_DIR (see above)"
-    [[ -z $ROOT ]] && own -R "$SERVICE_USER:$SERVICE_USER" "$dir"
+    as_service_user "$bin" models fetch "${names[@]}" --dir "$dir" ||
+        die "could not fetch the model ${names[*]} (no network? put the .tflite files in a folder $SERVICE_USER may read and set EDGE_POSE_MODEL_MIRROR=/that/folder, or use the offline package: docs/packaging.md)"
+    as_service_user "$bin" models verify "${names[@]}" --dir "$dir" ||
+        die "model check failed in $MODEL_DIR (see above)"
     if compgen -G '/dev/apex_*' >/dev/null || grep -qsx -e 1a6e -e 18d1 /sys/bus/usb/devices/*/idVendor; then
-        say "a Coral may be attached: for backend auto/edgetpu also run: sudo EDGE_POSE_MODEL_DIR=$MODEL_DIR edge-pose models fetch ${names[0]}_edgetpu (see edge-pose models list)"
+        say "a Coral may be attached: for backend auto/edgetpu also run: sudo runuser -u $SERVICE_USER -- $VENV/bin/edge-pose models fetch ${names[0]}_edgetpu --dir $MODEL_DIR (see edge-pose models list)"
     fi
     return 0
 }

@@ -338,6 +338,43 @@ def test_dry_run_changes_nothing(tmp_path):
     assert "would run: useradd" in result.stdout
 
 
+def test_the_model_is_fetched_as_the_service_user_not_root():
+    """The model folder belongs to the service user: root fetching there could be made to write
+    through a link that user planted, so the installer fetches as that user (as postinst)."""
+    result = installer("--dry-run", "--force", "--model", "movenet_lightning_int8")
+    assert result.returncode == 0, result.stderr
+    fetches = [line for line in result.stdout.splitlines() if "models " in line]
+    assert fetches == [
+        "edge-pose: would run: runuser -u edge-pose -- /opt/edge-pose/venv/bin/edge-pose models "
+        "fetch movenet_lightning_int8 --dir /var/lib/edge-pose/models"
+    ]
+    assert "chown -R" not in result.stdout  # nothing for root to hand over afterwards
+
+
+@pytest.mark.parametrize("linked", ["/var/lib/edge-pose", "/var/lib/edge-pose/models"])
+@pytest.mark.parametrize("target", ["folder", "file", "dangling"])
+def test_a_linked_state_folder_is_refused_before_root_touches_it(tmp_path, linked, target):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    if target == "folder":
+        outside.mkdir(mode=0o755)
+    elif target == "file":
+        outside.write_text("root-only\n")
+        outside.chmod(0o600)
+    link = root / linked.lstrip("/")
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    before = outside.lstat() if outside.exists() else None
+    result = installer("--root", str(root), "--no-model")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"install.sh: error: {linked} is a symbolic link, not a folder: remove it, then run "
+        "install.sh again\n"
+    )
+    after = outside.lstat() if outside.exists() else None
+    assert (after and (after.st_mode, after.st_uid)) == (before and (before.st_mode, before.st_uid))
+    assert not (root / "opt").exists()  # stopped before anything was laid down
+
+
 def base_python() -> str:
     """The interpreter the installer builds its venv from: the system Python, as on the Pi."""
     for candidate in ("/usr/bin/python3", getattr(sys, "_base_executable", sys.executable)):
