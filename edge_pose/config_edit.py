@@ -23,6 +23,7 @@ import contextlib
 import json
 import math
 import os
+import pwd
 import re
 import signal
 import stat
@@ -376,7 +377,13 @@ def set_values(path: Path, assignments: Sequence[str]) -> tuple[Path, bool, Any]
 
 
 def reload_daemon(cfg: Any) -> tuple[int, str]:
-    """Send SIGHUP to the running daemon; (exit code, what was done)."""
+    """Send SIGHUP to the running daemon; (exit code, what was done).
+
+    The pid comes from systemd or from a status file any local user may have written, and
+    ``config set --reload`` often runs as root: the process is signalled only when it is an
+    ``edge-pose run`` of root, the caller or the service user (:func:`_not_the_daemon`), and
+    through a pidfd, so a pid reused after that check is never hit.
+    """
     from edge_pose.config import status_dir_candidates
     from edge_pose.service.health import pid_alive, systemd_state
     from edge_pose.service.status import read_status
@@ -391,19 +398,93 @@ def reload_daemon(cfg: Any) -> tuple[int, str]:
             pid, how = int(doc["pid"]), str(status_path)
     if not pid:
         return EX_OK, "edge-pose is not running: the new config is used when it starts"
+    gone = f"edge-pose (pid {pid}) is gone: the new config is used when it starts"
     try:
-        os.kill(pid, signal.SIGHUP)
+        pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
-        return EX_OK, f"edge-pose (pid {pid}) is gone: the new config is used when it starts"
+        return EX_OK, gone
+    except OSError as exc:
+        return EX_FAILURE, _refusal(pid, how, f"cannot open it ({exc.strerror or exc})")
+    try:
+        if problem := _not_the_daemon(pid):
+            return EX_FAILURE, _refusal(pid, how, problem)
+        signal.pidfd_send_signal(pidfd, signal.SIGHUP)
+    except ProcessLookupError:
+        return EX_OK, gone
     except PermissionError:
         return EX_FAILURE, (
             f"cannot signal edge-pose (pid {pid}, from {how}): permission denied; run "
             f"`sudo systemctl reload edge-pose` (or `sudo kill -HUP {pid}`)"
         )
+    finally:
+        os.close(pidfd)
     return EX_OK, (
         f"sent SIGHUP to edge-pose (pid {pid}, from {how}): it re-reads the config "
         "(an invalid one is logged and the running one kept; see `edge-pose status`)"
     )
+
+
+def _refusal(pid: int, how: str, problem: str) -> str:
+    return (
+        f"not signalling pid {pid} (from {how}): {problem}; reload the service with "
+        "`sudo systemctl reload edge-pose` (a foreground run: send SIGHUP to it yourself)"
+    )
+
+
+def _not_the_daemon(pid: int) -> str:
+    """Why ``pid`` must not get our SIGHUP ("" = it is an edge-pose daemon we may signal).
+
+    A command line is easy to fake (``exec -a edge-pose``), an owner is not: the process must
+    run ``edge-pose run`` and belong (real and effective uid) to root, the caller or the
+    service user. Anything else, including a /proc that cannot be read, is refused.
+    """
+    from edge_pose.service.status import SERVICE_USER
+
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes()[: 1 << 16].split(b"\0")
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        return f"cannot read /proc/{pid} ({exc.strerror or exc})"
+    words = [a.decode(errors="replace") for a in argv if a]
+    if _edge_pose_command(words) != "run":
+        shown = " ".join(words)[:80].encode("unicode_escape").decode("ascii")
+        return f"it is not an `edge-pose run` process (its command line: {shown or '(none)'})"
+    uids = next((line.split()[1:3] for line in status.splitlines() if line.startswith("Uid:")), [])
+    trusted = {0, os.getuid()}
+    with contextlib.suppress(KeyError):
+        trusted.add(pwd.getpwnam(SERVICE_USER).pw_uid)
+    if len(uids) != 2 or not {int(u) for u in uids} <= trusted:
+        return (
+            f"it runs as uid {'/'.join(uids) or '?'}, not as root, you or the service user "
+            f"{SERVICE_USER}"
+        )
+    return ""
+
+
+def _edge_pose_command(argv: list[str]) -> str:
+    """The edge-pose subcommand an argv runs ("" = not edge-pose): ``edge-pose CMD``, a console
+    script ``python [opts] .../edge-pose CMD``, or ``python [opts] -m edge_pose.cli CMD``."""
+    rest = _after_program(argv)
+    while rest and rest[0] in ("-v", "--verbose"):
+        rest = rest[1:]
+    return rest[0] if rest else ""
+
+
+def _after_program(argv: list[str]) -> list[str]:
+    if argv and os.path.basename(argv[0]) == "edge-pose":
+        return argv[1:]
+    if not argv or not os.path.basename(argv[0]).startswith("python"):
+        return []
+    i = 1
+    while i < len(argv) and argv[i].startswith("-"):
+        if argv[i] == "-m":
+            return argv[i + 2 :] if argv[i + 1 : i + 2] == ["edge_pose.cli"] else []
+        if argv[i] == "-c":
+            return []
+        i += 2 if argv[i] in ("-W", "-X") else 1
+    if i < len(argv) and os.path.basename(argv[i]) == "edge-pose":
+        return argv[i + 1 :]
+    return []
 
 
 def _unquoted(assignments: Sequence[str]) -> set[str]:

@@ -311,19 +311,15 @@ def test_reload_sends_sighup_to_daemon_from_status_json(tmp_path: Path, conf: Pa
     status_dir = tmp_path / "run"
     status_dir.mkdir()
     flag = tmp_path / "hup"
-    daemon = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import signal, sys, time, pathlib\n"
-            f"p = pathlib.Path({str(flag)!r})\n"
-            "signal.signal(signal.SIGHUP, lambda *a: p.write_text('hup'))\n"
-            "print('ready', flush=True)\n"
-            "time.sleep(30)\n",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+    fake = tmp_path / "edge-pose"  # reload signals only an `edge-pose run` (its command line)
+    fake.write_text(
+        "import signal, sys, time, pathlib\n"
+        f"p = pathlib.Path({str(flag)!r})\n"
+        "signal.signal(signal.SIGHUP, lambda *a: p.write_text('hup'))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)\n"
     )
+    daemon = subprocess.Popen([sys.executable, str(fake), "run"], stdout=subprocess.PIPE, text=True)
     try:
         assert daemon.stdout is not None and daemon.stdout.readline() == "ready\n"
         doc = {"v": 1, "pid": daemon.pid, "state": "running", "uptime_s": 0, "time": time.time()}
