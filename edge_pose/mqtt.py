@@ -28,6 +28,7 @@ import collections
 import contextlib
 import logging
 import math
+import os
 import socket
 import ssl
 import sys
@@ -130,6 +131,9 @@ class MqttPublisher:
         self._unacked: collections.deque[tuple[float, mqtt.MQTTMessageInfo]] = (
             collections.deque(maxlen=2 * MAX_QUEUED)
         )
+        # The pipeline, paho's thread and Home Assistant's timer all publish: the deque is
+        # changed only under this lock (never held while calling into paho).
+        self._ack_lock = threading.Lock()
         self._connected_mono = 0.0
         self._ever_connected = self._started = self._stopped = self._refused = False
         self._client = mqtt.Client(
@@ -176,10 +180,12 @@ class MqttPublisher:
     @property
     def unacked(self) -> int:
         """QoS 1 messages handed over and not yet acknowledged (counted from the oldest)."""
-        self._prune()
-        return len(self._unacked)
+        with self._ack_lock:
+            self._prune()
+            return len(self._unacked)
 
     def _prune(self) -> None:
+        """Drop acknowledged messages from the front (with ``_ack_lock`` held)."""
         unacked = self._unacked
         while unacked and unacked[0][1].is_published():
             unacked.popleft()
@@ -284,8 +290,9 @@ class MqttPublisher:
         info = self._client.publish(topic, payload, qos, retain)
         if info.rc == _OK or (qos > 0 and info.rc == _NO_CONN):  # NO_CONN: queued for later
             if qos > 0 and info.rc == _OK:  # (queued ones are not on this connection)
-                self._prune()
-                self._unacked.append((time.monotonic(), info))
+                with self._ack_lock:
+                    self._prune()
+                    self._unacked.append((time.monotonic(), info))
                 if retain:
                     self._retained_sent[topic] = info
             return True
@@ -315,20 +322,25 @@ class MqttPublisher:
         waited = self._overdue(time.monotonic())
         if waited is None:
             return
-        self._unanswered = f"{self.broker} has not acknowledged a message for {waited:.0f} s"
         sock = self._client.socket()
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)  # paho's thread sees the end and reconnects
+        if sock is None:
+            return
+        self._unanswered = f"{self.broker} has not acknowledged a message for {waited:.0f} s"
+        # Shut down a duplicate of the descriptor: the connection ends for paho's thread, which
+        # reconnects, while a TLS socket's state stays intact for the read it may be in.
+        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(sock.fileno())) as dup:
+            dup.shutdown(socket.SHUT_RDWR)
 
     def _overdue(self, now: float) -> float | None:
         """Seconds the oldest QoS 1 message has waited on this connection, past the timeout."""
         if not self.connected:
             return None
-        self._prune()
-        if not self._unacked:
-            return None
-        waited = now - max(self._unacked[0][0], self._connected_mono)
+        with self._ack_lock:
+            self._prune()
+            if not self._unacked:
+                return None
+            oldest = self._unacked[0][0]
+        waited = now - max(oldest, self._connected_mono)
         return waited if waited >= ACK_TIMEOUT_S else None
 
     def stop(self, timeout: float = 2.0) -> None:

@@ -113,6 +113,9 @@ class Pipeline:
         self._region: Region | None = None
         self._frame_size = (0, 0)
         self._full = Region(0, 0, 1, 1)
+        # The first frame, and the first after a pause, start afresh: a temporal carried over
+        # from another session, or from before the pause, saw other footage.
+        self._cut_next = True
 
     def process(self, frame: Frame) -> Pose:
         """Estimate the pose in one frame, smooth and label it, and publish it."""
@@ -122,7 +125,7 @@ class Pipeline:
             self._frame_size = (width, height)
             self._full = full_frame(width, height)
             self._region = None
-        if frame.cut:
+        if frame.cut or self._cut_next:
             self._cut()
         region = self._region or self._full
         keypoints = self.model.infer(image, region)
@@ -174,6 +177,7 @@ class Pipeline:
     def _cut(self) -> None:
         """A jump in the footage: nothing learnt from the frames before it applies."""
         temporal = self.temporal
+        self._cut_next = False
         self._region = None
         if temporal.smoother is not None:
             temporal.smoother.reset()
@@ -248,6 +252,7 @@ class Pipeline:
             if frame is not None:
                 if self.paused:
                     self.paused_frames += 1
+                    self._cut_next = True  # what was learnt before the pause is stale after it
                 else:
                     self.process(frame)
             if on_tick is not None:

@@ -20,6 +20,7 @@ from mqtt_broker import MosquittoBroker, Subscriber, mqtt_settings, start_run, w
 from edge_pose import mqtt as edge_mqtt
 from edge_pose.mqtt import MqttPublisher
 from edge_pose.service.commands import (
+    COMMAND_BURST,
     ERROR_BURST,
     MAX_COMMAND_BYTES,
     Command,
@@ -144,15 +145,23 @@ class _Pipeline:
 
 def test_a_flood_is_bounded_and_errors_are_rate_limited() -> None:
     publisher = _Recorder()
-    remote = RemoteControl(publisher, _Pipeline(), "d", stats_interval=3600)
+    pipeline = _Pipeline()
+    remote = RemoteControl(publisher, pipeline, "d", stats_interval=3600)
     for payload in hostile_payloads(7, 10_000):
         publisher.handler(payload)  # paho's thread: only queued, the queue is bounded
     remote.tick(lambda: None)
     errors = [p for s, p in publisher.published if s == "event"]
     assert 1 <= len(errors) <= ERROR_BURST
     assert all(len(e) < 600 for e in errors)
+    assert "dropped: more than 32 waiting" in "".join(errors) or len(errors) == ERROR_BURST
+    for _ in range(COMMAND_BURST):  # the flood used up its share of the command bucket...
+        remote.handle(b'{"command": "pause"}')
+    states = [p for s, p in publisher.published if s == "state"]
+    assert len(states) < COMMAND_BURST  # ...so not every one of these was applied
+    time.sleep(1.0)  # the bucket refills at 5 a second
+    pipeline.paused = False
     remote.handle(b'{"command": "pause"}')
-    assert _Pipeline.paused is False and publisher.published[-1][0] in ("state", "event")
+    assert pipeline.paused is True and publisher.published[-1][0] == "state"
 
 
 def test_an_exception_while_applying_a_command_does_not_escape() -> None:

@@ -56,6 +56,7 @@ class FrameGrabber:
                     self._cond.wait()
             elif self._slot is not None:
                 self.skipped += 1
+                frame.cut = frame.cut or self._slot.cut  # a skipped jump is still a jump
             self._slot = frame
             self.captured += 1
             self._cond.notify_all()

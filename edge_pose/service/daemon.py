@@ -178,8 +178,8 @@ class Daemon:
     # -- running -------------------------------------------------------------------------------
 
     def run(self, max_frames: int | None = None) -> None:
+        self.writer = StatusWriter(resolve_status_dir(self.cfg))  # may refuse: nothing to undo
         previous = self.install_signal_handlers()
-        self.writer = StatusWriter(resolve_status_dir(self.cfg))
         self.writer.write(self.base_document("starting"))
         parts: Parts | None = None
         try:
