@@ -8,6 +8,8 @@ summary. Without a video argument it downloads the public squats sample once int
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import shutil
 import socket
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -27,13 +30,37 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def sample_video() -> Path:
+    """The public squats sample, downloaded once into .cache/. Through a ``.part`` file, so a
+    failed download leaves nothing that a later run would take for the video; a failure is one
+    line (offline is the usual cause, and a traceback hides the way out: VIDEO=)."""
     target = REPO / ".cache" / "pose_squats.mp4"
-    if not target.exists():
+    if target.exists():
+        return target
+    part = target.with_name(target.name + ".part")
+    print(f"demo: downloading the sample video from {SAMPLE_URL}")
+    try:
         target.parent.mkdir(exist_ok=True)
-        print(f"demo: downloading the sample video from {SAMPLE_URL}")
         with urllib.request.urlopen(SAMPLE_URL, timeout=60) as response:
-            target.write_bytes(response.read())
+            part.write_bytes(response.read())
+        part.replace(target)
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
+        with contextlib.suppress(OSError):
+            part.unlink(missing_ok=True)
+        sys.exit(
+            f"demo: cannot download the sample video {SAMPLE_URL}: {_reason(exc)} "
+            "(offline? give a video of your own: make demo VIDEO=/path/to/video.mp4)"
+        )
     return target
+
+
+def _reason(exc: BaseException) -> str:
+    """The cause in a few words: urllib wraps the socket error, HTTP errors carry a status."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
+        exc = exc.reason
+    text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+    return " ".join(text.split())  # one line, whatever the server sent
 
 
 def free_port() -> int:
@@ -44,6 +71,8 @@ def free_port() -> int:
 
 def start_broker(workdir: Path) -> tuple[subprocess.Popen, int]:
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(binary).is_file():
+        sys.exit("demo: mosquitto is not installed: make broker (apt-get install mosquitto)")
     port = free_port()
     conf = workdir / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
