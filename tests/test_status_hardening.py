@@ -261,11 +261,14 @@ def test_documents_of_other_users_are_not_trusted(tmp_path: Path) -> None:
     assert find_status([tmp_path / "shared"]).doc is not None  # the caller's own: trusted
 
 
-def test_a_per_user_directory_is_trusted_for_the_user_it_is_named_for(tmp_path: Path) -> None:
+def test_a_per_user_directory_is_trusted_for_the_user_it_is_named_for(
+    tmp_path: Path, other_edge_pose
+) -> None:
     me = os.geteuid()
-    mine = write_doc(tmp_path / f"edge-pose-{me}").parent
-    xdg = write_doc(tmp_path / str(me) / "edge-pose").parent
-    theirs = write_doc(tmp_path / f"edge-pose-{FOREIGN_UID}").parent  # named for someone else
+    run = {"pid": other_edge_pose.pid, "uptime_s": 0.0}  # a run of this user
+    mine = write_doc(tmp_path / f"edge-pose-{me}", **run).parent
+    xdg = write_doc(tmp_path / str(me) / "edge-pose", **run).parent
+    theirs = write_doc(tmp_path / f"edge-pose-{FOREIGN_UID}", **run).parent  # someone else's
     assert (named_uid(mine), named_uid(xdg), named_uid(tmp_path)) == (me, me, None)
     assert find_status([mine], trusted=not_mine()).path == mine / STATUS_FILE
     assert find_status([xdg], trusted=not_mine()).path == xdg / STATUS_FILE
@@ -373,6 +376,9 @@ def other_edge_pose():
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 10  # until the child has exec'd, it is still pytest
+    while not is_edge_pose(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
     yield proc
     proc.kill()
     proc.wait()
@@ -424,3 +430,24 @@ def test_run_refuses_a_status_folder_in_use(tmp_path: Path, other_edge_pose) -> 
     assert line.startswith("edge-pose: error: another edge-pose run (pid ")
     doc = json.loads((tmp_path / "run" / STATUS_FILE).read_text())
     assert doc["pid"] == other_edge_pose.pid  # the other run's document is untouched
+
+
+def test_a_user_folder_counts_only_for_an_edge_pose_of_that_user(
+    tmp_path: Path, other_edge_pose
+) -> None:
+    """A per-user folder is trusted for its own user's run only: a document there whose pid is
+    not an edge-pose of that user (a `sleep`, any long-lived process) is passed over, so a user
+    cannot make root's `status` report a healthy run that is not there."""
+    folder = tmp_path / f"edge-pose-{os.getuid()}"
+    folder.mkdir()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        write_doc(folder, pid=sleeper.pid, uptime_s=0.0)
+        lookup = find_status([folder], trusted=frozenset())
+        assert lookup.doc is None and "not a running edge-pose" in lookup.problems[0]
+        write_doc(folder, pid=other_edge_pose.pid, uptime_s=0.0)
+        lookup = find_status([folder], trusted=frozenset())
+        assert lookup.doc is not None and lookup.path == folder / STATUS_FILE
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -424,6 +424,11 @@ def find_status(dirs: Iterable[Path], trusted: frozenset[int] | None = None) -> 
         except StatusFileError as exc:
             lookup.problems.append(f"{path}: {exc}")
             continue
+        if owner not in trusted and not _runs_as(doc, owner):
+            # A folder trusted only for its own user's run: its document counts only while its
+            # pid is an edge-pose of that user, so nobody can fake a healthy run for root.
+            lookup.problems.append(f"{path}: not a running edge-pose of user {owner}")
+            continue
         if doc.get("state") != "stopped" and daemon_alive(doc):
             lookup.doc, lookup.path, lookup.owner = doc, path, owner
             return lookup
@@ -432,6 +437,17 @@ def find_status(dirs: Iterable[Path], trusted: frozenset[int] | None = None) -> 
     if fallback is not None:
         lookup.doc, lookup.path, lookup.owner = fallback
     return lookup
+
+
+def _runs_as(doc: dict[str, Any], uid: int) -> bool:
+    """Whether the document's pid is an edge-pose process of user ``uid``."""
+    pid = doc.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**22:
+        return False
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == uid and is_edge_pose(pid)
+    except OSError:
+        return False
 
 
 def read_status(dirs: Iterable[Path]) -> tuple[dict[str, Any] | None, Path | None]:
