@@ -47,6 +47,7 @@ log = logging.getLogger("edge_pose.mqtt")
 
 MAX_QUEUED = 1000  # QoS 1 messages paho holds during an outage; further ones are counted as dropped
 ACK_TIMEOUT_S = 10.0  # a QoS 1 message unacknowledged this long (connected): the broker is stuck
+PROBE_INTERVAL_S = 5.0  # with nothing to acknowledge for this long, the broker is asked for once
 KEYPOINTS_YIELD_BACKLOG = 20  # with this many QoS 1 messages unacknowledged, keypoints wait
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 _OK, _NO_CONN = MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN
@@ -145,6 +146,12 @@ class MqttPublisher:
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_unsubscribe = self._on_unsubscribe
+        # The probe: an UNSUBSCRIBE of a topic never subscribed, which the broker must answer
+        # (UNSUBACK) and which nobody else sees. (monotonic time sent, mid) while unanswered.
+        self._probe_topic = f"{self.base_topic}/probe"
+        self._probe: tuple[float, int] | None = None
+        self._last_answer = 0.0  # monotonic time of the last probe answer or probe sent
 
     def start(self) -> None:
         """Begin connecting in the background; returns at once, whether or not a broker answers.
@@ -319,7 +326,9 @@ class MqttPublisher:
                 for topic in topics:
                     if self.connected and topic in self._retained:
                         self._send(topic, *self._retained[topic], True)
-        waited = self._overdue(time.monotonic())
+        now = time.monotonic()
+        self._ask(now)
+        waited = self._overdue(now)
         if waited is None:
             return
         sock = self._client.socket()
@@ -332,16 +341,30 @@ class MqttPublisher:
             dup.shutdown(socket.SHUT_RDWR)
 
     def _overdue(self, now: float) -> float | None:
-        """Seconds the oldest QoS 1 message has waited on this connection, past the timeout."""
+        """Seconds the oldest QoS 1 message (or the probe) has waited on this connection, past
+        the timeout."""
         if not self.connected:
             return None
         with self._ack_lock:
             self._prune()
-            if not self._unacked:
-                return None
-            oldest = self._unacked[0][0]
+            oldest = self._unacked[0][0] if self._unacked else math.inf
+        probe = self._probe
+        if probe is not None:
+            oldest = min(oldest, probe[0])
         waited = now - max(oldest, self._connected_mono)
         return waited if waited >= ACK_TIMEOUT_S else None
+
+    def _ask(self, now: float) -> None:
+        """Probe a broker that has had nothing to acknowledge for ``PROBE_INTERVAL_S``, so a
+        hung one is noticed also while only QoS 0 keypoints flow (they have no answer)."""
+        if not self.connected or self._probe is not None or self.unacked:
+            return
+        if now - max(self._last_answer, self._connected_mono) < PROBE_INTERVAL_S:
+            return
+        result, mid = self._client.unsubscribe(self._probe_topic)
+        if result == _OK and mid is not None:
+            self._probe = (now, mid)
+        self._last_answer = now
 
     def stop(self, timeout: float = 2.0) -> None:
         """Say ``offline`` (retained), let queued QoS 1 messages out, disconnect. Idempotent.
@@ -396,6 +419,7 @@ class MqttPublisher:
         with self._lock:
             self.connected, self.since = True, time.time()
             self._connected_mono = time.monotonic()
+            self._probe = None
             for topic in self._subscriptions:  # a clean session forgets subscriptions
                 client.subscribe(topic, qos=1)
             # A broker without persistence forgot them; one with it gets the same again.
@@ -431,6 +455,13 @@ class MqttPublisher:
         if self._unanswered:  # check_link ended it
             self.last_error, self._unanswered = f"{self._unanswered}: connection dropped", ""
         log.warning("MQTT %s; reconnecting in the background", self.last_error)
+
+    def _on_unsubscribe(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, _reasons: Any, _properties: Any
+    ) -> None:
+        probe = self._probe
+        if probe is not None and probe[1] == mid:
+            self._probe, self._last_answer = None, time.monotonic()
 
     def _on_publish(
         self, _client: mqtt.Client, _userdata: Any, _mid: int, _reason: Any, _properties: Any

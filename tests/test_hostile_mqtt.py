@@ -291,3 +291,36 @@ def test_a_hung_broker_is_noticed_and_left(tmp_path: Path, monkeypatch) -> None:
             if broker.process is not None:
                 broker.process.send_signal(signal.SIGCONT)
             publisher.stop()
+
+
+def test_a_hung_broker_is_noticed_while_only_keypoints_flow(tmp_path: Path, monkeypatch) -> None:
+    """With nothing to acknowledge (no classifier: keypoints and stats are QoS 0) the publisher
+    probes the broker now and then (an UNSUBSCRIBE nobody else sees). A broker that answers stays
+    connected; one that hangs is left within ACK_TIMEOUT_S + PROBE_INTERVAL_S."""
+    monkeypatch.setattr(edge_mqtt, "ACK_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(edge_mqtt, "PROBE_INTERVAL_S", 0.2)
+    with MosquittoBroker(tmp_path / "broker") as broker:
+        publisher = MqttPublisher(mqtt_settings(broker, keepalive=60), "quiet")
+        publisher.start()
+
+        def tick_for(seconds: float) -> None:  # what the daemon does every frame
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                publisher.check_link()
+                publisher.publish_keypoints(b"{}", time.monotonic())
+                time.sleep(0.05)
+
+        try:
+            assert publisher.wait_connected(10)
+            tick_for(2.0)
+            assert publisher.responsive  # probes answered: a quiet broker is no hung broker
+            assert broker.process is not None
+            broker.process.send_signal(signal.SIGSTOP)
+            tick_for(2.0)
+            assert not publisher.responsive
+            assert wait_for(lambda: not publisher.connected, 5)
+            assert "has not acknowledged" in (publisher.last_error or "")
+        finally:
+            if broker.process is not None:
+                broker.process.send_signal(signal.SIGCONT)
+            publisher.stop()
