@@ -26,6 +26,7 @@ or refuses the login, 78 for an invalid config.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -59,6 +60,7 @@ _AUTH_REFUSED = {"Not authorized", "Bad user name or password"}
 # Anyone allowed to publish under the prefix decides what arrives, so every message is bounded
 # before it is read and again before anything of it is printed.
 MAX_PAYLOAD = 64 * 1024  # a device's messages are a few KB; a bigger one is not read
+MAX_WAITING = 2000  # messages received and not yet shown (at most MAX_PAYLOAD each)
 MAX_TEXT = 64  # characters shown of a device id, label, event field...
 MAX_EVENT_TEXT = 120  # characters shown of the last-event column
 MAX_NUMBER = 1e15  # beyond any fps, count or timestamp: not a reading, shown as unknown
@@ -426,7 +428,10 @@ class Connection:
     def __init__(self, settings: Any, password: str | None, watch: Watch) -> None:
         self.settings = settings
         self.broker = f"{settings.host}:{settings.port}"
-        self.inbox: queue.SimpleQueue[tuple[str, bytes] | str] = queue.SimpleQueue()
+        # Bounded: a flood faster than the terminal shows it costs dropped messages (counted in
+        # ``overflow``, reported as a note), not memory. Connection notices are never dropped.
+        self.inbox: queue.Queue[tuple[str, bytes] | str] = queue.Queue(MAX_WAITING)
+        self.overflow = 0
         self._subscriptions = watch.subscriptions()
         self._answered = threading.Event()
         self._refusal: str | None = None
@@ -483,7 +488,7 @@ class Connection:
         self.connected = True
         client.subscribe(self._subscriptions)
         if self._answered.is_set():
-            self.inbox.put("")  # reconnected: clear the notice
+            self._notice("")  # reconnected: clear the notice
         self._answered.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, _reason: Any, _p: Any) -> None:
@@ -496,14 +501,28 @@ class Connection:
             return
         was_connected, self.connected = self.connected, False
         if was_connected and not self._stopping:
-            self.inbox.put(f"connection to {self.broker} lost; reconnecting...")
+            self._notice(f"connection to {self.broker} lost; reconnecting...")
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         try:
             topic = message.topic
         except UnicodeDecodeError:  # not MQTT (topics are UTF-8); raising would stop paho's loop
             topic = "(a topic that is not UTF-8)"
-        self.inbox.put((topic, message.payload))
+        try:
+            self.inbox.put_nowait((topic, message.payload))
+        except queue.Full:
+            self.overflow += 1
+
+    def _notice(self, text: str) -> None:
+        """A connection notice: it makes room by dropping the oldest message if it must."""
+        while True:
+            try:
+                self.inbox.put_nowait(text)
+                return
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    self.inbox.get_nowait()
+                    self.overflow += 1
 
     def _describe(self, exc: BaseException) -> str:
         from edge_pose.mqtt import describe_connect_error
@@ -576,6 +595,9 @@ def _loop(
             item = connection.inbox.get(timeout=REDRAW_INTERVAL_S)
         except queue.Empty:
             item = None
+        if connection.overflow:
+            dropped, connection.overflow = connection.overflow, 0
+            notes.add("(all topics)", f"{dropped} messages dropped: they came faster than shown")
         if isinstance(item, str):  # a notice about the connection
             if screen is not None:
                 screen.notice, dirty = item, True

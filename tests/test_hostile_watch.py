@@ -348,3 +348,22 @@ def test_terminal_gets_only_the_watchs_own_escape_sequences(
     assert "after_all" in text and "unreadable" in text
     own = text.replace("\x1b[F", "").replace("\x1b[2K", "").replace("\r\n", "\n")
     assert not unsafe(own), sorted(set(unsafe(own)))
+
+
+def test_a_flood_faster_than_shown_is_dropped_and_counted_not_kept(mosquitto) -> None:
+    """The queue from paho's thread to the screen is bounded: a flood beyond it is counted as
+    dropped (and shown as a note), while a notice about the connection still gets in."""
+    from mqtt_broker import mqtt_settings
+
+    from edge_pose.watch import MAX_WAITING, Connection
+
+    connection = Connection(mqtt_settings(mosquitto), None, Watch(PREFIX))
+    message = mqtt.MQTTMessage(topic=f"{PREFIX}/d/stats".encode())
+    message.payload = b"{}"
+    for _ in range(MAX_WAITING + 500):
+        connection._on_message(None, None, message)  # as paho's thread delivers them
+    assert connection.inbox.qsize() == MAX_WAITING and connection.overflow == 500
+    connection._notice("connection lost")
+    assert connection.overflow == 501  # the oldest message made room for it
+    items = [connection.inbox.get_nowait() for _ in range(connection.inbox.qsize())]
+    assert items[-1] == "connection lost"
