@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import pty
 import random
-import select
-import signal
-import subprocess
 import time
 import unicodedata
 import uuid
@@ -26,7 +21,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from mqtt_broker import MosquittoBroker
 from paho.mqtt.enums import CallbackAPIVersion
-from test_watch import WATCH, Watcher
+from test_watch import TerminalWatch, Watcher
 
 from edge_pose.watch import MAX_DEVICES, SUFFIXES, Screen, Watch, format_line, update_line
 
@@ -311,40 +306,19 @@ def test_terminal_gets_only_the_watchs_own_escape_sequences(
     mosquitto: MosquittoBroker, hostile: RawPublisher
 ) -> None:
     """On a terminal (pty) the watch draws with ESC itself; none may come from a device."""
-    controller, terminal = pty.openpty()
-    proc = subprocess.Popen(
-        [*WATCH, "--host", mosquitto.host, "--port", str(mosquitto.port)],
-        stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, close_fds=True,
-    )  # fmt: skip
-    os.close(terminal)
-    output = b""
-
-    def read_for(seconds: float) -> None:
-        nonlocal output
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([controller], [], [], 0.1)
-            if ready:
-                try:
-                    output += os.read(controller, 1 << 20)
-                except OSError:
-                    return
-
+    watch = TerminalWatch(mosquitto)
     try:
-        read_for(1.5)
+        watch.read_for(1.5)
         rng = random.Random(7)
         for suffix, payload in fuzz_messages(7, 120):
             hostile.publish(f"{PREFIX}/{rng.choice(BROKER_DEVICES)}/{suffix}", payload)
         hostile.publish(f"{PREFIX}/tty-dev/pose", good_pose("\x1b[2J\x9b2J\u202eafter_all"))
-        read_for(3.0)
-        alive = proc.poll() is None
+        watch.read_for(3.0)
+        alive = watch.proc.poll() is None
     finally:
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=10)
-        read_for(0.3)
-        os.close(controller)
-    assert alive and proc.returncode == 0, stderr
-    text = output.decode("utf-8", "replace")
+        stderr = watch.stop()
+    assert alive and watch.proc.returncode == 0, stderr
+    text = watch.text
     assert "after_all" in text and "unreadable" in text
     own = text.replace("\x1b[F", "").replace("\x1b[2K", "").replace("\r\n", "\n")
     assert not unsafe(own), sorted(set(unsafe(own)))

@@ -194,41 +194,55 @@ def test_a_real_run_seen_through_watch(
     }
 
 
-def test_terminal_lines_are_redrawn_in_place(mosquitto: MosquittoBroker) -> None:
-    pub = publisher(mosquitto, "tty-dev")
-    controller, terminal = pty.openpty()
-    proc = subprocess.Popen(
-        [*WATCH, "--host", mosquitto.host, "--port", str(mosquitto.port)],
-        stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, close_fds=True,
-    )  # fmt: skip
-    os.close(terminal)
-    output = b""
+class TerminalWatch:
+    """`edge-pose watch` on a pseudo-terminal (so it redraws in place), its output collected."""
 
-    def read_for(seconds: float) -> None:
-        nonlocal output
+    def __init__(self, broker: MosquittoBroker) -> None:
+        self.controller, terminal = pty.openpty()
+        self.proc = subprocess.Popen(
+            [*WATCH, "--host", broker.host, "--port", str(broker.port)],
+            stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, close_fds=True,
+        )  # fmt: skip
+        os.close(terminal)
+        self.output = b""
+
+    def read_for(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([controller], [], [], 0.1)
+            ready, _, _ = select.select([self.controller], [], [], 0.1)
             if ready:
                 try:
-                    output += os.read(controller, 65536)
+                    self.output += os.read(self.controller, 1 << 20)
                 except OSError:
                     return
 
+    def stop(self) -> str:
+        """Ctrl-C; returns stderr."""
+        self.proc.send_signal(signal.SIGINT)
+        _, stderr = self.proc.communicate(timeout=10)
+        self.read_for(0.3)
+        os.close(self.controller)
+        return stderr
+
+    @property
+    def text(self) -> str:
+        return self.output.decode("utf-8", "replace")
+
+
+def test_terminal_lines_are_redrawn_in_place(mosquitto: MosquittoBroker) -> None:
+    pub = publisher(mosquitto, "tty-dev")
+    watch = TerminalWatch(mosquitto)
     try:
-        read_for(1.5)
+        watch.read_for(1.5)
         pub.publish("pose", b'{"v": 1, "label": "sitting", "confidence": 0.8, "person": true}')
-        read_for(1.5)
+        watch.read_for(1.5)
         pub.publish("pose", b'{"v": 1, "label": "lying", "confidence": 0.7, "person": true}')
-        read_for(1.5)
+        watch.read_for(1.5)
     finally:
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=10)
-        read_for(0.3)
-        os.close(controller)
+        stderr = watch.stop()
         pub.stop()
-    assert proc.returncode == 0, stderr
-    text = output.decode("utf-8", "replace")
+    assert watch.proc.returncode == 0, stderr
+    text = watch.text
     assert HEADER.split()[0] in text and "tty-dev" in text
     assert "sitting 0.80" in text and "lying 0.70" in text
     assert "\x1b[F" in text and "\x1b[2K" in text  # cursor up + clear line: redrawn in place
