@@ -509,7 +509,7 @@ class Connection:
         except UnicodeDecodeError:  # not MQTT (topics are UTF-8); raising would stop paho's loop
             topic = "(a topic that is not UTF-8)"
         try:
-            self.inbox.put_nowait((topic, message.payload))
+            self.inbox.put_nowait((topic, bytes(message.payload)))
         except queue.Full:
             self.overflow += 1
 

@@ -84,7 +84,8 @@ def _unpack(fmt: str, data: bytes, offset: int = 0) -> tuple[int, ...]:
 def _png(f: BinaryIO, head: bytes) -> tuple[int, int]:
     if head[12:16] != b"IHDR":
         raise ImageHeaderError("a PNG whose first chunk is not IHDR")
-    return _unpack(">II", head, 16)
+    width, height = _unpack(">II", head, 16)
+    return width, height
 
 
 def _jpeg(f: BinaryIO, head: bytes) -> tuple[int, int]:
@@ -112,7 +113,8 @@ def _jpeg(f: BinaryIO, head: bytes) -> tuple[int, int]:
 def _bmp(f: BinaryIO, head: bytes) -> tuple[int, int]:
     (dib_size,) = _unpack("<I", head, 14)
     if dib_size == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
-        return _unpack("<HH", head, 18)
+        width, height = _unpack("<HH", head, 18)
+        return width, height
     width, height = _unpack("<ii", head, 18)
     return width, abs(height)  # a negative height is a top-down bitmap
 
