@@ -317,3 +317,29 @@ def test_ctrl_c_while_starting_is_one_line_and_exit_130(
     assert "edge_pose" not in stderr, stderr
     if moment >= 0.1:  # well past Python's start-up: edge-pose's own code had the signal
         assert (proc.returncode, stderr) == (EX_INTERRUPTED, "edge-pose: interrupted\n")
+
+
+def test_ctrl_c_inside_an_extension_import_is_an_interrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pybind11 reports Ctrl-C during an extension's initialisation as ``ImportError:
+    initialization failed`` caused by KeyboardInterrupt. That is an interrupt, not "no TFLite
+    runtime found" (the 0.2 s case above once hit exactly this window)."""
+    from edge_pose.inference import runtime
+
+    (tmp_path / "interrupted_runtime.py").write_text(
+        "try:\n    raise KeyboardInterrupt\n"
+        "except KeyboardInterrupt as e:\n    raise ImportError('initialization failed') from e\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(runtime.RUNTIMES, "interrupted-runtime", "interrupted_runtime")
+    runtime.resolve_runtime.cache_clear()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runtime.resolve_runtime("interrupted-runtime")
+        (tmp_path / "interrupted_runtime.py").write_text("raise ImportError('not built here')\n")
+        sys.modules.pop("interrupted_runtime", None)
+        with pytest.raises(runtime.EdgePoseError, match="is not installed"):
+            runtime.resolve_runtime("interrupted-runtime")
+    finally:
+        runtime.resolve_runtime.cache_clear()

@@ -47,7 +47,9 @@ def resolve_runtime(preferred: str = "auto") -> Runtime:
     for dist in names:
         try:
             module = importlib.import_module(RUNTIMES[dist])
-        except ImportError:
+        except ImportError as error:
+            if _interrupted(error):
+                raise KeyboardInterrupt from None
             continue
         try:
             version = importlib.metadata.version(dist)
@@ -63,6 +65,21 @@ def resolve_runtime(preferred: str = "auto") -> Runtime:
         "no TFLite runtime found: run `pip install ai-edge-litert` in edge-pose's venv "
         "(or `pip install tflite-runtime` for the Coral pairing on Bookworm)"
     )
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether an ImportError is really Ctrl-C: pybind11 turns any exception raised while an
+    extension module initialises, KeyboardInterrupt included, into ``ImportError:
+    initialization failed``. Without this check Ctrl-C during start-up would read as "no TFLite
+    runtime found"."""
+    seen: BaseException | None = error
+    for _ in range(8):  # a short chain; bounded in case of a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @contextlib.contextmanager
