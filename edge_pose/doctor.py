@@ -26,9 +26,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from edge_pose.argtypes import Parser, seconds_between
+from edge_pose.camera.source import FileSource, PiCameraSource, V4l2Source, parse_source
 from edge_pose.config import Config, config_path, load_config, read_password
 from edge_pose.errors import EX_FAILURE, EX_OK, ConfigError, EdgePoseError
 from edge_pose.inference import edgetpu
@@ -316,36 +317,18 @@ def _camera(ctx: Context) -> Check:
         return _skipped("camera")
     source = ctx.cfg.camera.source
     data: dict[str, Any] = {"source": source, "video_devices": videos}
-    if source.startswith("picamera2"):
-        return _picamera(source, data)
-    if source.startswith("v4l2:"):
-        node = source.removeprefix("v4l2:")
-        data["node"] = node
-        if not os.path.exists(node):
-            found = ", ".join(videos) or "none"
-            return Check(
-                "camera",
-                "fail",
-                f"{node} does not exist (video devices: {found})",
-                "plug the webcam in, or set camera.source to one of the video devices",
-                data,
-            )
-        allowed, why = edgetpu.access(node, ctx.who)
-        if not allowed:
-            return Check("camera", "fail", why, f"add {ctx.who.name} to the video group", data)
-        return Check("camera", "ok", f"{node} ({why})", data=data)
-    from edge_pose.camera.file import open_file_camera
-
-    try:
-        camera = open_file_camera(source.removeprefix("file:"), realtime=False, loop=False)
-    except EdgePoseError as exc:
-        return Check("camera", "fail", str(exc), "set camera.source to an existing file", data)
-    description = getattr(camera, "description", source)
-    camera.close()
-    return Check("camera", "ok", f"file source {description}", data=data)
+    match parse_source(source):  # a valid config's source: within the grammar
+        case PiCameraSource(index=index):
+            return _picamera(source, index, data)
+        case V4l2Source(device=node):
+            return _v4l2(node, videos, ctx.who, data)
+        case FileSource(path=path):
+            return _file_camera(path, data)
+        case unknown:
+            assert_never(unknown)
 
 
-def _picamera(source: str, data: dict[str, Any]) -> Check:
+def _picamera(source: str, index: int, data: dict[str, Any]) -> Check:
     from edge_pose.camera.picam import PICAMERA2_MISSING
 
     try:
@@ -354,7 +337,6 @@ def _picamera(source: str, data: dict[str, Any]) -> Check:
         return Check("camera", "fail", "picamera2 is not importable", PICAMERA2_MISSING, data)
     cameras = [dict(c) for c in Picamera2.global_camera_info()]
     data["cameras"] = [{k: str(v) for k, v in c.items()} for c in cameras]
-    index = int(source.partition(":")[2] or 0)
     found = ", ".join(f"{i}: {c.get('Model', '?')}" for i, c in enumerate(cameras)) or "none"
     if index >= len(cameras):
         return Check(
@@ -367,6 +349,35 @@ def _picamera(source: str, data: dict[str, Any]) -> Check:
     return Check(
         "camera", "ok", f"{source}: {cameras[index].get('Model', '?')} (found: {found})", data=data
     )
+
+
+def _v4l2(node: str, videos: list[str], who: edgetpu.Identity, data: dict[str, Any]) -> Check:
+    data["node"] = node
+    if not os.path.exists(node):
+        found = ", ".join(videos) or "none"
+        return Check(
+            "camera",
+            "fail",
+            f"{node} does not exist (video devices: {found})",
+            "plug the webcam in, or set camera.source to one of the video devices",
+            data,
+        )
+    allowed, why = edgetpu.access(node, who)
+    if not allowed:
+        return Check("camera", "fail", why, f"add {who.name} to the video group", data)
+    return Check("camera", "ok", f"{node} ({why})", data=data)
+
+
+def _file_camera(path: str, data: dict[str, Any]) -> Check:
+    from edge_pose.camera.file import open_file_camera
+
+    try:
+        camera = open_file_camera(path, realtime=False, loop=False)
+    except EdgePoseError as exc:
+        return Check("camera", "fail", str(exc), "set camera.source to an existing file", data)
+    description = camera.description
+    camera.close()
+    return Check("camera", "ok", f"file source {description}", data=data)
 
 
 # --------------------------------------------------------------------------- Edge TPU

@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_pose.camera.base import Camera, Frame, FrameClock, open_camera
+from edge_pose.camera.base import Camera, Frame, FrameClock
 from edge_pose.camera.file import load_image
 from edge_pose.camera.grabber import FrameGrabber
+from edge_pose.camera.open import open_camera
 from edge_pose.errors import CameraError
 
 

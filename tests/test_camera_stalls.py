@@ -22,8 +22,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_pose.camera.base import Camera, Frame, FrameClock, open_camera
+from edge_pose.camera.base import Camera, Frame, FrameClock
 from edge_pose.camera.file import VideoFileCamera, open_file_camera
+from edge_pose.camera.open import open_camera
 from edge_pose.camera.recover import RecoveringCamera
 from edge_pose.errors import CameraError
 

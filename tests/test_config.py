@@ -15,16 +15,17 @@ from pathlib import Path
 import pytest
 from conftest import run_unprivileged
 
-from edge_pose import config as config_mod
 from edge_pose.config import (
     DEFAULT_CONFIG_PATH,
     Config,
     MqttConfig,
     load_config,
+    loading,
     read_password,
     resolve_status_dir,
     to_toml_dict,
 )
+from edge_pose.config import files as config_mod
 from edge_pose.errors import EX_CONFIG, ConfigError
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "edge-pose.toml"
@@ -35,7 +36,7 @@ SECRET = "s3cr3t-Pa55w0rd"
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A fixed host name and no /etc/edge-pose/config.toml: tests must not depend on the host."""
     monkeypatch.setattr(socket, "gethostname", lambda: "pi-lab.example.org")
-    monkeypatch.setattr(config_mod, "DEFAULT_CONFIG_PATH", tmp_path / "absent" / "config.toml")
+    monkeypatch.setattr(loading, "DEFAULT_CONFIG_PATH", tmp_path / "absent" / "config.toml")
     for name in ("CREDENTIALS_DIRECTORY", "RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR"):
         monkeypatch.delenv(name, raising=False)
 
@@ -99,7 +100,7 @@ def test_defaults() -> None:
 
 def test_default_path_is_used_when_present(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, "[camera]\nfps = 15\n")
-    monkeypatch.setattr(config_mod, "DEFAULT_CONFIG_PATH", path)
+    monkeypatch.setattr(loading, "DEFAULT_CONFIG_PATH", path)
     assert load_config().camera.fps == 15
 
 
@@ -396,11 +397,11 @@ def test_files_that_are_not_a_config(tmp_path: Path, monkeypatch: pytest.MonkeyP
     /dev/zero never ends; an editor's byte-order mark gets its own hint. /dev/null is empty."""
     import threading
 
-    import edge_pose.config
+    import edge_pose.config.loading
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    monkeypatch.setattr(edge_pose.config, "PIPE_WAIT_S", 0.3)
+    monkeypatch.setattr(edge_pose.config.loading, "PIPE_WAIT_S", 0.3)
     assert problems(fifo) == [f"{fifo}: a pipe nothing was written to in 0.3 s (no writer?)"]
     # ...while one that is written to is read like a file (`--config <(...)`, /dev/stdin).
     writer = threading.Thread(target=lambda: fifo.write_text("[camera]\nfps = 5\n"))
@@ -437,11 +438,11 @@ def test_models_commands_survive_a_broken_system_config(
 ) -> None:
     """The package's postinst fetches with --dir while /etc/edge-pose/config.toml may be one an
     upgrade's stricter checks refuse: `models` does not need it then."""
-    import edge_pose.config
+    import edge_pose.config.loading
     from edge_pose.cli import main
 
     broken = write(tmp_path, '[mqtt]\nhost = "broker:1883"\n')
-    monkeypatch.setattr(edge_pose.config, "DEFAULT_CONFIG_PATH", broken)
+    monkeypatch.setattr(edge_pose.config.loading, "DEFAULT_CONFIG_PATH", broken)
     assert main(["models", "list", "--dir", str(tmp_path), "--json"]) == 0
     assert main(["models", "list", "--json"]) == 0  # no --config: the defaults stand in
     capsys.readouterr()

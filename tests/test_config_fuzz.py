@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import DATA, require
 
-import edge_pose.config as config_mod
+import edge_pose.config.loading as config_mod
 from edge_pose import cli
 from edge_pose.cli import EX_INTERRUPTED
 from edge_pose.errors import EX_CONFIG, EX_OK, EX_USAGE

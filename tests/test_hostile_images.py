@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_pose.camera.base import open_camera
 from edge_pose.camera.imagesize import MAX_IMAGE_PIXELS, image_size
+from edge_pose.camera.open import open_camera
 from edge_pose.errors import CameraError
 
 SEED = 20260112

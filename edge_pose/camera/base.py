@@ -1,4 +1,9 @@
-"""The camera interface and the factory that turns a source string into a camera."""
+"""What every camera shares: the :class:`Frame` it hands on, the :class:`Camera` interface and the
+:class:`FrameClock` that stamps frames.
+
+Only shared types live here, so the camera kinds (file.py, v4l2.py, picam.py) import this module
+and nothing imports them back; opening a source by its kind is open.py's job.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-
-from edge_pose.errors import CameraError
 
 
 @dataclass(slots=True)
@@ -85,35 +88,3 @@ class FrameClock:
         self.index += 1
         return frame
 
-
-def open_camera(
-    source: str,
-    *,
-    width: int = 640,
-    height: int = 480,
-    fps: float = 30,
-    realtime: bool = True,
-    loop: bool = False,
-) -> Camera:
-    """Open ``source``: ``picamera2[:N]``, ``v4l2:/dev/videoN``, ``file:PATH`` or a plain path."""
-    from edge_pose.camera.recover import RecoveringCamera
-
-    if source == "picamera2" or source.startswith("picamera2:"):
-        from edge_pose.camera.picam import PiCamera
-
-        index = _camera_index(source.partition(":")[2] or "0", source)
-        return RecoveringCamera(lambda: PiCamera(index, width=width, height=height, fps=fps))
-    if source.startswith("v4l2:"):
-        from edge_pose.camera.v4l2 import V4l2Camera
-
-        device = source.removeprefix("v4l2:")
-        return RecoveringCamera(lambda: V4l2Camera(device, width=width, height=height, fps=fps))
-    from edge_pose.camera.file import open_file_camera
-
-    return open_file_camera(source.removeprefix("file:"), realtime=realtime, loop=loop, fps=fps)
-
-
-def _camera_index(text: str, source: str) -> int:
-    if not text.isdigit():
-        raise CameraError(f"camera source {source!r}: the camera number must be 0, 1, ...")
-    return int(text)

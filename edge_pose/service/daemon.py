@@ -25,8 +25,9 @@ from typing import Any, TextIO
 
 from edge_pose import __version__
 from edge_pose.annotate import VideoRecorder
-from edge_pose.camera.base import Camera, open_camera
+from edge_pose.camera.base import Camera
 from edge_pose.camera.grabber import FrameGrabber
+from edge_pose.camera.open import open_camera
 from edge_pose.config import (
     Config,
     file_problems,
