@@ -47,6 +47,7 @@ INSTALLED_DEFAULTS = Path(sys.prefix) / "share" / "edge-pose" / "config" / CONFI
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _HEADER = re.compile(r"\s*\[\s*([A-Za-z0-9_-]+)\s*\]\s*(#.*)?")
 _KEY_LINE = re.compile(r"(\s*)([A-Za-z0-9_-]+)(\s*=\s*)(.*)")
+_SCALARS: dict[object, type] = {kind: kind for kind in (str, int, float, bool)}
 _SECRET = re.compile(r"pass(word)?|secret|token|credential", re.IGNORECASE)
 
 
@@ -114,7 +115,7 @@ def _field_type(dotted: str) -> type | None:
     if get_origin(annotation) is Literal:
         args = get_args(annotation)
         return str if all(isinstance(a, str) for a in args) else None
-    return annotation if annotation in (str, int, float, bool) else None
+    return _SCALARS.get(annotation)
 
 
 def format_value(value: Any) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -653,3 +655,49 @@ def test_validate_warns_about_what_run_would_refuse(
     good = write(tmp_path, f'[camera]\nsource = "{video}"\n[model]\ndir = "{model_dir}"')
     assert main(["validate", "--config", str(good)]) == 0
     assert capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------- model names
+
+
+def test_unknown_model_name_is_refused_alike_by_validate_run_and_config_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The catalog check runs once the values are valid, with the words, the location (file or
+    command line) and the exit code of any other invalid value."""
+    from edge_pose.cli import main
+
+    catalog = (
+        "must be a catalog model (movenet_lightning_int8, movenet_lightning_int8_edgetpu, "
+        "movenet_thunder_int8, movenet_thunder_int8_edgetpu) or a path to a .tflite file"
+    )
+    in_file = write(tmp_path, '[model]\nname = "nosuch"\n[mqtt]\nenabled = false\n')
+    from_file = f"edge-pose: error: {in_file}: model.name = 'nosuch': {catalog}\n"
+    good = write(tmp_path, "[mqtt]\nenabled = false\n", "good.toml")
+    from_cli = f"edge-pose: error: model.name = 'nosuch': {catalog} (from the command line)\n"
+    for argv, expected in (
+        (["validate", "--config", str(in_file)], from_file),
+        (["run", "--config", str(in_file)], from_file),
+        (["validate", "--config", str(good), "--model", "nosuch"], from_cli),
+        (["run", "--config", str(good), "--model", "nosuch"], from_cli),
+    ):
+        assert main(argv) == EX_CONFIG
+        assert capsys.readouterr().err == expected, argv
+    before = good.read_text()
+    assert main(["config", "set", "--config", str(good), "model.name=nosuch"]) == EX_CONFIG
+    assert capsys.readouterr().err == from_cli + f"edge-pose: nothing written to {good}\n"
+    assert good.read_text() == before
+
+
+def test_the_config_package_does_not_load_inference_or_opencv() -> None:
+    """Everything imports the config (status, watch, the installer's checks): it stays light,
+    and only the file-check phase looks at the model catalog, when asked."""
+    code = (
+        "import sys, edge_pose.config\n"
+        "heavy = ('edge_pose.inference', 'cv2', 'numpy')\n"
+        "print([m for m in sys.modules if m.startswith(heavy)])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout == "[]\n"

@@ -96,6 +96,8 @@ def _suffixes() -> str:
 class _PacedCamera(Camera):
     """Shared pacing: with ``realtime`` each frame is released at its due time."""
 
+    fps: float  # always known: the file's rate, or the one images are played at
+
     def __init__(self, realtime: bool, fps: float) -> None:
         self.live = realtime
         self.fps = fps

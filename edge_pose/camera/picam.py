@@ -31,7 +31,7 @@ class PiCamera(Camera):
 
     def __init__(self, index: int, *, width: int, height: int, fps: float) -> None:
         try:
-            from picamera2 import Picamera2
+            from picamera2 import Picamera2  # type: ignore[import-not-found]
         except ImportError as exc:
             raise CameraError(PICAMERA2_MISSING) from exc
         cameras = Picamera2.global_camera_info()

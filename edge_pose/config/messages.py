@@ -18,6 +18,12 @@ from pydantic_core import ErrorDetails
 from edge_pose.config.schema import SECTIONS
 
 _MAX_REPR = 60
+_NOUNS: dict[object, str] = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -122,9 +128,7 @@ def _allowed(loc: tuple[str, ...]) -> tuple[str, tuple[float | None, float | Non
         return "valid", (None, None)
     lo = next((m.ge for m in field.metadata if hasattr(m, "ge")), None)
     hi = next((m.le for m in field.metadata if hasattr(m, "le")), None)
-    noun = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
-        field.annotation, "valid"
-    )
+    noun = _NOUNS.get(field.annotation, "valid")
     if lo is not None and hi is not None:
         noun += f" from {_num(lo)} to {_num(hi)}"
     elif lo is not None:
