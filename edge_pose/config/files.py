@@ -7,8 +7,10 @@ the camera's file or device. `validate`, `config set` and a reload ask first
 (:func:`file_problems`, errors), and say what `run` would refuse on this machine
 (:func:`run_warnings`, warnings: a config may be prepared on another machine than the device).
 
-This is the only module of the config package that looks at the model catalog
-(``edge_pose.inference.models``), lazily: the schema and loading never import inference.
+The model name is checked here too (:func:`model_name_problem`): load_config asks once the values
+are valid, so every command refuses an unknown name alike. This is the only module of the config
+package that looks at the model catalog (``edge_pose.inference.models``), and only when asked:
+the schema knows nothing of it, and importing the config loads no part of inference.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from edge_pose.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
+MODEL_NAME_KEY = "model.name"
 STATUS_DIR_NAME = "edge-pose"
 SYSTEM_STATUS_DIR = Path("/run") / STATUS_DIR_NAME
+
 
 def _password_path(mqtt: MqttConfig) -> Path:
     """Where ``password_file`` is: a relative name in ``$CREDENTIALS_DIRECTORY`` when it is
@@ -140,7 +144,7 @@ def model_name_problem(model: ModelConfig) -> str | None:
     if model.name in names:
         return None
     return problem_line(
-        "model.name",
+        MODEL_NAME_KEY,
         model.name,
         f"must be a catalog model ({', '.join(names)}) or a path to a .tflite file",
     )

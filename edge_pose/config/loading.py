@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edge_pose.config.files import model_name_problem
+from edge_pose.config.files import MODEL_NAME_KEY, model_name_problem
 from edge_pose.config.messages import describe, error_key, printable
 from edge_pose.config.schema import SECTIONS, Config
 from edge_pose.errors import ConfigError
@@ -55,7 +55,7 @@ def load_config(path: Path | None = None, overrides: Mapping[str, object] | None
             problems.append(_located(error_key(err), describe(err), where, from_cli))
     else:
         if (unknown := model_name_problem(cfg.model)) is not None:
-            problems.append(_located("model.name", unknown, where, from_cli))
+            problems.append(_located(MODEL_NAME_KEY, unknown, where, from_cli))
         if not problems:
             return cfg
     raise ConfigError([printable(line) for line in problems])
