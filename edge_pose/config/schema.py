@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from edge_pose.camera.source import SOURCE_ALLOWED, SourceError, parse_source
+from edge_pose.camera.source import FILE_PREFIX, SOURCE_ALLOWED, SourceError, parse_source
 
 LABELS_FILE = "labels.txt"  # a TFLite classifier's labels, beside it unless classifier.labels
 MAX_TEXT = 4096  # PATH_MAX: no path, host or name in a config is longer
@@ -67,7 +67,7 @@ def _check_text(value: Any) -> Any:
 def _known_home(value: str) -> str:
     """A path starting with ``~user`` names a user that exists: expanding an unknown one fails
     where the path is used (the camera, the password), as a crash instead of this message."""
-    path = value.removeprefix("file:")
+    path = value.removeprefix(FILE_PREFIX)
     if path.startswith("~") and os.path.expanduser(path) == path:
         user = path[1:].partition("/")[0]
         who = f"user {user!r}" if user else "the home folder (HOME is not set)"
