@@ -52,5 +52,5 @@ def open_camera(
             )
         case FileSource(path=path):
             return open_file_camera(path, realtime=realtime, loop=loop, fps=fps)
-        case _:
-            assert_never(parsed)
+        case unknown:
+            assert_never(unknown)
