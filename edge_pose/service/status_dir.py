@@ -40,11 +40,12 @@ def status_dirs(configured: str = "") -> list[Path]:
 
 
 def writer_status_dir(configured: str = "") -> Path:
-    """Where the daemon writes: the first of :func:`status_dirs`, passing over /run/edge-pose
-    when this user can neither write nor create it. Creates nothing."""
-    return next(
-        d for d in status_dirs(configured) if d != SYSTEM_STATUS_DIR or _writable_or_creatable(d)
-    )
+    """Where the daemon writes: the first of :func:`status_dirs`, or the second when the first
+    is /run/edge-pose and this user can neither write nor create it. Creates nothing."""
+    dirs = status_dirs(configured)
+    if len(dirs) > 1 and dirs[0] == SYSTEM_STATUS_DIR and not _writable_or_creatable(dirs[0]):
+        return dirs[1]
+    return dirs[0]
 
 
 def _writable_or_creatable(path: Path) -> bool:
