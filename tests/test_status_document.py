@@ -71,6 +71,13 @@ def test_the_schema_is_valid_and_names_the_fields_of_the_types() -> None:
     compare(StatusDocument, schema["properties"], "document")
 
 
+def test_the_example_in_the_docs_follows_the_schema() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "status.md").read_text()
+    example = text.split("## The file", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    doc = json.loads(example)
+    assert errors(doc) == [] and parse_document(doc) == doc
+
+
 # --------------------------------------------------------------------------- parsing
 
 

@@ -45,52 +45,38 @@ CAPTURE_RATE_SNAPSHOTS = 8  # the capture rate spans the last this many snapshot
 class MqttCounters(Protocol):
     """What the document shows of the MQTT client (edge_pose.mqtt.MqttPublisher)."""
 
-    @property
-    def responsive(self) -> bool: ...  # connected, and the broker answers
-    @property
-    def last_publish(self) -> float | None: ...
-    @property
-    def sent(self) -> int: ...
-    @property
-    def dropped(self) -> int: ...
-    @property
-    def reconnects(self) -> int: ...
-    @property
-    def last_error(self) -> str | None: ...
-    @property
-    def since(self) -> float | None: ...
-    @property
-    def rate_limited(self) -> int: ...
-    @property
-    def events_dropped(self) -> int: ...
+    last_publish: float | None
+    sent: int
+    dropped: int
+    reconnects: int
+    last_error: str | None
+    since: float | None
+    rate_limited: int
+    events_dropped: int
+
     @property
     def unacked(self) -> int: ...
+
+    @property
+    def responsive(self) -> bool: ...  # connected, and the broker answers
 
 
 class LabelState(Protocol):
     """The steady pose label and repetitions (edge_pose.classify.events.PoseState)."""
 
-    @property
-    def label(self) -> str: ...
-    @property
-    def confidence(self) -> float: ...
-    @property
-    def person(self) -> bool: ...
-    @property
-    def since(self) -> float: ...
-    @property
-    def reps(self) -> int: ...
+    label: str
+    confidence: float
+    person: bool
+    since: float
+    reps: int
 
 
 class FrameCounts(Protocol):
     """The capture side of a run (edge_pose.camera.grabber.FrameGrabber)."""
 
-    @property
-    def camera(self) -> Camera: ...
-    @property
-    def captured(self) -> int: ...
-    @property
-    def skipped(self) -> int: ...
+    camera: Camera
+    captured: int
+    skipped: int
 
 
 def mqtt_status(cfg: MqttConfig, client: MqttCounters | None) -> MqttStatus:
@@ -115,11 +101,11 @@ def mqtt_status(cfg: MqttConfig, client: MqttCounters | None) -> MqttStatus:
 class _NoClient:
     """The counters of an MQTT client that does not exist (MQTT off, or not connected yet)."""
 
-    responsive = False
-    last_publish = None
+    last_publish: float | None = None
     sent = dropped = reconnects = rate_limited = events_dropped = unacked = 0
-    last_error = None
-    since = None
+    last_error: str | None = None
+    since: float | None = None
+    responsive = False
 
 
 _NO_CLIENT = _NoClient()
