@@ -146,7 +146,7 @@ def test_the_builder_documents_follow_the_schema_in_every_state(grabber: FrameGr
         return builder.running(
             cfg, model_name="movenet_lightning_int8", input_size=192,
             backend=Backend("cpu", "XNNPACK, 2 threads", "ai-edge-litert 1.2.0", "auto"),
-            frames=grabber, stats=stats,
+            capture=grabber, stats=stats,
             labels=PoseState(label="standing", confidence=0.91234, person=True, since=5.0,
                              reps=2),
             mqtt=publisher, paused=False, events=4, last_error=None,
@@ -179,7 +179,7 @@ def test_without_mqtt_or_classifier(grabber: FrameGrabber) -> None:
     cfg = load_config(None, {"mqtt.enabled": False})
     doc = StatusBuilder().running(
         cfg, model_name="m.tflite", input_size=256, backend=Backend("edgetpu", "", "", ""),
-        frames=grabber, stats=PipelineStats(), labels=None, mqtt=None, paused=True, events=0,
+        capture=grabber, stats=PipelineStats(), labels=None, mqtt=None, paused=True, events=0,
         last_error="reload rejected: bad",
     )  # fmt: skip
     assert doc["pose"] is None and doc["reps"] is None

@@ -374,7 +374,7 @@ class Daemon:
             model_name=parts.model_name,
             input_size=parts.model.input_size,
             backend=parts.backend,
-            frames=grabber,
+            capture=grabber,
             stats=pipeline.stats,
             labels=None if tracker is None else tracker.state,
             mqtt=parts.publisher,

@@ -12,7 +12,7 @@ Decisions:
   fields (state, pid, clocks, last error, CPU, memory). The numbers are kept apart, so the
   ``stopped`` document carries the last ones instead of zeros: it says how far the run got.
 - What is read from the parts is typed by small Protocols (:class:`MqttCounters`,
-  :class:`LabelState`, :class:`FrameCounts`), so a part may change its class, not this module.
+  :class:`LabelState`, :class:`CaptureCounters`), so a part may change its class, not this module.
 - Building runs once a second on the pipeline's thread (two percentiles, one sysfs and one
   /proc read), never per frame.
 """
@@ -71,7 +71,7 @@ class LabelState(Protocol):
     reps: int
 
 
-class FrameCounts(Protocol):
+class CaptureCounters(Protocol):
     """The capture side of a run (edge_pose.camera.grabber.FrameGrabber)."""
 
     camera: Camera
@@ -124,7 +124,7 @@ class StatusBuilder:
     """The status documents of one run (see the module doc); created when the run starts."""
 
     def __init__(self) -> None:
-        self.started = time.time()
+        self._started = time.time()
         self._started_mono = time.monotonic()
         self._system = SystemMonitor()
         self._capture_times = Ring(CAPTURE_RATE_SNAPSHOTS)
@@ -137,7 +137,7 @@ class StatusBuilder:
         doc = self._numbers.copy() if self._numbers is not None else _configured(cfg)
         doc["state"] = state
         doc["pid"] = os.getpid()
-        doc["started"] = self.started
+        doc["started"] = self._started
         doc["updated"] = time.time()
         doc["uptime_s"] = round(time.monotonic() - self._started_mono, 1)
         doc["last_error"] = last_error
@@ -153,7 +153,7 @@ class StatusBuilder:
         model_name: str,
         input_size: int,
         backend: Backend,
-        frames: FrameCounts,
+        capture: CaptureCounters,
         stats: PipelineStats,
         labels: LabelState | None,
         mqtt: MqttCounters | None,
@@ -169,9 +169,9 @@ class StatusBuilder:
             "device": cfg.device.id,
             "camera": {
                 "source": cfg.camera.source,
-                "description": frames.camera.description,
+                "description": capture.camera.description,
                 # only a live camera that can be reopened counts restarts
-                "restarts": getattr(frames.camera, "restarts", 0),
+                "restarts": getattr(capture.camera, "restarts", 0),
             },
             "model": {"name": model_name, "input_size": input_size},
             "backend": {
@@ -181,13 +181,13 @@ class StatusBuilder:
                 "reason": backend.reason,
             },
             "fps": {
-                "capture": round(self._capture_rate(frames.captured), 2),
+                "capture": round(self._capture_rate(capture.captured), 2),
                 "processed": round(stats.fps(), 2),
             },
             "frames": {
-                "captured": frames.captured,
+                "captured": capture.captured,
                 "processed": stats.processed,
-                "skipped": frames.skipped,
+                "skipped": capture.skipped,
                 "with_person": stats.with_person,
             },
             "inference_ms": percentiles(stats.invoke_ms),
