@@ -385,16 +385,16 @@ def reload_daemon(cfg: Any) -> tuple[int, str]:
     ``edge-pose run`` of root, the caller or the service user (:func:`_not_the_daemon`), and
     through a pidfd, so a pid reused after that check is never hit.
     """
-    from edge_pose.config import status_dir_candidates
     from edge_pose.service.health import pid_alive, systemd_state
     from edge_pose.service.status import read_status
+    from edge_pose.service.status_dir import status_dirs
 
     pid, how = 0, ""
     state = systemd_state()
     if state and state.get("main_pid"):
         pid, how = int(state["main_pid"]), "systemd's MainPID"
     else:
-        doc, status_path = read_status(status_dir_candidates(cfg))
+        doc, status_path = read_status(status_dirs(cfg.status.dir))
         if doc and doc.get("state") != "stopped" and pid_alive(doc.get("pid")):
             pid, how = int(doc["pid"]), str(status_path)
     if not pid:

@@ -22,6 +22,10 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge_pose.service.document import SystemStatus
 
 SYSFS = Path("/sys")
 VCGENCMD = "vcgencmd"
@@ -140,7 +144,7 @@ class SystemMonitor:
         self._throttle: tuple[str, list[str]] | None = None
         self._has_vcgencmd = throttle_command is not None or shutil.which(VCGENCMD) is not None
 
-    def sample(self) -> dict[str, object]:
+    def sample(self) -> SystemStatus:
         now = time.monotonic()
         if self._has_vcgencmd and now >= self._next_throttle:
             self._throttle = throttled(self._command)

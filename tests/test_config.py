@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,10 +23,8 @@ from edge_pose.config import (
     load_config,
     loading,
     read_password,
-    resolve_status_dir,
     to_toml_dict,
 )
-from edge_pose.config import files as config_mod
 from edge_pose.errors import EX_CONFIG, ConfigError
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "edge-pose.toml"
@@ -598,33 +595,6 @@ def test_password_file_needs_username(tmp_path: Path) -> None:
         f"{path}: mqtt.password_file = '/etc/edge-pose/pw': a password "
         "needs a user name: set mqtt.username"
     ]
-
-
-# --------------------------------------------------------------------------- status dir
-
-
-def test_status_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    explicit = load_config(None, {"status.dir": str(tmp_path / "st")})
-    assert resolve_status_dir(explicit) == tmp_path / "st"
-    cfg = load_config()
-    monkeypatch.setenv("RUNTIME_DIRECTORY", f"{tmp_path}/rt:{tmp_path}/other")
-    assert resolve_status_dir(cfg) == tmp_path / "rt"
-    monkeypatch.delenv("RUNTIME_DIRECTORY")
-    monkeypatch.setattr(config_mod, "SYSTEM_STATUS_DIR", tmp_path / "run" / "edge-pose")
-    (tmp_path / "run").mkdir()
-    assert resolve_status_dir(cfg) == tmp_path / "run" / "edge-pose"  # creatable
-    assert not (tmp_path / "run" / "edge-pose").exists()  # ... but not created
-    monkeypatch.setattr(config_mod, "SYSTEM_STATUS_DIR", tmp_path / "no" / "such" / "edge-pose")
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
-    assert resolve_status_dir(cfg) == tmp_path / "xdg" / "edge-pose"
-    # readers (edge-pose status) look everywhere the daemon may have written, in the same order
-    assert config_mod.status_dir_candidates(cfg) == [
-        tmp_path / "no" / "such" / "edge-pose",
-        tmp_path / "xdg" / "edge-pose",
-        Path(tempfile.gettempdir()) / f"edge-pose-{os.getuid()}",
-    ]
-    monkeypatch.delenv("XDG_RUNTIME_DIR")
-    assert resolve_status_dir(cfg) == Path(tempfile.gettempdir()) / f"edge-pose-{os.getuid()}"
 
 
 def test_validate_warns_about_what_run_would_refuse(

@@ -22,7 +22,7 @@ from edge_pose.inference.movenet import MoveNet
 from edge_pose.payload_compact import compact_keypoints_payload
 from edge_pose.pipeline import Pipeline, Temporal
 from edge_pose.pose import KEYPOINT_NAMES, keypoints_payload
-from edge_pose.schemas import NAMES, TOPIC_SCHEMAS, load_schema
+from edge_pose.schemas import FILE_SCHEMAS, NAMES, TOPIC_SCHEMAS, load_schema
 from edge_pose.service.commands import parse_command
 
 jsonschema = pytest.importorskip("jsonschema", reason="pip install -e '.[test]'")
@@ -47,7 +47,7 @@ def errors(name: str, instance: Any) -> list[str]:
 
 def test_every_schema_is_valid_draft_2020_12() -> None:
     assert sorted(p.name for p in SCHEMA_DIR.glob("*.schema.json")) == sorted(
-        f"{n}.schema.json" for n in NAMES
+        f"{n}.schema.json" for n in NAMES + FILE_SCHEMAS  # status.json: test_status_document.py
     )
     for name in NAMES:
         schema = load_schema(name)

@@ -25,7 +25,7 @@ import pytest
 
 from edge_pose import __version__, sysinfo
 from edge_pose.service import health
-from edge_pose.service.fields import duration
+from edge_pose.service.durations import duration
 from edge_pose.service.health import Verdict, evaluate, pid_alive, systemd_state
 from edge_pose.service.status import (
     STATUS_FILE,

@@ -22,14 +22,8 @@ from test_status import dead_pid, make_doc, run_status
 
 from edge_pose.service.health import evaluate, is_edge_pose
 from edge_pose.service.notify import Notifier
-from edge_pose.service.status import (
-    STATUS_FILE,
-    StatusDirBusy,
-    StatusWriter,
-    find_status,
-    named_uid,
-    other_users_dirs,
-)
+from edge_pose.service.status import STATUS_FILE, StatusDirBusy, StatusWriter, find_status
+from edge_pose.service.status_dir import named_uid, other_users_dirs
 from edge_pose.service.status_text import format_status
 from edge_pose.service.supervisor import Supervisor, status_line
 from edge_pose.stats import RATE_WINDOW_S, PipelineStats

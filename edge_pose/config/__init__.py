@@ -12,9 +12,7 @@ themselves are for this package and for tests that reach into one of them.
 from edge_pose.config.files import (
     file_problems,
     read_password,
-    resolve_status_dir,
     run_warnings,
-    status_dir_candidates,
     tls_file_problems,
 )
 from edge_pose.config.loading import DEFAULT_CONFIG_PATH, config_path, load_config, read_config_text
@@ -49,9 +47,7 @@ __all__ = [
     "load_config",
     "read_config_text",
     "read_password",
-    "resolve_status_dir",
     "run_warnings",
-    "status_dir_candidates",
     "tls_file_problems",
     "to_toml_dict",
 ]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import assert_never
 
@@ -30,8 +29,6 @@ from edge_pose.errors import ConfigError, ModelError
 log = logging.getLogger(__name__)
 
 MODEL_NAME_KEY = "model.name"
-STATUS_DIR_NAME = "edge-pose"
-SYSTEM_STATUS_DIR = Path("/run") / STATUS_DIR_NAME
 
 
 def _password_path(mqtt: MqttConfig) -> Path:
@@ -246,43 +243,3 @@ def _tls_load_problems(mqtt: MqttConfig) -> list[str]:
                 f"client certificate and its private key in PEM format ({exc})"
             )
     return problems
-
-
-def status_dir_candidates(cfg: Config) -> list[Path]:
-    """Every place status.json may live, in order of preference (for readers such as
-    ``edge-pose status``, which may not be able to write where the daemon writes)."""
-    if cfg.status.dir:
-        return [Path(cfg.status.dir).expanduser()]
-    found: list[Path] = []
-    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
-    if runtime:
-        found.append(Path(runtime))
-    found.append(SYSTEM_STATUS_DIR)
-    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
-    if os.path.isabs(xdg):
-        found.append(Path(xdg) / STATUS_DIR_NAME)
-    found.append(Path(tempfile.gettempdir()) / f"{STATUS_DIR_NAME}-{os.getuid()}")
-    return list(dict.fromkeys(found))
-
-
-def resolve_status_dir(cfg: Config) -> Path:
-    """Where the daemon writes status.json: ``status.dir``, else ``$RUNTIME_DIRECTORY`` (systemd
-    RuntimeDirectory=), else /run/edge-pose if writable or creatable, else
-    ``$XDG_RUNTIME_DIR/edge-pose``, else a per-user temp dir. Only tests; creates nothing."""
-    if cfg.status.dir:
-        return Path(cfg.status.dir).expanduser()
-    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
-    if runtime:
-        return Path(runtime)
-    if _writable_or_creatable(SYSTEM_STATUS_DIR):
-        return SYSTEM_STATUS_DIR
-    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
-    if os.path.isabs(xdg):
-        return Path(xdg) / STATUS_DIR_NAME
-    return Path(tempfile.gettempdir()) / f"{STATUS_DIR_NAME}-{os.getuid()}"
-
-
-def _writable_or_creatable(path: Path) -> bool:
-    if path.is_dir():
-        return os.access(path, os.W_OK | os.X_OK)
-    return not path.exists() and os.access(path.parent, os.W_OK | os.X_OK)

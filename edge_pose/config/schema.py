@@ -315,7 +315,8 @@ class ClassifierConfig(_Section):
 
 
 class StatusConfig(_Section):
-    """Where status.json goes; "" = resolved at run time by :func:`resolve_status_dir`."""
+    """Where status.json goes; "" = resolved at run time
+    (:func:`edge_pose.service.status_dir.writer_status_dir`)."""
 
     dir: str = ""
     min_fps: NonNegative = 0.0  # below this processed rate `edge-pose status` says degraded

@@ -1,10 +1,12 @@
-"""JSON Schemas (draft 2020-12) of every MQTT payload, shipped with the package.
+"""JSON Schemas (draft 2020-12) of every MQTT payload and of status.json, shipped with the package.
 
 ``load_schema("pose")`` returns the parsed schema of ``<base>/pose``; :data:`TOPIC_SCHEMAS` maps
 each topic suffix to its schema name. docs/mqtt.md shows the same files, and the tests validate
-real payloads of a real run against them. The schemas are closed (``additionalProperties:
-false``) so that an undocumented field fails the tests; consumers should still ignore fields
-they do not know, as new ones may come within payload version 1.
+real payloads of a real run against them. ``load_schema("status")`` is the status document
+(:data:`FILE_SCHEMAS`, docs/status.md), checked against the files of real runs. The schemas are
+closed (``additionalProperties: false``) so that an undocumented field fails the tests;
+consumers should still ignore fields they do not know, as new ones may come within payload
+version 1.
 """
 
 from __future__ import annotations
@@ -26,15 +28,17 @@ TOPIC_SCHEMAS = {
     "set": "command",
 }
 NAMES = (*dict.fromkeys(TOPIC_SCHEMAS.values()), "keypoints-compact", "ha-discovery")
+FILE_SCHEMAS = ("status",)  # files edge-pose writes, not MQTT payloads
 
 
 @cache
 def _text(name: str) -> str:
-    if name not in NAMES:
-        raise KeyError(f"no schema {name!r} (known: {', '.join(NAMES)})")
+    if name not in NAMES + FILE_SCHEMAS:
+        raise KeyError(f"no schema {name!r} (known: {', '.join(NAMES + FILE_SCHEMAS)})")
     return (resources.files(__name__) / f"{name}.schema.json").read_text(encoding="utf-8")
 
 
 def load_schema(name: str) -> dict[str, Any]:
-    """The schema ``name`` (see :data:`NAMES`), parsed; a fresh copy on every call."""
+    """The schema ``name`` (see :data:`NAMES`, :data:`FILE_SCHEMAS`), parsed; a fresh copy on
+    every call."""
     return json.loads(_text(name))

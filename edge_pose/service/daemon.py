@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import signal
 import threading
 import time
@@ -23,18 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from edge_pose import __version__
 from edge_pose.annotate import VideoRecorder
 from edge_pose.camera.base import Camera
 from edge_pose.camera.grabber import FrameGrabber
 from edge_pose.camera.open import open_camera
-from edge_pose.config import (
-    Config,
-    file_problems,
-    load_config,
-    read_password,
-    resolve_status_dir,
-)
+from edge_pose.config import Config, file_problems, load_config, read_password
 from edge_pose.errors import ConfigError, EdgePoseError
 from edge_pose.homeassistant import start_discovery
 from edge_pose.inference.backend import Backend, fallback_after_loss, load_estimator
@@ -42,11 +34,12 @@ from edge_pose.inference.edgetpu import EdgeTpuLost
 from edge_pose.inference.movenet import MoveNet
 from edge_pose.pipeline import Pipeline, Temporal
 from edge_pose.service.commands import RemoteControl
+from edge_pose.service.document import StatusDocument
 from edge_pose.service.notify import Notifier
-from edge_pose.service.status import FORMAT_VERSION, StatusWriter
+from edge_pose.service.status import StatusWriter
+from edge_pose.service.status_builder import StatusBuilder
+from edge_pose.service.status_dir import writer_status_dir
 from edge_pose.service.supervisor import Supervisor
-from edge_pose.stats import Ring
-from edge_pose.sysinfo import SystemMonitor, process_memory_mb
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +88,11 @@ class Daemon:
         # The parts of the config that ran before a reload, until the new one has started.
         self._fallback: Parts | None = None
         self._pending: Parts | None = None  # a reloaded config's parts, loaded, not yet running
-        self.started = time.time()
-        self.started_mono = time.monotonic()
         self.last_error: str | None = None
-        self.system = SystemMonitor()
-        self.writer: StatusWriter | None = None
-        self.last_snapshot: dict[str, Any] | None = None  # the numbers of the last snapshot
-        self.last_document: dict[str, Any] | None = None  # the whole status document
-        self._captures = (Ring(8), Ring(8))  # (monotonic s, frames captured) at each snapshot
+        # May refuse (another run writes there): before anything needs undoing.
+        self.writer = StatusWriter(writer_status_dir(cfg.status.dir))
+        self.status = StatusBuilder()
+        self.last_document: StatusDocument | None = None  # the latest running document
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -179,9 +169,8 @@ class Daemon:
     # -- running -------------------------------------------------------------------------------
 
     def run(self, max_frames: int | None = None) -> None:
-        self.writer = StatusWriter(resolve_status_dir(self.cfg))  # may refuse: nothing to undo
         previous = self.install_signal_handlers()
-        self.writer.write(self.base_document("starting"))
+        self.writer.write(self.status.document("starting", self.cfg, self.last_error))
         parts: Parts | None = None
         try:
             parts = self.build(self.cfg, None)
@@ -216,9 +205,8 @@ class Daemon:
             self.notifier.stopping()
             if parts is not None and parts.publisher is not None:
                 parts.publisher.stop(STOP_WAIT_SECONDS)
-                if self.last_snapshot is not None:  # the stopped document: disconnected now
-                    self.last_snapshot["mqtt"] = _mqtt_status(parts.cfg, parts.publisher)
-            self.writer.write(self.base_document("stopped"))
+                self.status.mqtt_stopped(parts.cfg.mqtt, parts.publisher)
+            self.writer.write(self.status.document("stopped", self.cfg, self.last_error))
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             self.notifier.close()
@@ -379,92 +367,22 @@ class Daemon:
 
     # -- status --------------------------------------------------------------------------------
 
-    def base_document(self, state: str) -> dict[str, Any]:
-        """The status document (docs/status.md); the last snapshot's numbers when there is one."""
-        doc = dict(
-            self.last_snapshot
-            or {
-                "v": FORMAT_VERSION,
-                "version": __version__,
-                "device": self.cfg.device.id,
-                "camera": {"source": self.cfg.camera.source, "description": ""},
-                "model": {"name": self.cfg.model.name, "input_size": None},
-                "backend": None,
-                "fps": {"capture": 0.0, "processed": 0.0},
-                "frames": None,
-                "inference_ms": None,
-                "latency_ms": None,
-                "mqtt": None,
-                "pose": None,
-                "reps": None,
-                "min_fps": self.cfg.status.min_fps,
-            }
-        )
-        now = time.time()
-        doc.update(
-            state=state,
-            pid=os.getpid(),
-            started=self.started,
-            updated=now,
-            uptime_s=round(time.monotonic() - self.started_mono, 1),
-            last_error=self.last_error,
-            system=self.system.sample(),
-            memory=process_memory_mb(),
-        )
-        return doc
-
-    def snapshot(self, parts: Parts, pipeline: Pipeline, grabber: FrameGrabber) -> dict[str, Any]:
+    def snapshot(self, parts: Parts, pipeline: Pipeline, grabber: FrameGrabber) -> StatusDocument:
         """The running status document, built once a second."""
-        cfg, stats, publisher = parts.cfg, pipeline.stats, parts.publisher
         tracker = pipeline.temporal.tracker
-        times, counts = self._captures
-        times.add(time.monotonic())
-        counts.add(grabber.captured)
-        span = float(times.values().max() - times.values().min())
-        captured = counts.values()
-        capture_fps = float(captured.max() - captured.min()) / span if span > 0 else 0.0
-        self.last_snapshot = {
-            "v": FORMAT_VERSION,
-            "version": __version__,
-            "device": cfg.device.id,
-            "camera": {
-                "source": cfg.camera.source,
-                "description": grabber.camera.description,
-                "restarts": getattr(grabber.camera, "restarts", 0),
-            },
-            "model": {"name": parts.model_name, "input_size": parts.model.input_size},
-            "backend": {
-                "kind": parts.backend.kind,
-                "delegate": parts.backend.delegate,
-                "runtime": parts.backend.runtime,
-                "reason": parts.backend.reason,
-            },
-            "fps": {"capture": round(capture_fps, 2), "processed": round(stats.fps(), 2)},
-            "frames": {
-                "captured": grabber.captured,
-                "processed": stats.processed,
-                "skipped": grabber.skipped,
-                "with_person": stats.with_person,
-            },
-            "inference_ms": _percentiles(stats.invoke_ms, 50, 95),
-            "latency_ms": _percentiles(stats.latency_ms, 50, 95),
-            "mqtt": _mqtt_status(cfg, publisher),
-            "pose": None
-            if tracker is None
-            else {
-                "label": tracker.state.label,
-                "confidence": round(tracker.state.confidence, 3),
-                "person": tracker.state.person,
-                "since": tracker.state.since,
-            },
-            "reps": None
-            if tracker is None or not cfg.classifier.rep_up
-            else {"exercise": cfg.classifier.rep_name, "count": tracker.state.reps},
-            "min_fps": cfg.status.min_fps,
-            "paused": pipeline.paused,
-            "events": pipeline.events,
-        }
-        self.last_document = self.base_document("running")
+        self.last_document = self.status.running(
+            parts.cfg,
+            model_name=parts.model_name,
+            input_size=parts.model.input_size,
+            backend=parts.backend,
+            capture=grabber,
+            stats=pipeline.stats,
+            labels=None if tracker is None else tracker.state,
+            mqtt=parts.publisher,
+            paused=pipeline.paused,
+            events=pipeline.events,
+            last_error=self.last_error,
+        )
         return self.last_document
 
 
@@ -495,45 +413,6 @@ class _AnyEvent:
 
     def is_set(self) -> bool:
         return any(e.is_set() for e in self.events)
-
-
-def _percentiles(ring: Any, *qs: int) -> dict[str, float | None]:
-    values = {f"p{q}": ring.percentile(q) for q in qs}
-    return {k: None if v is None else round(v, 2) for k, v in values.items()}
-
-
-MQTT_COUNTERS = (
-    "last_publish",
-    "sent",
-    "dropped",
-    "reconnects",
-    "last_error",
-    "since",
-    "rate_limited",
-    "events_dropped",
-    "unacked",
-)
-
-
-def _mqtt_status(cfg: Config, publisher: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "enabled": cfg.mqtt.enabled,
-        "broker": f"{cfg.mqtt.host}:{cfg.mqtt.port}",
-        "connected": False,
-        "last_publish": None,
-        "sent": 0,
-        "dropped": 0,
-        "reconnects": 0,
-        "last_error": None,
-        "since": None,
-        "rate_limited": 0,
-        "events_dropped": 0,
-        "unacked": 0,
-    }
-    if publisher is not None:
-        doc.update({key: getattr(publisher, key) for key in MQTT_COUNTERS})
-        doc["connected"] = publisher.responsive  # a silent broker is no connection
-    return doc
 
 
 def run(

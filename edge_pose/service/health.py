@@ -1,6 +1,6 @@
 """Is edge-pose healthy? The verdict on a status document, the process and systemd's view.
 
-:func:`evaluate` judges a status document (edge_pose.service.status) at a given time: 0 healthy,
+:func:`evaluate` judges a status document (edge_pose.service.document) at a given time: 0 healthy,
 1 degraded (with the reasons and what to do), 3 not running, the exit codes of `edge-pose status`
 (docs/status.md has the rules). It checks that the process that wrote the document still lives
 (:func:`pid_alive`; a pid reused by an unrelated, younger process is recognised by comparing its
@@ -23,10 +23,18 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from edge_pose.errors import EX_FAILURE, EX_NOT_RUNNING, EX_OK
-from edge_pose.service.fields import ago, as_dict, duration, number, parse_hex, parse_int
+from edge_pose.service.document import (
+    FpsStatus,
+    MqttStatus,
+    StatusDocument,
+    SystemStatus,
+    parse_document,
+)
+from edge_pose.service.durations import ago, duration
+from edge_pose.sysinfo import THROTTLED_NOW_MASK, decode_throttled, parse_throttled
 
 STALE_AFTER_S = 5.0  # older than this while the process lives: hung
 STARTING_GRACE_S = 60.0  # "starting" for longer than this: probably stuck
@@ -44,7 +52,6 @@ SYSTEMD_PROPERTIES = (
 )
 EX_DEGRADED = EX_FAILURE
 _LABELS = {EX_OK: "healthy", EX_DEGRADED: "degraded", EX_NOT_RUNNING: "not running"}
-_THROTTLE_NOW_MASK = 0xF  # get_throttled bits 0-3: active now (see edge_pose.sysinfo)
 _JOURNAL_HINT = "see journalctl -u edge-pose -e"
 _PID_MAX = 2**31 - 1  # pid_t; a larger "pid" from a hostile document would overflow os.kill
 
@@ -105,14 +112,14 @@ def is_edge_pose(pid: int) -> bool:
     return any(name.startswith(("edge-pose", "edge_pose")) for name in names)
 
 
-def daemon_alive(doc: dict[str, Any]) -> bool:
+def daemon_alive(doc: StatusDocument) -> bool:
     """The pid in ``doc`` is alive and is plausibly the daemon that wrote it: a process younger
     than the reported uptime is an unrelated one that reused the pid."""
     pid = doc.get("pid")
-    if not pid_alive(pid):
+    if pid is None or not pid_alive(pid):
         return False
-    uptime = number(doc.get("uptime_s"))
-    age = process_age_s(pid)  # type: ignore[arg-type]
+    uptime = doc.get("uptime_s")
+    age = process_age_s(pid)
     return not (uptime is not None and age is not None and age + 2.0 < uptime)
 
 
@@ -161,10 +168,18 @@ def systemd_state(
         "active_state": props.get("ActiveState"),
         "sub_state": props.get("SubState") or None,
         "result": props.get("Result") or None,
-        "main_pid": parse_int(props.get("MainPID")) or 0,
-        "n_restarts": parse_int(props.get("NRestarts")),
+        "main_pid": _parse_int(props.get("MainPID")) or 0,
+        "n_restarts": _parse_int(props.get("NRestarts")),
         "started": props.get("ExecMainStartTimestamp") or None,
     }
+
+
+def _parse_int(text: str | None) -> int | None:
+    """An integer from systemctl's text output; None when empty or not a number."""
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
 
 
 def _systemd_hint(systemd: dict[str, Any] | None) -> str:
@@ -186,6 +201,14 @@ def _systemd_hint(systemd: dict[str, Any] | None) -> str:
 # --------------------------------------------------------------------------- verdict
 
 
+class VerdictJson(TypedDict):
+    """A :class:`Verdict` as JSON (``status --json``)."""
+
+    code: int
+    state: str
+    reasons: list[str]
+
+
 @dataclass
 class Verdict:
     """``code``: 0 healthy, 1 degraded, 3 not running. ``state``: starting, running, paused
@@ -201,12 +224,12 @@ class Verdict:
     def label(self) -> str:
         return _LABELS.get(self.code, "unknown")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> VerdictJson:
         return {"code": self.code, "state": self.state, "reasons": list(self.reasons)}
 
 
 def evaluate(
-    doc: dict[str, Any] | None,
+    doc: StatusDocument | None,
     now: float,
     systemd: dict[str, Any] | None = None,
     *,
@@ -217,13 +240,14 @@ def evaluate(
 
     ``min_fps`` overrides the ``min_fps`` in the document when not None; ``missing`` describes
     where no file was found (used when ``doc`` is None). Checks whether the pid is alive.
+    ``doc`` is parsed again: whoever hands it in, a judgement never fails on a field.
     """
-    sd = systemd or {}
     if doc is None:
-        return _evaluate_missing(sd, missing or "no status file found")
+        return _evaluate_missing(systemd, missing or "no status file found")
+    doc = parse_document(doc)
     state = doc.get("state")
     pid = doc.get("pid")
-    updated = number(doc.get("updated"))
+    updated = doc.get("updated")
     age = max(0.0, now - updated) if updated is not None else None
     last_error = doc.get("last_error")
     error = f"; last error: {last_error}" if last_error else ""
@@ -260,7 +284,7 @@ def evaluate(
             f"pipeline looks hung — systemd's watchdog restarts it; else {_JOURNAL_HINT} and "
             "restart it (sudo systemctl restart edge-pose)"
         )
-    uptime = number(doc.get("uptime_s"))
+    uptime = doc.get("uptime_s")
     if state == "starting":
         if uptime is not None and uptime > STARTING_GRACE_S:
             reasons.append(
@@ -283,17 +307,17 @@ def evaluate(
     if stall:
         reasons.append(stall)
 
-    mqtt = as_dict(doc.get("mqtt"))
+    mqtt = doc.get("mqtt") or MqttStatus()
     if mqtt.get("enabled") and not mqtt.get("connected"):
         broker = mqtt.get("broker") or "the broker"
-        why = f": {mqtt['last_error']}" if mqtt.get("last_error") else ""
+        why = f": {mqtt_error}" if (mqtt_error := mqtt.get("last_error")) else ""
         reasons.append(
             f"MQTT disconnected from {broker}{why} — check the broker (systemctl status "
             "mosquitto) and mqtt.host/mqtt.port in the config"
         )
 
-    threshold = min_fps if min_fps is not None else number(doc.get("min_fps"))
-    processed = number(as_dict(doc.get("fps")).get("processed"))
+    threshold = min_fps if min_fps is not None else doc.get("min_fps")
+    processed = (doc.get("fps") or FpsStatus()).get("processed")
     slow = processed is not None and threshold and processed < threshold
     if state == "running" and slow and not (paused or stall):  # those reasons say why
         reasons.append(
@@ -301,22 +325,22 @@ def evaluate(
             "load and temperature, model.threads, camera.fps, or use an Edge TPU"
         )
 
-    system = as_dict(doc.get("system"))
-    value = parse_hex(system.get("throttled"))
-    if value is not None and value & _THROTTLE_NOW_MASK:
+    throttled = (doc.get("system") or SystemStatus()).get("throttled")
+    value = parse_throttled(throttled) if throttled is not None else None
+    if value is not None and value & THROTTLED_NOW_MASK:
         reasons.append(_throttle_reason(value))
 
     shown = "paused" if paused and state == "running" else str(state)
     return Verdict(EX_DEGRADED if reasons else EX_OK, shown, reasons)
 
 
-def _stall_reason(doc: dict[str, Any], now: float) -> str | None:
+def _stall_reason(doc: StatusDocument, now: float) -> str | None:
     """"no frame processed for N s" when the last frame is older than the daemon's stall
     limit (``stall_s``, half the watchdog interval): the rates alone cannot tell a stall."""
-    last = number(doc.get("last_frame"))
+    last = doc.get("last_frame")
     if last is None:
         return None
-    limit = number(doc.get("stall_s"))
+    limit = doc.get("stall_s")
     limit = limit if limit is not None and limit > 0 else STALL_S
     idle = now - last
     if idle <= limit:
@@ -328,7 +352,8 @@ def _stall_reason(doc: dict[str, Any], now: float) -> str | None:
     )
 
 
-def _evaluate_missing(sd: dict[str, Any], missing: str) -> Verdict:
+def _evaluate_missing(systemd: dict[str, Any] | None, missing: str) -> Verdict:
+    sd = systemd or {}
     active, sub = sd.get("active_state"), sd.get("sub_state")
     if active in ("active", "reloading"):
         return Verdict(
@@ -348,16 +373,14 @@ def _evaluate_missing(sd: dict[str, Any], missing: str) -> Verdict:
         EX_NOT_RUNNING,
         "absent",
         [
-            f"not running: {missing}{_systemd_hint(sd)} — start it: sudo systemctl start "
+            f"not running: {missing}{_systemd_hint(systemd)} — start it: sudo systemctl start "
             f"edge-pose (or `edge-pose run`); {_JOURNAL_HINT}"
         ],
     )
 
 
 def _throttle_reason(value: int) -> str:
-    from edge_pose.sysinfo import decode_throttled
-
-    now = decode_throttled(value & _THROTTLE_NOW_MASK)
+    now = decode_throttled(value & THROTTLED_NOW_MASK)
     advice = []
     if value & 0x1:
         advice.append(

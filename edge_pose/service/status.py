@@ -1,10 +1,13 @@
 """status.json: what the daemon is doing, readable without touching it.
 
-The daemon hands :class:`StatusWriter` one dict about once a second; the writer replaces
+The daemon hands :class:`StatusWriter` one status document (edge_pose.service.document) about
+once a second; the writer replaces
 ``status.json`` atomically (temp file in the same directory + ``os.replace``), so a reader sees the
 previous document or the new one, never a mix. Readers find the newest usable document with
-:func:`find_status`; edge_pose.service.health judges it and `edge-pose status`
-(edge_pose.service.status_command) prints it. The file format is documented in docs/status.md.
+:func:`find_status`, parsed into a typed document; edge_pose.service.health judges it and
+`edge-pose status` (edge_pose.service.status_command) prints it. Where the file is comes from
+edge_pose.service.status_dir. The format is documented in docs/status.md and
+edge_pose/schemas/status.schema.json.
 
 Decisions:
 
@@ -31,7 +34,6 @@ import math
 import os
 import pwd
 import stat
-import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,16 +41,15 @@ from pathlib import Path
 from typing import Any
 
 from edge_pose.errors import EdgePoseError
+from edge_pose.service.document import FORMAT_VERSION, StatusDocument, parse_document
 from edge_pose.service.health import daemon_alive, is_edge_pose
+from edge_pose.service.status_dir import named_uid
 
 log = logging.getLogger(__name__)
 
 STATUS_FILE = "status.json"
-FORMAT_VERSION = 1
-STATES = ("starting", "running", "stopping", "stopped")
 MAX_STATUS_BYTES = 1 << 20
 SERVICE_USER = "edge-pose"  # the system user of the packaged service
-DIR_NAME = "edge-pose"  # /run/user/<uid>/edge-pose, /tmp/edge-pose-<uid>
 
 
 # --------------------------------------------------------------------------- writing
@@ -86,9 +87,9 @@ class StatusWriter:
         except (OSError, StatusFileError):  # nothing, or nothing usable: ours to replace
             return
         pid = doc.get("pid")
-        if doc.get("state") == "stopped" or pid == os.getpid() or not daemon_alive(doc):
+        if doc.get("state") == "stopped" or pid is None or pid == os.getpid():
             return
-        if not is_edge_pose(pid):  # type: ignore[arg-type]  # daemon_alive checked the type
+        if not daemon_alive(doc) or not is_edge_pose(pid):
             return
         raise StatusDirBusy(
             f"another edge-pose run (pid {pid}) writes its status to {self.path}: stop it "
@@ -96,7 +97,7 @@ class StatusWriter:
             "(status.dir in its config)"
         )
 
-    def write(self, doc: dict[str, Any]) -> bool:
+    def write(self, doc: StatusDocument) -> bool:
         try:
             data = encode_status(doc)
             with self._lock:
@@ -186,7 +187,7 @@ class StatusWriter:
         self._dir_checked = True
 
 
-def encode_status(doc: dict[str, Any]) -> bytes:
+def encode_status(doc: StatusDocument) -> bytes:
     """The bytes written to status.json: one JSON line, valid for any JSON reader (no NaN)."""
     try:
         text = json.dumps(doc, allow_nan=False, default=_json_default)
@@ -242,15 +243,16 @@ class StatusLookup:
     """What :func:`find_status` found: the document, its file and the file's owner (uid), where
     it looked and what was wrong with files it skipped (one line each)."""
 
-    doc: dict[str, Any] | None
+    doc: StatusDocument | None
     path: Path | None
     searched: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     owner: int | None = None
 
 
-def load_status_file(path: Path, owners: frozenset[int] | None = None) -> dict[str, Any]:
-    """One status.json -> dict; raises FileNotFoundError, or StatusFileError with the reason.
+def load_status_file(path: Path, owners: frozenset[int] | None = None) -> StatusDocument:
+    """One status.json -> its document (:func:`~edge_pose.service.document.parse_document`);
+    raises FileNotFoundError, or StatusFileError with the reason.
 
     Only a regular file is read (a symlink, FIFO or device is refused without being opened for
     a blocking read); with ``owners``, only one owned by one of those uids.
@@ -258,7 +260,7 @@ def load_status_file(path: Path, owners: frozenset[int] | None = None) -> dict[s
     return _load(path, owners)[0]
 
 
-def _load(path: Path, owners: frozenset[int] | None) -> tuple[dict[str, Any], int]:
+def _load(path: Path, owners: frozenset[int] | None) -> tuple[StatusDocument, int]:
     """The document and the uid owning its file."""
     data, owner = _read_regular_file(path, owners)
     if not data.strip():
@@ -283,7 +285,7 @@ def _load(path: Path, owners: frozenset[int] | None) -> tuple[dict[str, Any], in
             f"status format v{doc['v']}, newer than this edge-pose reads (v{FORMAT_VERSION}): "
             "the service runs a newer edge-pose than this command; update it"
         )
-    return doc, owner
+    return parse_document(doc), owner
 
 
 def _read_regular_file(path: Path, owners: frozenset[int] | None) -> tuple[bytes, int]:
@@ -336,30 +338,6 @@ def trusted_uids() -> frozenset[int]:
     return frozenset(uids)
 
 
-def named_uid(directory: Path) -> int | None:
-    """The user a per-user status directory is named for: ``.../edge-pose-<uid>`` (the temp
-    fallback) or ``.../<uid>/edge-pose`` ($XDG_RUNTIME_DIR); None for any other directory."""
-    suffix = directory.name.removeprefix(f"{DIR_NAME}-")
-    if suffix != directory.name and suffix.isdigit():
-        return int(suffix)
-    if directory.name == DIR_NAME and directory.parent.name.isdigit():
-        return int(directory.parent.name)
-    return None
-
-
-def other_users_dirs(
-    run_user: Path = Path("/run/user"), tmp: Path | None = None
-) -> list[Path]:
-    """Where other users' runs write their status (``$XDG_RUNTIME_DIR/edge-pose`` and the temp
-    fallback), for root's `status`: the user behind sudo first, then by uid."""
-    tmp = Path(tempfile.gettempdir()) if tmp is None else tmp
-    found = [*run_user.glob(f"*/{DIR_NAME}"), *tmp.glob(f"{DIR_NAME}-*")]
-    sudo = os.environ.get("SUDO_UID", "")
-    owned = [(uid, d) for d in found if (uid := named_uid(d)) is not None]
-    owned.sort(key=lambda item: (str(item[0]) != sudo, item[0], str(item[1])))
-    return [d for _, d in owned]
-
-
 def _directory_problem(directory: Path, owners: frozenset[int]) -> str | None:
     """Why documents in ``directory`` cannot be trusted, or None."""
     try:
@@ -403,7 +381,7 @@ def find_status(dirs: Iterable[Path], trusted: frozenset[int] | None = None) -> 
     reported in ``problems``."""
     trusted = trusted_uids() if trusted is None else trusted
     lookup = StatusLookup(None, None)
-    fallback: tuple[dict[str, Any], Path, int] | None = None
+    fallback: tuple[StatusDocument, Path, int] | None = None
     for directory in dirs:
         directory = Path(directory)
         lookup.searched.append(directory)
@@ -439,10 +417,10 @@ def find_status(dirs: Iterable[Path], trusted: frozenset[int] | None = None) -> 
     return lookup
 
 
-def _runs_as(doc: dict[str, Any], uid: int) -> bool:
+def _runs_as(doc: StatusDocument, uid: int) -> bool:
     """Whether the document's pid is an edge-pose process of user ``uid``."""
     pid = doc.get("pid")
-    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**22:
+    if pid is None or not 0 < pid < 2**22:
         return False
     try:
         return os.stat(f"/proc/{pid}").st_uid == uid and is_edge_pose(pid)
@@ -450,7 +428,7 @@ def _runs_as(doc: dict[str, Any], uid: int) -> bool:
         return False
 
 
-def read_status(dirs: Iterable[Path]) -> tuple[dict[str, Any] | None, Path | None]:
+def read_status(dirs: Iterable[Path]) -> tuple[StatusDocument | None, Path | None]:
     """The status document to report and its file, or (None, None); see :func:`find_status`."""
     lookup = find_status(dirs)
     return lookup.doc, lookup.path

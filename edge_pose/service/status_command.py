@@ -16,13 +16,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from edge_pose.argtypes import Parser, seconds_between
 from edge_pose.errors import EX_NOT_RUNNING, EX_OK
 from edge_pose.service.health import evaluate, systemd_state
-from edge_pose.service.status import find_status, other_users_dirs
+from edge_pose.service.status import find_status
+from edge_pose.service.status_dir import other_users_dirs, status_dirs
 from edge_pose.service.status_text import format_status
 
 
@@ -135,26 +135,25 @@ def _check(settings: _Settings, as_json: bool, *, color_ok: bool | None = None) 
 def _settings(path: Path | None) -> _Settings:
     """Status directories and min_fps from the config; an unusable config falls back to the
     defaults (keeping status.dir / status.min_fps if the TOML has them) and says so."""
-    from edge_pose.config import config_path, load_config, status_dir_candidates
+    from edge_pose.config import config_path, load_config
 
     try:
         cfg = load_config(path)
     except Exception as exc:  # status must work whatever is wrong with the config
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         directory, min_fps = _salvage_status_section(config_path(path))
-        fallback = SimpleNamespace(status=SimpleNamespace(dir=directory, min_fps=min_fps))
         using = f"status.dir = {directory!r} from it" if directory else "the default places"
         note = f"config not usable ({message}); looking for the status file in {using}"
-        dirs = _with_other_users(status_dir_candidates(fallback), directory)  # type: ignore[arg-type]
-        return _Settings(dirs, min_fps or None, note)
+        return _Settings(_dirs_to_search(directory), min_fps or None, note)
     min_fps = cfg.status.min_fps
-    dirs = _with_other_users(status_dir_candidates(cfg), cfg.status.dir)
-    return _Settings(dirs, min_fps if min_fps > 0 else None, None)
+    return _Settings(_dirs_to_search(cfg.status.dir), min_fps if min_fps > 0 else None, None)
 
 
-def _with_other_users(dirs: list[Path], configured: str) -> list[Path]:
-    """As root without a configured status.dir, also the places other users' runs write to
-    (after the service's own), so `sudo edge-pose status` finds a run started by a user."""
+def _dirs_to_search(configured: str) -> list[Path]:
+    """Where the daemon may write; as root without a configured status.dir, also the places
+    other users' runs write to (after the service's own), so `sudo edge-pose status` finds a
+    run started by a user."""
+    dirs = status_dirs(configured)
     if configured or os.geteuid() != 0:
         return dirs
     return list(dict.fromkeys([*dirs, *other_users_dirs()]))

@@ -1,8 +1,8 @@
 """`edge-pose status` as text: a headline and aligned lines, like the top of systemctl status.
 
 Only formatting: the verdict comes from edge_pose.service.health, the document from the status
-file; every field is read defensively (edge_pose.service.fields), so a document from another
-version prints what it has and "-" for the rest.
+file, parsed (edge_pose.service.document) so that a field of another type counts as missing: a
+document from another version prints what it has and "-" for the rest.
 """
 
 from __future__ import annotations
@@ -13,16 +13,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edge_pose import __version__
 from edge_pose.errors import EX_NOT_RUNNING, EX_OK
-from edge_pose.service.fields import ago, as_dict, duration, number, parse_hex
+from edge_pose.service.document import (
+    FpsStatus,
+    FrameCounts,
+    MemoryStatus,
+    MqttStatus,
+    Percentiles,
+    PoseStatus,
+    StatusDocument,
+    SystemStatus,
+    parse_document,
+)
+from edge_pose.service.durations import ago, duration
 from edge_pose.service.health import EX_DEGRADED, UNIT, Verdict
 from edge_pose.service.status import SERVICE_USER, describe_user, user_name
+from edge_pose.sysinfo import decode_throttled, parse_throttled
 
 _GREEN, _YELLOW, _RED, _BOLD, _RESET = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[0m"
 
 
 def format_status(
-    doc: dict[str, Any] | None,
+    doc: StatusDocument | None,
     verdict: Verdict,
     systemd: dict[str, Any] | None,
     *,
@@ -37,11 +50,12 @@ def format_status(
     when ``color``), aligned ``label: value`` lines with units, then the problems found.
     ``owner`` (the file's uid) is named when it is another user's run."""
     now = time.time() if now is None else now
+    doc = None if doc is None else parse_document(doc)  # whoever hands it in: never fail on it
     live = verdict.state not in ("stopped", "stale")  # else nothing is connected any more
     rows: list[tuple[str, str]] = _doc_rows(doc, now, live) if doc is not None else []
     rows[1:1] = _systemd_rows(systemd, doc)  # under "state", like the top of systemctl status
     if path is not None and doc is not None:
-        updated = number(doc.get("updated"))
+        updated = doc.get("updated")
         when = f", updated {ago(max(0.0, now - updated))}" if updated is not None else ""
         rows.append(("file", f"{path}{_whose(owner)}{when}"))
     elif doc is None and searched:
@@ -66,7 +80,7 @@ def _whose(owner: int | None) -> str:
     return "" if user_name(owner) == SERVICE_USER else f" (run of {describe_user(owner)})"
 
 
-def _headline(verdict: Verdict, doc: dict[str, Any] | None, color: bool) -> str:
+def _headline(verdict: Verdict, doc: StatusDocument | None, color: bool) -> str:
     if verdict.code == EX_NOT_RUNNING:
         detail = {
             "stopped": "stopped",
@@ -80,18 +94,16 @@ def _headline(verdict: Verdict, doc: dict[str, Any] | None, color: bool) -> str:
         text = f"{state} ({verdict.label})"
         dot, hue = "●", _GREEN if verdict.code == EX_OK else _YELLOW
     device = doc.get("device") if doc else None
-    name = f"edge-pose ({device})" if isinstance(device, str) and device else "edge-pose"
+    name = f"edge-pose ({device})" if device else "edge-pose"
     if color:
         return f"{hue}{dot}{_RESET} {_BOLD}{name}{_RESET}: {hue}{text}{_RESET}"
     return f"{dot} {name}: {text}"
 
 
-def _doc_rows(doc: dict[str, Any], now: float, live: bool) -> list[tuple[str, str]]:
-    from edge_pose import __version__
-
+def _doc_rows(doc: StatusDocument, now: float, live: bool) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
-    uptime = number(doc.get("uptime_s"))
-    state = [str(doc.get("state", "?")), f"pid {doc.get('pid', '?')}"]
+    uptime = doc.get("uptime_s")
+    state = [doc.get("state", "?"), f"pid {doc.get('pid', '?')}"]
     if uptime is not None:
         state.append(f"up {duration(uptime)}")
     if doc.get("paused"):
@@ -107,93 +119,92 @@ def _doc_rows(doc: dict[str, Any], now: float, live: bool) -> list[tuple[str, st
         )
         rows.append(("version", f"{version}{note}"))
 
-    camera = as_dict(doc.get("camera"))
+    camera = doc.get("camera")
     if camera:
         text = _text(camera.get("source"))
-        if camera.get("description") and camera.get("description") != camera.get("source"):
-            text += f" ({camera['description']})"
+        description = camera.get("description")
+        if description and description != camera.get("source"):
+            text += f" ({description})"
         rows.append(("camera", text))
 
-    model = as_dict(doc.get("model"))
+    model = doc.get("model")
     if model:
         size = model.get("input_size")
         rows.append(
             ("model", _text(model.get("name")) + (f", {size}x{size} input" if size else ""))
         )
 
-    backend = as_dict(doc.get("backend"))
+    backend = doc.get("backend")
     if backend:
         parts = [p for p in (backend.get("delegate"), backend.get("runtime")) if p]
-        text = _text(backend.get("kind")) + (f" ({', '.join(map(str, parts))})" if parts else "")
-        if backend.get("reason"):
-            text += f" — {backend['reason']}"
+        text = _text(backend.get("kind")) + (f" ({', '.join(parts)})" if parts else "")
+        if reason := backend.get("reason"):
+            text += f" — {reason}"
         rows.append(("backend", text))
 
-    fps, frames = as_dict(doc.get("fps")), as_dict(doc.get("frames"))
+    fps, frames = doc.get("fps") or FpsStatus(), doc.get("frames") or FrameCounts()
     if fps or frames:
         text = (
             f"{_num(fps.get('capture'), '.1f')} capture / {_num(fps.get('processed'), '.1f')} "
             f"processed / {_num(frames.get('skipped'), 'd')} skipped total"
         )
-        min_fps = number(doc.get("min_fps"))
-        if min_fps:
+        if min_fps := doc.get("min_fps"):
             text += f" (minimum {min_fps:g})"
         rows.append(("fps", text))
     if frames.get("processed") is not None:
         text = f"{_num(frames.get('processed'), 'd')} processed"
         if frames.get("with_person") is not None:
             text += f", {_num(frames.get('with_person'), 'd')} with a person"
-        last = number(doc.get("last_frame"))
+        last = doc.get("last_frame")
         if last is not None:
             text += f", last {ago(max(0.0, now - last))}"
         rows.append(("frames", text))
 
-    for key, label, note in (
-        ("inference_ms", "inference", ""),
-        ("latency_ms", "latency", " (capture -> publish)"),
-    ):
-        ms = as_dict(doc.get(key))
-        if ms:
-            rows.append((label, f"{_ms(ms.get('p50'))} p50 / {_ms(ms.get('p95'))} p95{note}"))
+    if inference := doc.get("inference_ms"):
+        rows.append(("inference", _percentiles_text(inference)))
+    if latency := doc.get("latency_ms"):
+        rows.append(("latency", _percentiles_text(latency) + " (capture -> publish)"))
 
-    mqtt = as_dict(doc.get("mqtt"))
-    if mqtt:
+    if mqtt := doc.get("mqtt"):
         rows.append(("mqtt", _mqtt_text(mqtt, now, live)))
 
     if "pose" in doc:
         rows.append(("pose", _pose_text(doc.get("pose"), now)))
     reps = doc.get("reps")
-    if isinstance(reps, dict):
+    if reps is not None:
         rows.append(("reps", f"{_text(reps.get('exercise'))}: {_num(reps.get('count'), 'd')}"))
 
     rows.append(("last error", _text(doc.get("last_error"))))
 
-    system = as_dict(doc.get("system"))
-    if system:
+    if system := doc.get("system"):
         rows.append(("cpu", _system_text(system)))
-    memory = as_dict(doc.get("memory"))
+    memory = doc.get("memory") or MemoryStatus()
     if memory.get("rss_mb") is not None:
         rows.append(("memory", f"{_num(memory.get('rss_mb'), '.0f')} MB resident, "
                                f"{_num(memory.get('peak_rss_mb'), '.0f')} MB peak"))
     return rows
 
 
-def _mqtt_text(mqtt: dict[str, Any], now: float, live: bool) -> str:
+def _percentiles_text(ms: Percentiles) -> str:
+    return f"{_ms(ms.get('p50'))} p50 / {_ms(ms.get('p95'))} p95"
+
+
+def _mqtt_text(mqtt: MqttStatus, now: float, live: bool) -> str:
     """The connection as the document says; a stopped or vanished daemon is connected nowhere,
     whatever its last document said."""
     if not mqtt.get("enabled"):
         return "disabled"
     broker = _text(mqtt.get("broker"))
-    since = number(mqtt.get("since"))  # optional: when the connection state last changed
+    since = mqtt.get("since")  # optional: when the connection state last changed
     for_ = f" for {duration(max(0.0, now - since))}" if since is not None else ""
     if not live:
         parts = [f"not connected (the daemon is not running; broker {broker})"]
     elif mqtt.get("connected"):
         parts = [f"connected to {broker}{for_}"]
     else:
-        error = f" ({mqtt['last_error']})" if mqtt.get("last_error") else ""
+        error = f" ({last_error})" if (last_error := mqtt.get("last_error")) else ""
         parts = [f"DISCONNECTED from {broker}{for_}{error}"]
-    last = number(mqtt.get("last_publish"))
+    last = mqtt.get("last_publish")
     parts.append(
         f"last publish {ago(max(0.0, now - last))}"
         if last is not None
@@ -201,37 +212,37 @@ def _mqtt_text(mqtt: dict[str, Any], now: float, live: bool) -> str:
     )
     parts.append(f"{_num(mqtt.get('sent'), 'd')} sent / {_num(mqtt.get('dropped'), 'd')} dropped")
     reconnects = mqtt.get("reconnects")
-    if isinstance(reconnects, int) and reconnects:
+    if reconnects:
         parts.append(f"{reconnects} reconnect{'s' if reconnects != 1 else ''}")
     return ", ".join(parts)
 
 
-def _pose_text(pose: object, now: float) -> str:
-    if not isinstance(pose, dict):
+def _pose_text(pose: PoseStatus | None, now: float) -> str:
+    if pose is None:
         return "-"
+    label = pose.get("label")
     if not pose.get("person", True):
         text = "no person"
-    elif pose.get("label") in (None, ""):
+    elif not label:
         text = "person (no pose label)"
     else:
-        text = f"{pose['label']} ({_num(pose.get('confidence'), '.2f')})"
-    since = number(pose.get("since"))
+        text = f"{label} ({_num(pose.get('confidence'), '.2f')})"
+    since = pose.get("since")
     if since is not None:
         text += f" for {duration(max(0.0, now - since))}"
     return text
 
 
-def _system_text(system: dict[str, Any]) -> str:
-    temp = number(system.get("cpu_temp_c"))
+def _system_text(system: SystemStatus) -> str:
+    temp = system.get("cpu_temp_c")
     parts = [f"{temp:.1f} °C" if temp is not None else "temperature unknown"]
-    value = parse_hex(system.get("throttled"))
+    throttled = system.get("throttled")
+    value = parse_throttled(throttled) if throttled is not None else None
     if value is None:
         parts.append("throttling unknown")
     elif value == 0:
         parts.append("not throttled (0x0)")
     else:
-        from edge_pose.sysinfo import decode_throttled
-
         flags = decode_throttled(value)
         now = [f for f in flags if not f.endswith("-occurred")]
         before = [f.removesuffix("-occurred") for f in flags if f.endswith("-occurred")]
@@ -244,7 +255,7 @@ def _system_text(system: dict[str, Any]) -> str:
 
 
 def _systemd_rows(
-    systemd: dict[str, Any] | None, doc: dict[str, Any] | None
+    systemd: dict[str, Any] | None, doc: StatusDocument | None
 ) -> list[tuple[str, str]]:
     if not systemd:
         return []
@@ -272,13 +283,9 @@ def _text(value: object) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
-def _num(value: object, spec: str) -> str:
-    amount = number(value)
-    if amount is None:
-        return "-"
-    return format(int(amount), spec) if spec == "d" else format(amount, spec)
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
-def _ms(value: object) -> str:
-    amount = number(value)
-    return "-" if amount is None else f"{amount:.1f} ms"
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"

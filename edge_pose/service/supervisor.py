@@ -8,6 +8,10 @@ costs one clock read unless a second has passed; then it:
 - sends a STATUS= line every few seconds and rewrites status.json, adding when the last frame
   came (``last_frame``) and after how long without one it counts as stalled (``stall_s``), so
   `edge-pose status` can tell a stall from a slow pipeline.
+
+The status document comes from a callable (the daemon's snapshot) and goes to another (the
+status file's writer): the supervisor knows when, not how a document is built or stored. The
+frame clock is the one part of the document only it knows, so it adds those two fields.
 """
 
 from __future__ import annotations
@@ -15,8 +19,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
+from edge_pose.service.document import (
+    BackendStatus,
+    FpsStatus,
+    MqttStatus,
+    Percentiles,
+    PoseStatus,
+    StatusDocument,
+)
 from edge_pose.service.notify import Notifier
 
 log = logging.getLogger(__name__)
@@ -31,8 +42,8 @@ class Supervisor:
     def __init__(
         self,
         notifier: Notifier,
-        snapshot: Callable[[], dict[str, Any]],
-        write_status: Callable[[dict[str, Any]], None] | None = None,
+        snapshot: Callable[[], StatusDocument],
+        write_status: Callable[[StatusDocument], object] | None = None,
         stall_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -82,42 +93,42 @@ class Supervisor:
         if self.write_status is not None:
             self.write_status(doc)
 
-    def _document(self, now: float, progress: int) -> dict[str, Any]:
+    def _document(self, now: float, progress: int) -> StatusDocument:
         """The snapshot plus the frame clock: a copy, so the snapshot's owner keeps its dict."""
-        last = self.wall() - (now - self._last_frame_at) if progress else None
-        return {**self.snapshot(), "last_frame": last, "stall_s": self.stall_seconds}
+        doc = self.snapshot().copy()
+        doc["last_frame"] = self.wall() - (now - self._last_frame_at) if progress else None
+        doc["stall_s"] = self.stall_seconds
+        return doc
 
     @property
     def stalled(self) -> bool:
         return self._stalled
 
 
-def status_line(doc: dict[str, Any]) -> str:
+def status_line(doc: StatusDocument) -> str:
     """One line for `systemctl status`: fps, inference time, backend, MQTT, pose."""
-    fps = doc.get("fps", {}).get("processed") or 0.0
-    inference = doc.get("inference_ms", {}).get("p50")
-    mqtt = doc.get("mqtt", {})
+    fps = (doc.get("fps") or FpsStatus()).get("processed") or 0.0
+    inference = (doc.get("inference_ms") or Percentiles()).get("p50")
+    mqtt = doc.get("mqtt") or MqttStatus()
     if not mqtt.get("enabled"):
         broker = "MQTT off"
     else:
         broker = "MQTT connected" if mqtt.get("connected") else "MQTT disconnected"
-    pose = doc.get("pose") or {}
+    pose = doc.get("pose") or PoseStatus()
     label = pose.get("label") or ("person" if pose.get("person") else "no person")
     ms = f"{inference:.1f} ms" if inference is not None else "- ms"
     if doc.get("paused"):
         label = "paused"
-    line = (
-        f"{fps:.1f} fps, inference {ms}, {doc.get('backend', {}).get('kind', '?')}, "
-        f"{broker}, {label}"
-    )
+    kind = (doc.get("backend") or BackendStatus()).get("kind", "?")
+    line = f"{fps:.1f} fps, inference {ms}, {kind}, {broker}, {label}"
     idle = _seconds_without_frame(doc)
     if idle is not None and idle > (doc.get("stall_s") or 0):
         line += f", no frame for {idle:.0f} s"
     return line
 
 
-def _seconds_without_frame(doc: dict[str, Any]) -> float | None:
+def _seconds_without_frame(doc: StatusDocument) -> float | None:
     last, updated = doc.get("last_frame"), doc.get("updated")
-    if not isinstance(last, float | int) or not isinstance(updated, float | int):
+    if last is None or updated is None:
         return None
     return max(0.0, updated - last)

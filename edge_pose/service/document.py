@@ -1,0 +1,201 @@
+"""The status document: what a running edge-pose says about itself, as types.
+
+One document, several views. The daemon builds it once a second (edge_pose.service.snapshot)
+and hands the same object to status.json (:class:`~edge_pose.service.status.StatusWriter`),
+systemd's ``STATUS=`` line (:func:`~edge_pose.service.supervisor.status_line`) and the
+``<base>/stats`` message (edge_pose.service.commands); `edge-pose status` reads it back from the
+file for its text, its ``--json`` and the health verdict (edge_pose.service.health). None of them
+builds a document of its own, so a new view (an HTTP ``/status``, Prometheus ``/metrics``) is one
+more reader of :class:`StatusDocument`, not another dict to keep in step.
+
+Decisions:
+
+- TypedDicts, not dataclasses: every path is JSON (a file, an MQTT payload, soon an HTTP body).
+  A TypedDict is a plain dict at run time, so writing is one ``json.dumps`` and reading one
+  ``json.loads``, with no conversion layer and no copy, while mypy checks every key.
+- Every key is optional in the types (``total=False``): a document read from a file may lack any
+  of them (an older or newer writer, a crash mid-way), and the readers must say "-" rather than
+  fail. The daemon's documents always carry the keys that docs/status.md lists;
+  edge_pose/schemas/status.schema.json says which, and the tests check real documents against it.
+- A file is another process's output: :func:`parse_document` keeps a known field only when its
+  value has the declared type (a finite number, an int that is not a bool, a string, a section
+  that is an object...) and leaves the field out otherwise, so a reader uses ``.get()`` and never
+  ``isinstance``. Unknown fields are kept as they are: readers ignore them, ``--json`` shows them
+  (a newer daemon may add optional fields within format version 1).
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Mapping
+from functools import cache
+from typing import TypedDict, Union, cast, get_args, get_origin, get_type_hints, is_typeddict
+
+FORMAT_VERSION = 1
+STATES = ("starting", "running", "stopping", "stopped")
+
+
+class CameraStatus(TypedDict, total=False):
+    source: str  # as configured
+    description: str  # the camera's own words
+    restarts: int  # reopened after read errors (live cameras)
+
+
+class ModelStatus(TypedDict, total=False):
+    name: str  # catalog name or path
+    input_size: int | None  # pixels; None before the model has loaded
+
+
+class BackendStatus(TypedDict, total=False):
+    kind: str  # cpu | edgetpu
+    delegate: str | None
+    runtime: str | None
+    reason: str | None  # why this backend
+
+
+class FpsStatus(TypedDict, total=False):
+    capture: float
+    processed: float
+
+
+class FrameCounts(TypedDict, total=False):
+    captured: int
+    processed: int
+    skipped: int
+    with_person: int
+
+
+class Percentiles(TypedDict, total=False):
+    p50: float | None  # None until there are samples
+    p95: float | None
+
+
+class MqttStatus(TypedDict, total=False):
+    enabled: bool
+    broker: str  # host:port
+    connected: bool
+    last_publish: float | None  # wall clock
+    sent: int
+    dropped: int
+    reconnects: int
+    last_error: str | None
+    since: float | None  # wall clock of the last connect or disconnect
+    rate_limited: int
+    events_dropped: int
+    unacked: int
+
+
+class PoseStatus(TypedDict, total=False):
+    label: str
+    confidence: float
+    person: bool
+    since: float  # wall clock of the last label or presence change
+
+
+class RepsStatus(TypedDict, total=False):
+    exercise: str
+    count: int
+
+
+class SystemStatus(TypedDict, total=False):
+    cpu_temp_c: float | None
+    throttled: str | None  # vcgencmd get_throttled, "0x50005"
+    throttled_flags: list[str]
+
+
+class MemoryStatus(TypedDict, total=False):
+    rss_mb: float | None
+    peak_rss_mb: float | None
+
+
+class StatusDocument(TypedDict, total=False):
+    """status.json, format version :data:`FORMAT_VERSION`; docs/status.md says what each field
+    means. The keys are in the order the daemon writes them."""
+
+    v: int
+    version: str
+    device: str
+    camera: CameraStatus
+    model: ModelStatus
+    backend: BackendStatus | None  # None until the model has loaded
+    fps: FpsStatus
+    frames: FrameCounts | None
+    inference_ms: Percentiles | None
+    latency_ms: Percentiles | None
+    mqtt: MqttStatus | None
+    pose: PoseStatus | None  # None without a classifier
+    reps: RepsStatus | None  # None without a repetition rule
+    min_fps: float
+    paused: bool
+    events: int
+    state: str  # one of STATES; another text is reported as an unknown state
+    pid: int
+    started: float
+    updated: float
+    uptime_s: float  # monotonic clock
+    last_error: str | None
+    system: SystemStatus
+    memory: MemoryStatus
+    last_frame: float | None  # running documents only
+    stall_s: float  # running documents only
+
+
+# --------------------------------------------------------------------------- reading
+
+
+_INVALID = object()  # what a value that does not have its declared type parses to
+
+
+def parse_document(raw: Mapping[str, object]) -> StatusDocument:
+    """``raw`` (a decoded JSON object) as a :class:`StatusDocument`: a new dict, in ``raw``'s key
+    order, without the known fields whose values have the wrong type (nested sections alike).
+
+    Idempotent and cheap (tens of microseconds), so a reader may parse whatever it is handed."""
+    return cast(StatusDocument, _parse_object(StatusDocument, raw))
+
+
+@cache
+def _declared(section: type) -> dict[str, object]:
+    return get_type_hints(section)
+
+
+def _parse_object(section: type, raw: Mapping[str, object]) -> dict[str, object]:
+    declared = _declared(section)
+    parsed: dict[str, object] = {}
+    for key, value in raw.items():
+        kind = declared.get(key)
+        if kind is None:
+            parsed[key] = value  # not ours to judge
+        elif (checked := _parse(kind, value)) is not _INVALID:
+            parsed[key] = checked
+    return parsed
+
+
+def _parse(kind: object, value: object) -> object:
+    if is_typeddict(kind):
+        return _parse_object(cast(type, kind), value) if isinstance(value, dict) else _INVALID
+    origin = get_origin(kind)
+    if origin in (Union, types.UnionType):
+        for member in get_args(kind):
+            if (checked := _parse(member, value)) is not _INVALID:
+                return checked
+        return _INVALID
+    if origin is list:
+        (item,) = get_args(kind)
+        ok = isinstance(value, list) and all(_parse(item, v) is not _INVALID for v in value)
+        return value if ok else _INVALID
+    if kind is type(None):
+        return value if value is None else _INVALID
+    if isinstance(value, bool):  # JSON true is no number
+        return value if kind is bool else _INVALID
+    if kind is float:
+        return value if isinstance(value, int | float) and _finite(value) else _INVALID
+    return value if isinstance(kind, type) and isinstance(value, kind) else _INVALID
+
+
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an int too large for a float
+        return False

@@ -1,0 +1,244 @@
+"""The status documents of one `edge-pose run`, built in one place from the run's parts.
+
+The daemon asks for a document at three moments: ``starting`` (nothing loaded yet: what the
+config names), ``running`` (once a second, from the live parts) and ``stopped`` (last, with the
+final numbers and the MQTT client gone). :class:`StatusBuilder` keeps what it needs between them:
+the last numbers, the capture counts of the last snapshots (for the capture rate) and the system
+monitor. The document then goes, unchanged, to every view (edge_pose.service.document).
+
+Decisions:
+
+- A document is the run's numbers (camera, model, rates, MQTT, pose...) plus the process's own
+  fields (state, pid, clocks, last error, CPU, memory). The numbers are kept apart, so the
+  ``stopped`` document carries the last ones instead of zeros: it says how far the run got.
+- What is read from the parts is typed by small Protocols (:class:`MqttCounters`,
+  :class:`LabelState`, :class:`CaptureCounters`), so a part may change its class, not this module.
+- Building runs once a second on the pipeline's thread (two percentiles, one sysfs and one
+  /proc read), never per frame.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Protocol
+
+from edge_pose import __version__
+from edge_pose.service.document import (
+    FORMAT_VERSION,
+    MqttStatus,
+    Percentiles,
+    StatusDocument,
+)
+from edge_pose.stats import Ring
+from edge_pose.sysinfo import SystemMonitor, process_memory_mb
+
+if TYPE_CHECKING:
+    from edge_pose.camera.base import Camera
+    from edge_pose.config import Config, MqttConfig
+    from edge_pose.inference.backend import Backend
+    from edge_pose.stats import PipelineStats
+
+CAPTURE_RATE_SNAPSHOTS = 8  # the capture rate spans the last this many snapshots (~8 s)
+
+
+class MqttCounters(Protocol):
+    """What the document shows of the MQTT client (edge_pose.mqtt.MqttPublisher)."""
+
+    last_publish: float | None
+    sent: int
+    dropped: int
+    reconnects: int
+    last_error: str | None
+    since: float | None
+    rate_limited: int
+    events_dropped: int
+
+    @property
+    def unacked(self) -> int: ...
+
+    @property
+    def responsive(self) -> bool: ...  # connected, and the broker answers
+
+
+class LabelState(Protocol):
+    """The steady pose label and repetitions (edge_pose.classify.events.PoseState)."""
+
+    label: str
+    confidence: float
+    person: bool
+    since: float
+    reps: int
+
+
+class CaptureCounters(Protocol):
+    """The capture side of a run (edge_pose.camera.grabber.FrameGrabber)."""
+
+    camera: Camera
+    captured: int
+    skipped: int
+
+
+def mqtt_status(cfg: MqttConfig, client: MqttCounters | None) -> MqttStatus:
+    """The ``mqtt`` section: the client's counters, or zeros while there is none."""
+    counters = client or _NO_CLIENT
+    return {
+        "enabled": cfg.enabled,
+        "broker": f"{cfg.host}:{cfg.port}",
+        "connected": counters.responsive,  # a silent broker is no connection
+        "last_publish": counters.last_publish,
+        "sent": counters.sent,
+        "dropped": counters.dropped,
+        "reconnects": counters.reconnects,
+        "last_error": counters.last_error,
+        "since": counters.since,
+        "rate_limited": counters.rate_limited,
+        "events_dropped": counters.events_dropped,
+        "unacked": counters.unacked,
+    }
+
+
+class _NoClient:
+    """The counters of an MQTT client that does not exist (MQTT off, or not connected yet)."""
+
+    last_publish: float | None = None
+    sent = dropped = reconnects = rate_limited = events_dropped = unacked = 0
+    last_error: str | None = None
+    since: float | None = None
+    responsive = False
+
+
+_NO_CLIENT = _NoClient()
+
+
+def percentiles(ring: Ring) -> Percentiles:
+    """p50 and p95 of the recent samples in ms, rounded; None while there are none."""
+    p50, p95 = ring.percentile(50), ring.percentile(95)
+    return {
+        "p50": None if p50 is None else round(p50, 2),
+        "p95": None if p95 is None else round(p95, 2),
+    }
+
+
+class StatusBuilder:
+    """The status documents of one run (see the module doc); created when the run starts."""
+
+    def __init__(self) -> None:
+        self._started = time.time()
+        self._started_mono = time.monotonic()
+        self._system = SystemMonitor()
+        self._capture_times = Ring(CAPTURE_RATE_SNAPSHOTS)
+        self._capture_counts = Ring(CAPTURE_RATE_SNAPSHOTS)
+        self._numbers: StatusDocument | None = None  # of the last snapshot
+
+    def document(self, state: str, cfg: Config, last_error: str | None) -> StatusDocument:
+        """The document in ``state``: the last snapshot's numbers (before the first, what
+        ``cfg`` names) and the process's fields as of now."""
+        doc = self._numbers.copy() if self._numbers is not None else _configured(cfg)
+        doc["state"] = state
+        doc["pid"] = os.getpid()
+        doc["started"] = self._started
+        doc["updated"] = time.time()
+        doc["uptime_s"] = round(time.monotonic() - self._started_mono, 1)
+        doc["last_error"] = last_error
+        doc["system"] = self._system.sample()
+        memory = process_memory_mb()
+        doc["memory"] = {"rss_mb": memory["rss_mb"], "peak_rss_mb": memory["peak_rss_mb"]}
+        return doc
+
+    def running(
+        self,
+        cfg: Config,
+        *,
+        model_name: str,
+        input_size: int,
+        backend: Backend,
+        capture: CaptureCounters,
+        stats: PipelineStats,
+        labels: LabelState | None,
+        mqtt: MqttCounters | None,
+        paused: bool,
+        events: int,
+        last_error: str | None,
+    ) -> StatusDocument:
+        """The ``running`` document from the live parts (``labels`` is None without a
+        classifier, ``mqtt`` without a client); its numbers are kept for the next documents."""
+        self._numbers = {
+            "v": FORMAT_VERSION,
+            "version": __version__,
+            "device": cfg.device.id,
+            "camera": {
+                "source": cfg.camera.source,
+                "description": capture.camera.description,
+                # only a live camera that can be reopened counts restarts
+                "restarts": getattr(capture.camera, "restarts", 0),
+            },
+            "model": {"name": model_name, "input_size": input_size},
+            "backend": {
+                "kind": backend.kind,
+                "delegate": backend.delegate,
+                "runtime": backend.runtime,
+                "reason": backend.reason,
+            },
+            "fps": {
+                "capture": round(self._capture_rate(capture.captured), 2),
+                "processed": round(stats.fps(), 2),
+            },
+            "frames": {
+                "captured": capture.captured,
+                "processed": stats.processed,
+                "skipped": capture.skipped,
+                "with_person": stats.with_person,
+            },
+            "inference_ms": percentiles(stats.invoke_ms),
+            "latency_ms": percentiles(stats.latency_ms),
+            "mqtt": mqtt_status(cfg.mqtt, mqtt),
+            "pose": None
+            if labels is None
+            else {
+                "label": labels.label,
+                "confidence": round(labels.confidence, 3),
+                "person": labels.person,
+                "since": labels.since,
+            },
+            "reps": None
+            if labels is None or not cfg.classifier.rep_up
+            else {"exercise": cfg.classifier.rep_name, "count": labels.reps},
+            "min_fps": cfg.status.min_fps,
+            "paused": paused,
+            "events": events,
+        }
+        return self.document("running", cfg, last_error)
+
+    def mqtt_stopped(self, cfg: MqttConfig, client: MqttCounters) -> None:
+        """The MQTT client has stopped: the next document says so (disconnected now)."""
+        if self._numbers is not None:
+            self._numbers["mqtt"] = mqtt_status(cfg, client)
+
+    def _capture_rate(self, captured: int) -> float:
+        """Frames per second the camera delivered over the last snapshots."""
+        self._capture_times.add(time.monotonic())
+        self._capture_counts.add(captured)
+        times, counts = self._capture_times.values(), self._capture_counts.values()
+        span = float(times.max() - times.min())
+        return float(counts.max() - counts.min()) / span if span > 0 else 0.0
+
+
+def _configured(cfg: Config) -> StatusDocument:
+    """The numbers before the first snapshot: what the config names, nothing measured."""
+    return {
+        "v": FORMAT_VERSION,
+        "version": __version__,
+        "device": cfg.device.id,
+        "camera": {"source": cfg.camera.source, "description": ""},
+        "model": {"name": cfg.model.name, "input_size": None},
+        "backend": None,
+        "fps": {"capture": 0.0, "processed": 0.0},
+        "frames": None,
+        "inference_ms": None,
+        "latency_ms": None,
+        "mqtt": None,
+        "pose": None,
+        "reps": None,
+        "min_fps": cfg.status.min_fps,
+    }
