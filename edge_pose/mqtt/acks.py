@@ -42,8 +42,8 @@ class AckWatch:
         self._probe_topic = probe_topic
         # In the order handed over, with the time; pruned from the front once acknowledged
         # (paho sets the flag that is_published reads).
-        self._unacked: collections.deque[tuple[float, mqtt.MQTTMessageInfo]] = (
-            collections.deque(maxlen=capacity)
+        self._unacked: collections.deque[tuple[float, mqtt.MQTTMessageInfo]] = collections.deque(
+            maxlen=capacity
         )
         self._lock = threading.Lock()
         self._since = 0.0  # when this connection started: nothing waited on it before
@@ -110,4 +110,3 @@ class AckWatch:
         unacked = self._unacked
         while unacked and unacked[0][1].is_published():
             unacked.popleft()
-

@@ -45,9 +45,7 @@ class RetainedMessages:
     def after_connect(self) -> list[Message]:
         """Every latest value, to publish on a new connection; the topics whose older value
         paho is still delivering are noted for :meth:`take_resends`."""
-        self._resend = [
-            topic for topic, info in self._handed.items() if not _acknowledged(info)
-        ]
+        self._resend = [topic for topic, info in self._handed.items() if not _acknowledged(info)]
         return [(topic, payload, qos) for topic, (payload, qos) in self._latest.items()]
 
     @property
