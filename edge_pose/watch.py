@@ -456,7 +456,7 @@ class Connection:
         self.stop()
         if answer.outcome is Outcome.SILENT:
             raise EdgePoseError(f"no answer from the broker at {self.broker} within {timeout:g} s")
-        if answer.reason is not None:  # Outcome.REFUSED
+        if answer.outcome is Outcome.REFUSED and answer.reason is not None:
             raise EdgePoseError(
                 f"the broker at {self.broker} refused the connection: "
                 f"{describe_refusal(answer.reason)}"
