@@ -22,7 +22,6 @@ import os
 import platform
 import pwd
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -489,8 +488,7 @@ def _groups(ctx: Context) -> Check:
 def _mqtt(ctx: Context) -> Check:
     if ctx.cfg is None:
         return _skipped("mqtt")
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+    from edge_pose.mqtt.client import CheckedConnection, Outcome, make_client
 
     m = ctx.cfg.mqtt
     broker = f"{m.host}:{m.port}"
@@ -501,39 +499,21 @@ def _mqtt(ctx: Context) -> Check:
         password = read_password(m)
     except ConfigError as exc:
         return Check("mqtt", "fail", exc.problems[0], "fix mqtt.password_file", data)
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=f"edge-pose-doctor-{os.getpid()}",
-        protocol=mqtt.MQTTv311,
-    )
-    client.connect_timeout = ctx.timeout
-    if m.username:
-        client.username_pw_set(m.username, password)
-    if m.tls:
-        try:
-            client.tls_set(
-                ca_certs=m.ca_file or None, certfile=m.certfile or None, keyfile=m.keyfile or None
-            )
-        except (OSError, ValueError) as exc:
-            return Check(
-                "mqtt",
-                "fail",
-                f"cannot load the TLS files: {exc}",
-                "check mqtt.ca_file, certfile and keyfile",
-                data,
-            )
-    answer: dict[str, Any] = {}
-    done = threading.Event()
-
-    def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        answer["reason"] = reason
-        done.set()
-
-    client.on_connect = on_connect
     try:
-        client.connect(m.host, m.port, keepalive=10)
-    except OSError as exc:  # refused, unreachable, DNS, TLS handshake (ssl.SSLError)
-        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        client = make_client(m, f"edge-pose-doctor-{os.getpid()}", password)
+    except ConfigError as exc:
+        return Check(
+            "mqtt", "fail", exc.problems[0], "check mqtt.ca_file, certfile and keyfile", data
+        )
+    client.connect_timeout = ctx.timeout
+    connection = CheckedConnection(client)
+    try:
+        answer = connection.open(m.host, m.port, keepalive=10, timeout=ctx.timeout)
+    finally:
+        connection.close()
+    if answer.outcome is Outcome.UNREACHABLE:
+        error = answer.error
+        why = getattr(error, "strerror", None) or str(error) or type(error).__name__
         return Check(
             "mqtt",
             "fail",
@@ -542,13 +522,7 @@ def _mqtt(ctx: Context) -> Check:
             "mqtt.port and mqtt.tls",
             data,
         )
-    client.loop_start()
-    try:
-        answered = done.wait(ctx.timeout)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    if not answered:
+    if answer.outcome in (Outcome.SILENT, Outcome.CLOSED):
         return Check(
             "mqtt",
             "fail",
@@ -556,12 +530,11 @@ def _mqtt(ctx: Context) -> Check:
             "check mqtt.port and whether it expects TLS (mqtt.tls)",
             data,
         )
-    reason = answer["reason"]
-    if reason.is_failure:
+    if answer.outcome is Outcome.REFUSED:
         return Check(
             "mqtt",
             "fail",
-            f"{broker} refused the connection: {reason}",
+            f"{broker} refused the connection: {answer.reason}",
             "check mqtt.username and mqtt.password_file",
             data,
         )

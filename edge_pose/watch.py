@@ -34,7 +34,6 @@ import queue
 import re
 import shutil
 import sys
-import threading
 import time
 import unicodedata
 import uuid
@@ -48,6 +47,8 @@ from edge_pose.errors import EX_OK, EdgePoseError
 if TYPE_CHECKING:  # paho is imported when watching starts: `edge-pose status` builds this parser
     import paho.mqtt.client as mqtt
 
+    from edge_pose.config import MqttConfig
+
 SUFFIXES = ("availability", "pose", "event", "stats", "state", "keypoints")
 QOS = {"keypoints": 0, "stats": 0}  # the rest: 1, as published
 CONNECT_TIMEOUT_S = 10.0
@@ -55,7 +56,6 @@ REDRAW_INTERVAL_S = 0.2  # at most 5 redraws a second on a terminal
 TICK_S = 1.0  # ...and at least one a second, so "3s ago" stays true
 NOTE_INTERVAL_S = 1.0  # at most one note a second about unreadable messages
 _DEVICE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_AUTH_REFUSED = {"Not authorized", "Bad user name or password"}
 
 # Anyone allowed to publish under the prefix decides what arrives, so every message is bounded
 # before it is read and again before anything of it is printed.
@@ -423,85 +423,59 @@ class Notes:
 
 
 class Connection:
-    """A paho client subscribed to the watch topics; messages go to ``inbox`` (main thread)."""
+    """A client subscribed to the watch topics; messages go to ``inbox`` (main thread)."""
 
-    def __init__(self, settings: Any, password: str | None, watch: Watch) -> None:
+    def __init__(self, settings: MqttConfig, password: str | None, watch: Watch) -> None:
+        from edge_pose.mqtt.client import CheckedConnection, make_client
+
         self.settings = settings
         self.broker = f"{settings.host}:{settings.port}"
+        self.v5 = settings.protocol == "5"
         # Bounded: a flood faster than the terminal shows it costs dropped messages (counted in
         # ``overflow``, reported as a note), not memory. Connection notices are never dropped.
         self.inbox: queue.Queue[tuple[str, bytes] | str] = queue.Queue(MAX_WAITING)
         self.overflow = 0
         self._subscriptions = watch.subscriptions()
-        self._answered = threading.Event()
-        self._refusal: str | None = None
-        self.connected = False
-        self._stopping = False
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        from edge_pose.mqtt import apply_credentials
-
-        version = mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311
-        self.v5 = version == mqtt.MQTTv5
-        self.client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"edge-pose-watch-{uuid.uuid4().hex[:12]}",
-            protocol=version,
-            **({} if self.v5 else {"clean_session": True}),
-        )
-        apply_credentials(self.client, settings, password)
-        self.client.reconnect_delay_set(1, 30)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
+        client = make_client(settings, f"edge-pose-watch-{uuid.uuid4().hex[:12]}", password)
+        client.on_message = self._on_message
+        self._link = CheckedConnection(client, self._on_connected, self._on_lost)
 
     def start(self, timeout: float = CONNECT_TIMEOUT_S) -> None:
         """Connect and subscribe, or raise EdgePoseError saying why not (one line)."""
+        from edge_pose.mqtt.client import Outcome, describe_connect_error, describe_refusal
+
         s = self.settings
-        try:
-            self.client.connect(s.host, s.port, keepalive=30)
-        except (OSError, ValueError) as exc:
-            raise EdgePoseError(self._describe(exc)) from None
-        self.client.loop_start()
-        if not self._answered.wait(timeout):
-            self.stop()
+        answer = self._link.open(s.host, s.port, keepalive=30, timeout=timeout)
+        if answer.outcome is Outcome.UNREACHABLE:
+            why = describe_connect_error(answer.error, s.host, self.broker)
+            if isinstance(answer.error, ConnectionRefusedError):
+                why += " (is the broker running? check --host/--port)"
+            raise EdgePoseError(why)
+        if answer.outcome is Outcome.ACCEPTED:
+            return
+        self.stop()
+        if answer.outcome is Outcome.SILENT:
             raise EdgePoseError(f"no answer from the broker at {self.broker} within {timeout:g} s")
-        if self._refusal is not None:
-            self.stop()
-            raise EdgePoseError(self._refusal)
+        if answer.outcome is Outcome.REFUSED and answer.reason is not None:
+            raise EdgePoseError(
+                f"the broker at {self.broker} refused the connection: "
+                f"{describe_refusal(answer.reason)}"
+            )
+        raise EdgePoseError(
+            f"the broker at {self.broker} closed the connection before accepting it "
+            "(does it expect TLS? check mqtt.tls and the port)"
+        )
 
     def stop(self) -> None:
-        self._stopping = True
-        self.client.disconnect()
-        self.client.loop_stop()
+        self._link.close()
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if reason.is_failure:
-            why = str(reason).lower()
-            if str(reason) in _AUTH_REFUSED:
-                why = f"not authorised ({why}): check mqtt.username and mqtt.password_file"
-            self._refusal = f"the broker at {self.broker} refused the connection: {why}"
-            client.disconnect()
-            self._answered.set()
-            return
-        self.connected = True
-        client.subscribe(self._subscriptions)
-        if self._answered.is_set():
-            self._notice("")  # reconnected: clear the notice
-        self._answered.set()
+    def _on_connected(self, reconnect: bool) -> None:
+        self._link.client.subscribe(self._subscriptions)
+        if reconnect:
+            self._notice("")  # clear the notice
 
-    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, _reason: Any, _p: Any) -> None:
-        if not self.connected and self._refusal is None and not self._answered.is_set():
-            self._refusal = (
-                f"the broker at {self.broker} closed the connection before accepting it "
-                "(does it expect TLS? check mqtt.tls and the port)"
-            )
-            self._answered.set()
-            return
-        was_connected, self.connected = self.connected, False
-        if was_connected and not self._stopping:
-            self._notice(f"connection to {self.broker} lost; reconnecting...")
+    def _on_lost(self) -> None:
+        self._notice(f"connection to {self.broker} lost; reconnecting...")
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         try:
@@ -524,19 +498,11 @@ class Connection:
                     self.inbox.get_nowait()
                     self.overflow += 1
 
-    def _describe(self, exc: BaseException) -> str:
-        from edge_pose.mqtt import describe_connect_error
-
-        why = describe_connect_error(exc, self.settings.host, self.broker)
-        if isinstance(exc, ConnectionRefusedError):
-            why += " (is the broker running? check --host/--port)"
-        return why
-
 
 # --------------------------------------------------------------------------- command
 
 
-def load_settings(args: argparse.Namespace) -> tuple[Any, str | None]:
+def load_settings(args: argparse.Namespace) -> tuple[MqttConfig, str | None]:
     """``(mqtt settings, password)`` from the config file and the flags on top of it."""
     from edge_pose.config import load_config, read_password
 

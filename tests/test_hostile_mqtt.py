@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from mqtt_broker import MosquittoBroker, Subscriber, mqtt_settings, start_run, wait_for
 
-from edge_pose import mqtt as edge_mqtt
 from edge_pose.mqtt import MqttPublisher
-from edge_pose.service.commands import (
+from edge_pose.mqtt import acks as edge_mqtt
+from edge_pose.mqtt.remote import (
     COMMAND_BURST,
     ERROR_BURST,
     MAX_COMMAND_BYTES,

@@ -32,8 +32,9 @@ from edge_pose.homeassistant import start_discovery
 from edge_pose.inference.backend import Backend, fallback_after_loss, load_estimator
 from edge_pose.inference.edgetpu import EdgeTpuLost
 from edge_pose.inference.movenet import MoveNet
+from edge_pose.mqtt import MqttPublisher
+from edge_pose.mqtt.remote import RemoteControl
 from edge_pose.pipeline import Pipeline, Temporal
-from edge_pose.service.commands import RemoteControl
 from edge_pose.service.document import StatusDocument
 from edge_pose.service.notify import Notifier
 from edge_pose.service.status import StatusWriter
@@ -148,8 +149,6 @@ class Daemon:
 
     def connect(self, parts: Parts) -> None:
         if parts.publisher is None and parts.cfg.mqtt.enabled:
-            from edge_pose.mqtt import MqttPublisher
-
             parts.publisher = MqttPublisher(
                 parts.cfg.mqtt, parts.cfg.device.id, read_password(parts.cfg.mqtt)
             )

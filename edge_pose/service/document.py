@@ -1,9 +1,9 @@
 """The status document: what a running edge-pose says about itself, as types.
 
-One document, several views. The daemon builds it once a second (edge_pose.service.snapshot)
+One document, several views. The daemon builds it once a second (edge_pose.service.status_builder)
 and hands the same object to status.json (:class:`~edge_pose.service.status.StatusWriter`),
 systemd's ``STATUS=`` line (:func:`~edge_pose.service.supervisor.status_line`) and the
-``<base>/stats`` message (edge_pose.service.commands); `edge-pose status` reads it back from the
+``<base>/stats`` message (edge_pose.mqtt.remote); `edge-pose status` reads it back from the
 file for its text, its ``--json`` and the health verdict (edge_pose.service.health). None of them
 builds a document of its own, so a new view (an HTTP ``/status``, Prometheus ``/metrics``) is one
 more reader of :class:`StatusDocument`, not another dict to keep in step.

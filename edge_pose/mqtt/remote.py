@@ -21,12 +21,16 @@ import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_pose.pose import PAYLOAD_VERSION
 from edge_pose.ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from edge_pose.mqtt.publisher import MqttPublisher
+    from edge_pose.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +118,7 @@ class RemoteControl:
     """
 
     def __init__(
-        self, publisher: Any, pipeline: Any, device_id: str, stats_interval: float
+        self, publisher: MqttPublisher, pipeline: Pipeline, device_id: str, stats_interval: float
     ) -> None:
         self.publisher = publisher
         self.pipeline = pipeline
