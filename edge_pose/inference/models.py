@@ -4,8 +4,8 @@ Model binaries are too big for git and carry their own license, so the project s
 manifest (name, file, sha256, input size, kind, backend, URL) and installs models the way a user
 would: ``edge-pose models fetch NAME`` downloads the file (from a local mirror first, then
 upstream), checks its sha256 and moves it into place atomically, so a half-written or tampered
-file is never picked up by the daemon. ``verify`` re-checks installed files; ``resolve_model`` turns the
-config's ``model.name`` (a catalog name or a path) into a file the interpreter can open.
+file is never picked up by the daemon. ``verify`` re-checks installed files; ``resolve_model``
+turns the config's ``model.name`` (a catalog name or a path) into a file the interpreter can open.
 
 An empty ``sha256`` in the manifest means "not pinned": fetch records the checksum it computed in
 ``<file>.sha256`` beside the model (trust on first use) and warns once; verify reports
