@@ -2,7 +2,8 @@
 
 The reference formatters below are the code that built each message before `edge_pose.wire`
 existed (pose.py, payload_compact.py, pipeline.py, service/commands.py), kept verbatim so any
-byte the new module changes shows here, on real poses of the squat video and on odd inputs.
+byte the new module changes shows here, on the real model's poses of the shared stills and on
+odd inputs.
 """
 
 from __future__ import annotations
@@ -16,13 +17,11 @@ import numpy as np
 import pytest
 
 from edge_pose import wire
-from edge_pose.camera.file import VideoFileCamera
+from edge_pose.camera.file import load_image
 from edge_pose.classify.events import PoseState
-from edge_pose.config import load_config
+from edge_pose.estimate import estimate_pose
 from edge_pose.inference.movenet import MoveNet
-from edge_pose.pipeline import Pipeline
 from edge_pose.pose import KEYPOINT_NAMES, Pose, Region
-from edge_pose.track import Temporal
 
 # --------------------------------------------------------------------------- the old code
 
@@ -83,16 +82,17 @@ def old_state_json(paused: bool, rate: float, reps: int | None, command: str | N
 # --------------------------------------------------------------------------- poses
 
 
+STILLS = ("coral/squat.bmp", "coral/two_people.bmp", "coral/grace_hopper.bmp",
+          "coral/cat_720p.jpg", "tfjs/pose.jpg", "tf_examples/image3.jpeg")
+
+
 @pytest.fixture(scope="module")
 def real_poses(lightning_path: Path, data_dir: Path) -> list[Pose]:
-    """Poses of the squat video from the real pipeline, labelled by the rules."""
-    pipeline = Pipeline(MoveNet(lightning_path, threads=2), device_id="w",
-                        temporal=Temporal.from_config(load_config(None, {})))
-    camera = VideoFileCamera(data_dir / "tfjs" / "pose_squats.mp4", realtime=False, loop=False)
-    poses = []
-    while (frame := camera.read()) is not None:
-        poses.append(pipeline.process(frame))
-    return poses
+    """The real model's poses of the shared stills (a cat among them: no person), each also
+    with a steady label as the pipeline would set it."""
+    model = MoveNet(lightning_path, threads=2)
+    poses = [estimate_pose(model, load_image(data_dir / still)) for still in STILLS]
+    return poses + [dataclasses.replace(p, label="squat_down", confidence=0.9) for p in poses]
 
 
 def odd_poses(real: list[Pose]) -> list[Pose]:
@@ -115,8 +115,9 @@ DEVICES = ["pi-lab", "d", "Küche_2", "a" * 64, "x.y-z"]
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_keypoints_messages_are_byte_identical(real_poses: list[Pose], device: str) -> None:
-    poses = real_poses[::8] + odd_poses(real_poses)
+    poses = real_poses + odd_poses(real_poses)
     assert any(p.label is not None for p in poses) and any(p.label is None for p in poses)
+    assert any(p.person for p in poses) and not all(p.person for p in poses)
     for pose in poses:
         for latency in (0.0, 12.34, 99999.96):
             assert wire.keypoints_payload(pose, device, latency) == old_keypoints_payload(
