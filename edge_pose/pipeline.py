@@ -44,14 +44,13 @@ class Pipeline:
         min_pose_score: float = 0.25,
         crop: bool = True,
         temporal: Temporal | None = None,
-        sinks: Sequence[Sink] = (),
         compact_keypoints: bool = False,
     ) -> None:
         self.model = model
         self.min_pose_score = min_pose_score
         self.crop = crop
         self.temporal = temporal or Temporal()
-        self.sinks = list(sinks)
+        self.sinks: list[Sink] = []  # where each frame's result goes, in order
         self.wire = DeviceWire(device_id, compact_keypoints)
         self.stats = PipelineStats()
         self.events = 0

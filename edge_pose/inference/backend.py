@@ -134,14 +134,14 @@ def fallback_after_loss(
 def estimator_class(info: ModelInfo | None) -> EstimatorClass:
     """The class that runs a model of the catalog's ``kind``; a file outside the catalog is
     taken for a single-pose MoveNet (whose loading checks that it is one)."""
-    kind = DEFAULT_KIND if info is None else info.kind
-    if kind not in ESTIMATORS:
-        name = "?" if info is None else info.name
+    if info is None:
+        return ESTIMATORS[DEFAULT_KIND]
+    if info.kind not in ESTIMATORS:
         raise ModelError(
-            f"model {name!r} is of kind {kind!r}, which this edge-pose cannot run "
+            f"model {info.name!r} is of kind {info.kind!r}, which this edge-pose cannot run "
             f"(it runs {', '.join(ESTIMATORS)}): update edge-pose, or choose another model"
         )
-    return ESTIMATORS[kind]
+    return ESTIMATORS[info.kind]
 
 
 def _load_cpu(
