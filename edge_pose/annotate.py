@@ -67,37 +67,3 @@ def save_rgb(path: str, image: np.ndarray) -> bool:
         return bool(cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)))
     except cv2.error:  # no writer for the extension (callers check it first; this is the net)
         return False
-
-
-class VideoRecorder:
-    """Writes each processed frame with its skeleton into a video (``run --annotate OUT``).
-
-    A debugging and demonstration aid, off by default: drawing and encoding cost far more than
-    the rest of the per-frame work.
-    """
-
-    def __init__(self, path: str, fps: float) -> None:
-        self.path = path
-        self.fps = fps
-        self.frames = 0
-        self._writer: cv2.VideoWriter | None = None
-
-    def write(self, image: np.ndarray, pose: Pose) -> None:
-        canvas = cv2.cvtColor(draw_pose(image, pose), cv2.COLOR_RGB2BGR)
-        if self._writer is None:
-            height, width = canvas.shape[:2]
-            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.endswith(".mp4") else "MJPG"))
-            self._writer = cv2.VideoWriter(self.path, fourcc, self.fps, (width, height))
-            if not self._writer.isOpened():
-                from edge_pose.errors import EdgePoseError
-
-                raise EdgePoseError(
-                    f"cannot write the annotated video {self.path} (check the folder exists; "
-                    "use .mp4 or .avi)"
-                )
-        self._writer.write(canvas)
-        self.frames += 1
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()

@@ -14,6 +14,7 @@ hits all of them alike, and each ratio is the median of the per-round ratios:
 
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 from collections.abc import Callable
@@ -27,8 +28,11 @@ import numpy as np
 from edge_pose.camera.base import Camera, Frame, FrameClock
 from edge_pose.camera.file import IMAGE_SUFFIXES, VideoFileCamera
 from edge_pose.camera.grabber import FrameGrabber
-from edge_pose.inference.movenet import MoveNet
-from edge_pose.pipeline import Pipeline, Sink, Temporal
+from edge_pose.config import Config
+from edge_pose.inference.estimator import PoseEstimator
+from edge_pose.pipeline import Pipeline
+from edge_pose.sinks.mqtt import MqttSink
+from edge_pose.track import Temporal
 
 # In-memory frames kept for the pipeline runs: enough variety, bounded memory.
 MEMORY_FRAMES = 16
@@ -60,8 +64,9 @@ class MemoryCamera(Camera):
         return self._clock.stamp(self._images[index % len(self._images)])
 
 
-class DiscardSink:
-    """Takes every keypoints message and drops it: formatting is measured, the network is not."""
+class DiscardPublisher:
+    """An MQTT client that takes every message and drops it: behind the real MQTT sink, the
+    formatting is measured, the network is not."""
 
     def keypoints_due(self, now: float) -> bool:
         return True
@@ -116,7 +121,7 @@ def decode_frames(video: Path, limit: int) -> list[np.ndarray]:
     return frames
 
 
-def bare_invoke(model: MoveNet, times: list[float]) -> Callable[[int], float]:
+def bare_invoke(model: PoseEstimator, times: list[float]) -> Callable[[int], float]:
     """``invoke()`` alone on the prepared input: seconds for n calls (each call's ms kept)."""
 
     def measure(n: int) -> float:
@@ -142,7 +147,7 @@ def run_pipeline(pipeline: Pipeline, camera: Camera, frames: int) -> float:
     return elapsed
 
 
-def naive_file_loop(model: MoveNet, video: Path) -> Callable[[int], float]:
+def naive_file_loop(model: PoseEstimator, video: Path) -> Callable[[int], float]:
     """A straightforward single-threaded loop: decode, convert, letterbox-resize, invoke."""
     size = model.input_size
     interpreter = model.interpreter
@@ -235,29 +240,29 @@ def service_peak_rss_mb(video: Path, model: str, threads: int, frames: int) -> f
 
 
 def run_bench(
-    model: MoveNet,
-    cfg: Any,
+    model: PoseEstimator,
+    cfg: Config,
     *,
     model_name: str,
     backend: str,
     runtime: str,
     video: Path,
     frames: int,
-    sink: Sink | None = None,
 ) -> BenchResult:
     """All measurements on the same loaded model; pipelines run with the smoothing and
-    classification of ``cfg``, as `edge-pose run` would."""
-    sink = sink or DiscardSink()
+    classification of ``cfg`` and the MQTT sink (on a client that discards), as `edge-pose run`
+    would."""
 
     def make_pipeline() -> Pipeline:
-        return Pipeline(
+        pipeline = Pipeline(
             model,
             device_id="bench",
-            sink=sink,
             crop=cfg.model.crop,
             min_pose_score=cfg.model.min_pose_score,
             temporal=Temporal.from_config(cfg),
         )
+        pipeline.sinks.append(MqttSink(DiscardPublisher(), pipeline.stats))
+        return pipeline
 
     images = decode_frames(video, MEMORY_FRAMES)
     result = BenchResult(model_name, model.threads, backend, runtime, frames)
@@ -306,7 +311,7 @@ def run_bench(
     return result
 
 
-def command(args: Any) -> int:
+def command(args: argparse.Namespace) -> int:
     """`edge-pose bench`: load the model as `run` would, measure, print text or JSON."""
     import json
 
@@ -367,7 +372,7 @@ def _spread(rounds: list[float], digits: int) -> str:
     return f"rounds {min(rounds):.{digits}f}-{max(rounds):.{digits}f}"
 
 
-def smoothing_command(model: MoveNet, cfg: Any, videos: list[Path], as_json: bool) -> int:
+def smoothing_command(model: PoseEstimator, cfg: Config, videos: list[Path], as_json: bool) -> int:
     """`edge-pose bench --smoothing`: jitter and lag, raw vs smoothed, per video."""
     import json
 

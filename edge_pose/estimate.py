@@ -8,37 +8,40 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge_pose.annotate import draw_pose, save_rgb
 from edge_pose.camera.file import load_image
 from edge_pose.errors import EX_FAILURE, EX_OK, EdgePoseError, UsageError
 from edge_pose.inference.crop import full_frame, next_region, stretched_frame, torso_visible
-from edge_pose.inference.movenet import MoveNet
+from edge_pose.inference.estimator import PoseEstimator
 from edge_pose.outputs import check_image_output, is_image_name, refuse_input_as_output
-from edge_pose.pose import KEYPOINT_NAMES, Pose, pose_score
+from edge_pose.pose import KEYPOINT_NAMES, Pose
 
 
 def estimate_pose(
-    model: MoveNet,
-    image: Any,
+    model: PoseEstimator,
+    image: np.ndarray,
     *,
     fit: str = "letterbox",
     refine: bool = True,
     min_pose_score: float = 0.25,
 ) -> Pose:
-    """The pose in one image; with ``refine`` a second look at a crop around the person found,
-    kept when it scores higher (what the video pipeline does from the second frame on)."""
+    """The best pose in one image; with ``refine`` a second look at a crop around the person
+    found, kept when it scores higher (what the video pipeline does from the second frame on)."""
     height, width = image.shape[:2]
-    region = stretched_frame(width, height) if fit == "stretch" else full_frame(width, height)
-    keypoints = model.infer(image, region)
-    score = pose_score(keypoints[:, 2])
-    if refine and torso_visible(keypoints):
-        crop = next_region(keypoints, width, height)
+    whole = stretched_frame(width, height) if fit == "stretch" else full_frame(width, height)
+    best = model.estimate(image, whole)[0]
+    if refine and torso_visible(best.keypoints):
+        crop = next_region(best.keypoints, width, height)
         if crop != full_frame(width, height):
-            refined = model.infer(image, crop)
-            refined_score = pose_score(refined[:, 2])
-            if refined_score > score:
-                keypoints, score, region = refined, refined_score, crop
-    return Pose(keypoints, score, score >= min_pose_score, region, 0, 0, 0.0, width, height)
+            refined = model.estimate(image, crop)[0]
+            if refined.score > best.score:
+                best = refined
+    return Pose(
+        best.keypoints, best.score, best.score >= min_pose_score, best.region,
+        0, 0, 0.0, width, height,
+    )  # fmt: skip
 
 
 def pose_dict(pose: Pose) -> dict[str, Any]:

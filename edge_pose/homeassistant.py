@@ -54,6 +54,7 @@ from typing import Any
 
 from edge_pose import __version__
 from edge_pose.classify.events import NO_PERSON, UNKNOWN
+from edge_pose.wire import AVAILABILITY, EVENT, POSE, STATS
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def discovery_config(
     base = base_topic
     ident = slug(device_id)
     uid = f"edge_pose_{device_id}"
-    pose_t, event_t, stats_t = f"{base}/pose", f"{base}/event", f"{base}/stats"
+    pose_t, event_t, stats_t = f"{base}/{POSE}", f"{base}/{EVENT}", f"{base}/{STATS}"
 
     def entity(platform: str, key: str, entity_name: str, **options: Any) -> dict[str, Any]:
         return {
@@ -259,7 +260,7 @@ def discovery_config(
         "origin": {"name": "edge-pose", "sw_version": version},
         "availability": [
             {
-                "topic": f"{base}/availability",
+                "topic": f"{base}/{AVAILABILITY}",
                 "payload_available": ONLINE,
                 "payload_not_available": OFFLINE,
             }
@@ -378,7 +379,7 @@ def start_discovery(publisher: Any, cfg: Any, classifier: Any) -> Discovery | No
     if publisher is None:
         return None
     if classifier is None:
-        publisher.publish("pose", "", qos=1, retain=True)
+        publisher.publish(POSE, "", qos=1, retain=True)
     if not cfg.mqtt.discovery:
         return None
     counting = classifier is not None and bool(cfg.classifier.rep_up)

@@ -1,8 +1,8 @@
-"""Keypoint names, skeleton edges, the Pose type and its JSON payload.
+"""Keypoint names, skeleton edges, and the Pose type: one person as seen in one frame.
 
 A pose is kept as one (17, 3) float32 array of (x, y, score) in frame pixels: it is what the
-model decodes into, what the crop logic and smoothing read, and what the payload formats, so no
-per-keypoint objects are created on the per-frame path.
+model decodes into, what the crop logic and smoothing read, and what the payload formats
+(:mod:`edge_pose.wire`), so no per-keypoint objects are created on the per-frame path.
 """
 
 from __future__ import annotations
@@ -41,8 +41,6 @@ SKELETON_EDGES: tuple[tuple[int, int], ...] = (
 # A keypoint counts as seen above this score (MoveNet's own threshold for crops and pose score).
 KEYPOINT_THRESHOLD = 0.2
 
-PAYLOAD_VERSION = 1
-
 
 @dataclass(frozen=True, slots=True)
 class Region:
@@ -67,7 +65,12 @@ class Region:
 
 @dataclass(slots=True)
 class Pose:
-    """One frame's result: keypoints (17, 3) as x, y in frame pixels and score."""
+    """One person in one frame: keypoints (17, 3) as x, y in frame pixels and score.
+
+    It carries the frame's index, capture time and size too, so a pose is a whole keypoints
+    message on its own. ``person`` is False when the model's best guess scored below
+    ``model.min_pose_score``: its keypoints still go out, saying nobody is there.
+    """
 
     keypoints: np.ndarray
     score: float
@@ -89,32 +92,3 @@ def pose_score(scores: np.ndarray) -> float:
     """
     seen = [s for s in scores.tolist() if s > KEYPOINT_THRESHOLD]
     return sum(seen) / len(seen) if seen else 0.0
-
-
-# The keypoints array of the payload as one %-format template: a single formatting call per
-# frame instead of 17 f-strings and a join.
-_KEYPOINTS_TEMPLATE = (
-    "["
-    + ",".join(f'{{"name":"{name}","x":%.1f,"y":%.1f,"score":%.3f}}' for name in KEYPOINT_NAMES)
-    + "]"
-)
-
-
-def keypoints_json(keypoints: np.ndarray) -> str:
-    """The keypoints as the JSON array of the payload contract, in COCO order."""
-    return _KEYPOINTS_TEMPLATE % tuple(keypoints.ravel().tolist())
-
-
-def keypoints_payload(pose: Pose, device: str, latency_ms: float) -> str:
-    """The version-1 keypoints message (DESIGN.md), formatted directly: it is built every frame."""
-    label_json = (
-        "null" if pose.label is None
-        else f'{{"label":"{pose.label}","confidence":{pose.confidence:.3f}}}'
-    )
-    return (
-        f'{{"v":{PAYLOAD_VERSION},"device":"{device}","frame":{pose.frame_index},'
-        f'"ts":{pose.capture_wall:.3f},"latency_ms":{latency_ms:.1f},'
-        f'"width":{pose.width},"height":{pose.height},"score":{pose.score:.3f},'
-        f'"person":{"true" if pose.person else "false"},'
-        f'"keypoints":{keypoints_json(pose.keypoints)},"pose":{label_json}}}'
-    )

@@ -30,9 +30,9 @@ import numpy as np
 
 from edge_pose.camera.file import VideoFileCamera
 from edge_pose.config import SmoothingConfig
-from edge_pose.inference.crop import full_frame, next_region
-from edge_pose.inference.movenet import MoveNet
-from edge_pose.pose import Region, pose_score
+from edge_pose.inference.crop import next_region
+from edge_pose.inference.estimator import PoseEstimator
+from edge_pose.pose import Region
 from edge_pose.smoothing import KeypointSmoother, RegionFilter
 
 MIN_SCORE = 0.3  # keypoints counted in jitter and lag
@@ -46,7 +46,7 @@ RegionFilterFactory = Callable[[], RegionFilter]
 
 
 def measure(
-    model: MoveNet,
+    model: PoseEstimator,
     video_path: Path | str,
     smoother_factory: SmootherFactory,
     *,
@@ -90,7 +90,7 @@ def measure(
 
 
 def report(
-    model: MoveNet,
+    model: PoseEstimator,
     videos: Iterable[Path | str],
     config: SmoothingConfig | None = None,
 ) -> dict[str, Any]:
@@ -193,7 +193,7 @@ def lag(raw: np.ndarray, smoothed: np.ndarray, valid: np.ndarray, max_shift: int
 
 
 def _run(
-    model: MoveNet,
+    model: PoseEstimator,
     path: Path,
     smoother: KeypointSmoother | None,
     region_filter: RegionFilter | None,
@@ -215,9 +215,10 @@ def _run(
         while (frame := camera.read()) is not None:
             height, width = frame.image.shape[:2]
             capture_ns = round(frame.index * 1e9 / fps)
-            keypoints = model.infer(frame.image, region or full_frame(width, height))
+            detection = model.estimate(frame.image, region)[0]
+            keypoints = detection.keypoints
             raw_frames.append(keypoints.copy())
-            person = pose_score(keypoints[:, 2]) >= min_pose_score
+            person = detection.score >= min_pose_score
             person_flags.append(person)
             if smoother is None or region_filter is None:
                 region = next_region(keypoints, width, height) if person else None

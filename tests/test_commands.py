@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from mqtt_broker import Subscriber, start_run
 
-from edge_pose.mqtt.remote import Command, parse_command, stats_payload
+from edge_pose.mqtt.remote import Command, parse_command
+from edge_pose.wire import stats_payload
 
 
 @pytest.mark.parametrize(

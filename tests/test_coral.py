@@ -19,7 +19,7 @@ from edge_pose.config import ModelConfig
 from edge_pose.errors import EX_FAILURE, ModelError
 from edge_pose.inference import edgetpu
 from edge_pose.inference.backend import (
-    EdgeTpuMoveNet,
+    EdgeTpuEstimator,
     fallback_after_loss,
     load_estimator,
     model_build,
@@ -32,6 +32,7 @@ from edge_pose.inference.edgetpu import (
     Identity,
     Settings,
 )
+from edge_pose.inference.movenet import MoveNet
 from edge_pose.inference.runtime import resolve_runtime
 from edge_pose.pose import Region
 
@@ -459,13 +460,12 @@ def test_model_build_finds_twins(both_models: Path, tmp_path: Path, shared_model
 
 def _lost(lightning_path: Path) -> EdgeTpuLost:
     """A real invoke failure: the interpreter refuses to run while a view of its buffers lives."""
-    model = EdgeTpuMoveNet(lightning_path, threads=1)
-    model.device = "usb:0"
+    model = EdgeTpuEstimator(MoveNet(lightning_path, threads=1), "usb:0")
     image = np.zeros((192, 192, 3), np.uint8)
-    assert model.infer(image, Region(0, 0, 192, 192)).shape == (17, 3)
+    assert model.estimate(image, Region(0, 0, 192, 192))[0].keypoints.shape == (17, 3)
     view = model.interpreter.tensor(model.interpreter.get_output_details()[0]["index"])()
     with pytest.raises(EdgeTpuLost) as excinfo:
-        model.infer(image, Region(0, 0, 192, 192))
+        model.estimate(image, Region(0, 0, 192, 192))
     del view
     return excinfo.value
 

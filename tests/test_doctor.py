@@ -231,7 +231,7 @@ def test_own_classifier_whose_labels_miss_the_rep_pair(
     pipeline logs it once at start; with two of its labels as the pair, neither does."""
     from edge_pose.classify.knn import KnnClassifier
     from edge_pose.classify.samples import load_csv
-    from edge_pose.pipeline import Temporal
+    from edge_pose.track import Temporal
 
     knn = tmp_path / "fitness.knn"
     KnnClassifier(load_csv(data_dir / "mlkit" / "fitness_pose_samples.csv")).save(knn)

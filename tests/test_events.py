@@ -12,12 +12,13 @@ import pytest
 from mqtt_broker import Subscriber
 
 from edge_pose.camera.file import VideoFileCamera, load_image
-from edge_pose.classify.events import PoseTracker
+from edge_pose.classify.events import LabelTracker
 from edge_pose.classify.rules import LABELS, RuleClassifier
 from edge_pose.config import load_config
 from edge_pose.estimate import estimate_pose
 from edge_pose.inference.movenet import MoveNet
-from edge_pose.pipeline import Pipeline, Temporal
+from edge_pose.pipeline import Pipeline
+from edge_pose.track import Temporal
 
 
 @pytest.fixture(scope="module")
@@ -104,13 +105,13 @@ def test_rules_without_torso_say_unknown() -> None:
     assert scores["unknown"] == 1.0
 
 
-def tracker(**changes) -> PoseTracker:
-    return PoseTracker(
+def tracker(**changes) -> LabelTracker:
+    return LabelTracker(
         load_config(None, {f"classifier.{k}": v for k, v in changes.items()}).classifier
     )
 
 
-def feed(t: PoseTracker, sequence: list[tuple[str, int]], fps: float) -> list[dict]:
+def feed(t: LabelTracker, sequence: list[tuple[str, int]], fps: float) -> list[dict]:
     """Feed label runs (label, frames) as confident scores at ``fps``; return all events."""
     events, frame = [], 0
     for label, frames in sequence:

@@ -13,7 +13,8 @@ from edge_pose.errors import ModelError
 from edge_pose.estimate import estimate_pose
 from edge_pose.inference.crop import full_frame, stretched_frame
 from edge_pose.inference.movenet import MoveNet
-from edge_pose.pose import KEYPOINT_NAMES, Region, keypoints_payload, pose_score
+from edge_pose.pose import KEYPOINT_NAMES, Region, pose_score
+from edge_pose.wire import keypoints_payload
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,11 @@ from edge_pose.config import MqttConfig, load_config
 from edge_pose.homeassistant import discovery_config
 from edge_pose.inference.movenet import MoveNet
 from edge_pose.mqtt.remote import parse_command
-from edge_pose.payload_compact import compact_keypoints_payload
-from edge_pose.pipeline import Pipeline, Temporal
-from edge_pose.pose import KEYPOINT_NAMES, keypoints_payload
+from edge_pose.pipeline import Pipeline
+from edge_pose.pose import KEYPOINT_NAMES
 from edge_pose.schemas import FILE_SCHEMAS, NAMES, TOPIC_SCHEMAS, load_schema
+from edge_pose.track import Temporal
+from edge_pose.wire import compact_keypoints_payload, keypoints_payload
 
 jsonschema = pytest.importorskip("jsonschema", reason="pip install -e '.[test]'")
 

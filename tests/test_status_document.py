@@ -28,9 +28,9 @@ from edge_pose.classify.events import PoseState
 from edge_pose.config import load_config
 from edge_pose.inference.backend import Backend
 from edge_pose.mqtt import MqttPublisher
+from edge_pose.mqtt.remote import stats_payload
 from edge_pose.schemas import FILE_SCHEMAS, load_schema
 from edge_pose.service import status_dir
-from edge_pose.mqtt.remote import stats_payload
 from edge_pose.service.document import STATES, StatusDocument, parse_document
 from edge_pose.service.health import evaluate
 from edge_pose.service.notify import Notifier

@@ -20,7 +20,13 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge_pose.config import ClassifierConfig
+
+# One event as it goes out on <base>/event after the envelope: ``{"type": "rep", "count": 3, ...}``.
+Event = dict[str, str | int | float]
 
 REFERENCE_FPS = 30.0
 NO_PERSON = "none"
@@ -29,7 +35,7 @@ UNKNOWN = "unknown"
 log = logging.getLogger(__name__)
 
 
-def unreachable_reps(classifier: Any, labels: list[str]) -> str | None:
+def unreachable_reps(classifier: ClassifierConfig, labels: list[str]) -> str | None:
     """Why repetitions can never count with these ``labels`` (None when they can).
 
     ``rep_down``/``rep_up`` default to the built-in rules' names: a trained classifier (knn,
@@ -51,7 +57,7 @@ def unreachable_reps(classifier: Any, labels: list[str]) -> str | None:
     )
 
 
-def warn_unreachable_reps(classifier: Any, labels: list[str]) -> None:
+def warn_unreachable_reps(classifier: ClassifierConfig, labels: list[str]) -> None:
     """Log :func:`unreachable_reps` as one warning line (at start and after a reload)."""
     if (reason := unreachable_reps(classifier, labels)) is not None:
         log.warning("%s", reason)
@@ -109,10 +115,14 @@ class WindowedEma:
         return {label: s / self._weight for label, s in zip(self._labels, self._sums, strict=True)}
 
 
-class PoseTracker:
-    """Feeds on one frame's scores at a time; returns the events that frame caused."""
+class LabelTracker:
+    """Turns one person's flickering per-frame scores into a steady label, reps and presence.
 
-    def __init__(self, cfg: Any) -> None:
+    Feeds on one frame's scores at a time and returns the events that frame caused; ``state`` is
+    what the retained pose message and the status say.
+    """
+
+    def __init__(self, cfg: ClassifierConfig) -> None:
         self.cfg = cfg
         self.state = PoseState(since=time.time())
         self._ema = WindowedEma(cfg.ema_window / REFERENCE_FPS,
@@ -125,7 +135,7 @@ class PoseTracker:
 
     def update(
         self, scores: dict[str, float] | None, person: bool, t: float, wall: float
-    ) -> list[dict[str, Any]]:
+    ) -> list[Event]:
         """One frame at scene time ``t`` (s); ``scores`` None when nothing was classified."""
         events = self._presence(person, t, wall)
         if self.state.person and person and scores is not None:
@@ -147,7 +157,7 @@ class PoseTracker:
 
     # -- presence ------------------------------------------------------------------------------
 
-    def _presence(self, person: bool, t: float, wall: float) -> list[dict[str, Any]]:
+    def _presence(self, person: bool, t: float, wall: float) -> list[Event]:
         state = self.state
         if person:
             self._last_seen = t
@@ -180,7 +190,7 @@ class PoseTracker:
     def _smooth(self, scores: dict[str, float], t: float) -> dict[str, float]:
         return self._ema.add(scores, t)
 
-    def _label(self, t: float, wall: float) -> list[dict[str, Any]]:
+    def _label(self, t: float, wall: float) -> list[Event]:
         cfg, state, smoothed = self.cfg, self.state, self.smoothed
         best = max(smoothed, key=smoothed.__getitem__)
         current = smoothed.get(state.label, 0.0)
@@ -199,7 +209,7 @@ class PoseTracker:
         previous = state.label
         state.label, state.confidence, state.since = new, smoothed.get(new, 0.0), wall
         self._below_since = None
-        events: list[dict[str, Any]] = [
+        events: list[Event] = [
             {
                 "type": "pose_change",
                 "label": new,

@@ -9,8 +9,12 @@
   reason is logged once and kept in ``Backend.reason`` (status file, ``bench``). With no device
   present nothing is loaded or probed, so CPU-only users pay nothing for it.
 
-An Edge TPU that fails while running raises :class:`~edge_pose.inference.edgetpu.EdgeTpuLost`
-from ``infer``; :func:`fallback_after_loss` is what the daemon calls with it.
+Which class runs a model is a table, :data:`ESTIMATORS`, keyed by the manifest's ``kind`` (a
+model file given by path is a ``movenet_single``): a new kind of model is its estimator module,
+one line here and its manifest entries. Whatever the kind, on the Edge TPU it is wrapped in
+:class:`EdgeTpuEstimator`, so a device that fails while running raises
+:class:`~edge_pose.inference.edgetpu.EdgeTpuLost` from ``estimate``; :func:`fallback_after_loss`
+is what the daemon calls with it.
 """
 
 from __future__ import annotations
@@ -19,11 +23,10 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from edge_pose.config import Config, load_config
+from edge_pose.config import Config, ModelConfig, load_config
 from edge_pose.errors import ModelError
 from edge_pose.inference.edgetpu import (
     DEFAULT_LIBRARY,
@@ -38,7 +41,14 @@ from edge_pose.inference.edgetpu import (
     load_delegate,
     probe,
 )
-from edge_pose.inference.models import catalog, default_model_dir, resolve_model
+from edge_pose.inference.estimator import Detection, EstimatorClass, Interpreter, PoseEstimator
+from edge_pose.inference.models import (
+    DEFAULT_KIND,
+    ModelInfo,
+    catalog,
+    default_model_dir,
+    resolve_model,
+)
 from edge_pose.inference.movenet import MoveNet
 from edge_pose.inference.runtime import Runtime, resolve_runtime
 from edge_pose.pose import Region
@@ -47,6 +57,11 @@ log = logging.getLogger(__name__)
 
 EDGETPU_LIBRARY = DEFAULT_LIBRARY
 _logged: set[str] = set()
+
+# Model kind (manifest ``kind``) -> the class that runs it.
+ESTIMATORS: dict[str, EstimatorClass] = {
+    "movenet_single": MoveNet,
+}
 
 
 @dataclass(frozen=True)
@@ -59,25 +74,28 @@ class Backend:
     reason: str
 
 
-class EdgeTpuMoveNet(MoveNet):
-    """MoveNet with the Edge TPU delegate: a failing ``invoke`` (device unplugged or reset)
+class EdgeTpuEstimator:
+    """Any estimator running on an Edge TPU: a failing ``invoke`` (device unplugged or reset)
     becomes :class:`EdgeTpuLost`, one exception type the daemon can act on."""
 
-    device = ""
+    def __init__(self, estimator: PoseEstimator, device: str) -> None:
+        self.estimator = estimator
+        self.device = device
+        self.input_size = estimator.input_size
+        self.input_dtype = estimator.input_dtype
+        self.threads = estimator.threads
+        self.stage_ns = estimator.stage_ns
+        self.interpreter: Interpreter = estimator.interpreter
 
-    def infer(self, image: np.ndarray, region: Region) -> np.ndarray:
+    def estimate(self, image: np.ndarray, region: Region | None = None) -> list[Detection]:
         try:
-            return super().infer(image, region)
+            return self.estimator.estimate(image, region)
         except (RuntimeError, ValueError, OSError) as exc:
             raise EdgeTpuLost(self.device or "(any)", exc) from exc
 
 
-def load_estimator(model_cfg: Any) -> tuple[MoveNet, Backend, str]:
-    """Load the configured model on the configured backend; returns the model, backend and name.
-
-    ``model_cfg`` is ``config.ModelConfig``; ``delegate_library``, ``sysfs_root`` and
-    ``on_delegate_failure`` are read with their defaults when the config has no such keys.
-    """
+def load_estimator(model_cfg: ModelConfig) -> tuple[PoseEstimator, Backend, str]:
+    """Load the configured model on the configured backend; returns the model, backend and name."""
     runtime = resolve_runtime(model_cfg.runtime)
     model_dir = default_model_dir(model_cfg.dir)
     settings = Settings.from_config(model_cfg)
@@ -88,7 +106,9 @@ def load_estimator(model_cfg: Any) -> tuple[MoveNet, Backend, str]:
     return _load_auto(model_cfg, settings, model_dir, runtime)
 
 
-def fallback_after_loss(model_cfg: Any, lost: EdgeTpuLost) -> tuple[MoveNet, Backend, str]:
+def fallback_after_loss(
+    model_cfg: ModelConfig, lost: EdgeTpuLost
+) -> tuple[PoseEstimator, Backend, str]:
     """What the daemon does when the Edge TPU fails mid-run, per ``model.on_delegate_failure``.
 
     ``"exit"`` re-raises ``lost`` (exit code 1: systemd restarts the service, and ``auto`` then
@@ -111,9 +131,22 @@ def fallback_after_loss(model_cfg: Any, lost: EdgeTpuLost) -> tuple[MoveNet, Bac
 # --------------------------------------------------------------------------- the backends
 
 
+def estimator_class(info: ModelInfo | None) -> EstimatorClass:
+    """The class that runs a model of the catalog's ``kind``; a file outside the catalog is
+    taken for a single-pose MoveNet (whose loading checks that it is one)."""
+    if info is None:
+        return ESTIMATORS[DEFAULT_KIND]
+    if info.kind not in ESTIMATORS:
+        raise ModelError(
+            f"model {info.name!r} is of kind {info.kind!r}, which this edge-pose cannot run "
+            f"(it runs {', '.join(ESTIMATORS)}): update edge-pose, or choose another model"
+        )
+    return ESTIMATORS[info.kind]
+
+
 def _load_cpu(
-    model_cfg: Any, name: str, model_dir: Path, runtime: Runtime, reason: str
-) -> tuple[MoveNet, Backend, str]:
+    model_cfg: ModelConfig, name: str, model_dir: Path, runtime: Runtime, reason: str
+) -> tuple[PoseEstimator, Backend, str]:
     path, info = resolve_model(name, model_dir)
     if info is not None and info.backend == "edgetpu":
         raise ModelError(
@@ -121,14 +154,16 @@ def _load_cpu(
             f'(or "auto") or use its CPU build {info.twin!r}'
         )
     threads = _threads(model_cfg)
-    model = MoveNet(path, threads=threads, cpu_twin=info.twin if info else None,
-                    runtime=runtime.name)
+    model = estimator_class(info)(
+        path, threads=threads, delegates=None, cpu_twin=info.twin if info else None,
+        runtime=runtime.name,
+    )  # fmt: skip
     return model, Backend("cpu", f"XNNPACK, {threads} threads", str(runtime), reason), name
 
 
 def _load_edgetpu(
-    model_cfg: Any, settings: Settings, model_dir: Path, runtime: Runtime, reason: str
-) -> tuple[MoveNet, Backend, str]:
+    model_cfg: ModelConfig, settings: Settings, model_dir: Path, runtime: Runtime, reason: str
+) -> tuple[PoseEstimator, Backend, str]:
     """The Edge TPU build on the Edge TPU, or EdgeTpuUnavailable listing what was checked.
 
     ``reason`` "" means auto: the reason then names the device found."""
@@ -136,6 +171,7 @@ def _load_edgetpu(
     findings = list(diagnosis.findings)
     try:
         name, path = model_build("edgetpu", model_cfg.name, model_dir)
+        make_estimator = estimator_class(resolve_model(name, model_dir)[1])
     except ModelError as exc:
         findings.append(Finding("model", False, str(exc)))
         raise EdgeTpuUnavailable(findings) from None
@@ -150,12 +186,14 @@ def _load_edgetpu(
             raise EdgeTpuUnavailable(findings)
     try:
         delegate = load_delegate(runtime, diagnosis.library, device)
-        model = EdgeTpuMoveNet(path, threads=_threads(model_cfg), delegates=[delegate],
-                               runtime=runtime.name)
+        estimator = make_estimator(
+            path, threads=_threads(model_cfg), delegates=[delegate], cpu_twin=None,
+            runtime=runtime.name,
+        )  # fmt: skip
     except (DelegateError, ModelError) as exc:
         findings.append(Finding("delegate", False, str(exc), diagnosis.pairing.fix))
         raise EdgeTpuUnavailable(findings) from exc
-    model.device = device
+    model = EdgeTpuEstimator(estimator, device)
     lib, ids = diagnosis.library, diagnosis.chosen.ids
     # "16.0tf2.17.1-1.bookworm", else the "RuntimeVersion(14)" of edgetpu_version()
     version = lib.package_version or lib.runtime_version.rpartition(", ")[2]
@@ -165,8 +203,8 @@ def _load_edgetpu(
 
 
 def _load_auto(
-    model_cfg: Any, settings: Settings, model_dir: Path, runtime: Runtime
-) -> tuple[MoveNet, Backend, str]:
+    model_cfg: ModelConfig, settings: Settings, model_dir: Path, runtime: Runtime
+) -> tuple[PoseEstimator, Backend, str]:
     devices = find_devices(settings.sysfs_root)
     if not devices:
         return _cpu_for_auto(model_cfg, model_dir, runtime, "auto: no Edge TPU found")
@@ -181,8 +219,13 @@ def _load_auto(
 
 
 def _cpu_for_auto(
-    model_cfg: Any, model_dir: Path, runtime: Runtime, reason: str, *, device_found: bool = False
-) -> tuple[MoveNet, Backend, str]:
+    model_cfg: ModelConfig,
+    model_dir: Path,
+    runtime: Runtime,
+    reason: str,
+    *,
+    device_found: bool = False,
+) -> tuple[PoseEstimator, Backend, str]:
     """The CPU build for ``backend = "auto"``. With ``device_found`` an Edge TPU was there but
     not usable (already logged as a warning): a CPU model error then says both."""
     try:
@@ -209,8 +252,8 @@ def model_build(kind: str, name: str, model_dir: Path) -> tuple[str, Path]:
     """
     models = catalog()
     if name in models:
-        info = models[name]
-        target = name if info.backend == kind else info.twin
+        entry = models[name]
+        target = name if entry.backend == kind else entry.twin
         if not target:
             raise ModelError(f"model {name!r} has no {kind} build in the catalog")
         path, _ = resolve_model(target, model_dir)
@@ -246,7 +289,7 @@ def model_build(kind: str, name: str, model_dir: Path) -> tuple[str, Path]:
     raise ModelError(f"model file {path} is {what}: {fix}")
 
 
-def _threads(model_cfg: Any) -> int:
+def _threads(model_cfg: ModelConfig) -> int:
     # More threads than cores only makes XNNPACK's workers wait for each other.
     return min(model_cfg.threads, os.cpu_count() or model_cfg.threads)
 
@@ -261,8 +304,8 @@ def _log_once(level: int, message: str) -> None:
 
 
 def load_configured_model(
-    config_path: Path | None, **flags: Any
-) -> tuple[Config, MoveNet, Backend, str]:
+    config_path: Path | None, **flags: str | int | None
+) -> tuple[Config, PoseEstimator, Backend, str]:
     """Config plus model for the commands that need only the model (estimate, bench, training).
 
     ``flags`` are the model flags a command was given (``name``, ``threads``, ``backend``);

@@ -32,9 +32,15 @@ import sysconfig
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from edge_pose.errors import EdgePoseError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from edge_pose.config import ModelConfig
+    from edge_pose.inference.runtime import Runtime
 
 SYSFS = Path("/sys")
 DEFAULT_LIBRARY = "libedgetpu.so.1"
@@ -102,7 +108,7 @@ class Settings:
     on_failure: str = "fallback"
 
     @classmethod
-    def from_config(cls, model_cfg: Any | None) -> Settings:
+    def from_config(cls, model_cfg: ModelConfig | None) -> Settings:
         """From a validated ``[model]``; None (`doctor` without a usable config): the defaults."""
         if model_cfg is None:
             return cls()
@@ -423,7 +429,7 @@ def _major_minor(version: str) -> tuple[int, int] | None:
 # --------------------------------------------------------------------------- delegate
 
 
-def load_delegate(runtime: Any, library: Library, device: str) -> Any:
+def load_delegate(runtime: Runtime, library: Library, device: str) -> object:
     """The libedgetpu delegate for ``device`` through ``runtime`` (the module that will build the
     interpreter: a delegate must come from the same runtime). pycoral's loader is used when it is
     installed and pairs with the runtime in use (tflite-runtime) and the library is the default.
@@ -451,7 +457,9 @@ def load_delegate(runtime: Any, library: Library, device: str) -> Any:
         ) from exc
 
 
-def _pycoral_loader(runtime: Any, library: Library) -> Any:
+def _pycoral_loader(
+    runtime: Runtime, library: Library
+) -> Callable[[dict[str, str]], object] | None:
     if getattr(runtime, "name", "") != "tflite-runtime" or library.name != DEFAULT_LIBRARY:
         return None
     try:
@@ -582,7 +590,7 @@ def looked_for(settings: Settings) -> str:
 
 def diagnose(
     settings: Settings,
-    runtime: Any | None,
+    runtime: Runtime | None,
     *,
     who: Identity | None = None,
     library: Library | None = None,

@@ -1,11 +1,11 @@
 """The model catalog: which MoveNet builds exist, where they come from, and where they live.
 
 Model binaries are too big for git and carry their own license, so the project ships only a
-manifest (name, file, sha256, input size, backend, URL) and installs models the way a user would:
-``edge-pose models fetch NAME`` downloads the file (from a local mirror first, then upstream),
-checks its sha256 and moves it into place atomically, so a half-written or tampered file is
-never picked up by the daemon. ``verify`` re-checks installed files; ``resolve_model`` turns the
-config's ``model.name`` (a catalog name or a path) into a file the interpreter can open.
+manifest (name, file, sha256, input size, kind, backend, URL) and installs models the way a user
+would: ``edge-pose models fetch NAME`` downloads the file (from a local mirror first, then
+upstream), checks its sha256 and moves it into place atomically, so a half-written or tampered
+file is never picked up by the daemon. ``verify`` re-checks installed files; ``resolve_model``
+turns the config's ``model.name`` (a catalog name or a path) into a file the interpreter can open.
 
 An empty ``sha256`` in the manifest means "not pinned": fetch records the checksum it computed in
 ``<file>.sha256`` beside the model (trust on first use) and warns once; verify reports
@@ -22,6 +22,7 @@ import hashlib
 import http.client
 import logging
 import os
+import re
 import secrets
 import sys
 import tomllib
@@ -50,6 +51,8 @@ DIR_ENV = "EDGE_POSE_MODEL_DIR"
 TIMEOUT_S = 30.0
 _CHUNK = 1 << 16
 _BACKENDS = ("cpu", "edgetpu")
+# The model kind of a manifest entry without ``kind`` (manifests from before kinds existed).
+DEFAULT_KIND = "movenet_single"
 _USER_AGENT = f"edge-pose/{__version__}"
 
 Status = Literal["ok", "missing", "mismatch", "unpinned"]
@@ -57,7 +60,8 @@ Status = Literal["ok", "missing", "mismatch", "unpinned"]
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """One manifest entry. ``twin`` is the same network built for the other backend ("" = none)."""
+    """One manifest entry. ``twin`` is the same network built for the other backend ("" = none);
+    ``kind`` says which estimator runs it (the kind table of :mod:`edge_pose.inference.backend`)."""
 
     name: str
     file: str
@@ -68,6 +72,7 @@ class ModelInfo:
     url: str
     license: str
     description: str
+    kind: str = DEFAULT_KIND
 
     @property
     def pinned(self) -> bool:
@@ -127,13 +132,13 @@ def _load_manifest(path: Path) -> dict[str, ModelInfo]:
     models: dict[str, ModelInfo] = {}
     for i, entry in enumerate(entries):
         where = f"{path}: model[{i}]"
-        if not isinstance(entry, dict) or set(entry) != keys:
+        if not isinstance(entry, dict) or not keys - {"kind"} <= set(entry) <= keys:
             got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
-            problems.append(f"{where}: expected keys {sorted(keys)}, got {got}")
+            problems.append(f"{where}: expected keys {sorted(keys)} (kind optional), got {got}")
             continue
         bad = [
             k
-            for k in keys
+            for k in entry
             if type(entry[k]) is not types.get(k, str)  # exact type: a bool is not a size
         ]
         if bad:
@@ -145,6 +150,9 @@ def _load_manifest(path: Path) -> dict[str, ModelInfo]:
             problems.append(f"{where}: duplicate name")
         if info.backend not in _BACKENDS:
             problems.append(f"{where}: backend {info.backend!r} is not one of {_BACKENDS}")
+        if not _KIND.fullmatch(info.kind):
+            problems.append(f"{where}: kind {info.kind!r} must be a lowercase name like "
+                            f"{DEFAULT_KIND!r}")
         if info.sha256 and not _is_sha256(info.sha256):
             problems.append(f'{where}: sha256 must be 64 lowercase hex digits or ""')
         if not info.file or Path(info.file).name != info.file:
@@ -160,6 +168,9 @@ def _load_manifest(path: Path) -> dict[str, ModelInfo]:
     if problems:
         raise ModelError("\n".join(problems))
     return models
+
+
+_KIND = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def _is_sha256(text: str) -> bool:
@@ -461,7 +472,7 @@ def _create_new(path: Path) -> BinaryIO:
 def _download(url: str, part: Path, *, progress: bool, label: str) -> str:
     """Copy ``url`` into the new file ``part``, fsynced; return its sha256. Removes ``part`` on
     failure."""
-    from tqdm import tqdm  # only fetch needs it; keeps `edge-pose status` imports light
+    from tqdm import tqdm  # type: ignore[import-untyped]  # only fetch needs it: light imports
 
     try:
         out = _create_new(part)

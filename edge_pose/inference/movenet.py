@@ -1,8 +1,11 @@
-"""MoveNet single-pose on a TFLite interpreter: one affine warp in, 17 keypoints out.
+"""MoveNet single-pose on a TFLite interpreter (model kind ``movenet_single``): one affine warp
+in, 17 keypoints out.
 
 Per frame this does the least work it can: the frame region is warped straight into the
 interpreter's input tensor (crop, scale and black padding in one OpenCV call, no intermediate
 image), and the (1, 1, 17, 3) output is mapped back to frame pixels with a few vector operations.
+The model sees one person, so :meth:`MoveNet.estimate` always returns one detection: its best
+guess, scored; the single-person shapes stay in this file.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import cv2
 import numpy as np
 
 from edge_pose.errors import ModelError
+from edge_pose.inference.crop import full_frame
+from edge_pose.inference.estimator import Detection
 from edge_pose.inference.runtime import make_interpreter
-from edge_pose.pose import Region
+from edge_pose.pose import Region, pose_score
 
 OUTPUT_SHAPE = (1, 1, 17, 3)
 INPUT_DTYPES = (np.uint8, np.float32, np.int32)
@@ -24,14 +29,15 @@ EDGETPU_OP = "edgetpu-custom-op"
 
 
 class MoveNet:
-    """A loaded single-pose MoveNet (Lightning 192, Thunder 256; INT8 or float input)."""
+    """A loaded single-pose MoveNet (Lightning 192, Thunder 256; INT8 or float input): a
+    :class:`~edge_pose.inference.estimator.PoseEstimator`."""
 
     def __init__(
         self,
         model_path: Path,
         *,
         threads: int = 4,
-        delegates: list[Any] | None = None,
+        delegates: list[object] | None = None,
         cpu_twin: str | None = None,
         runtime: str = "auto",
     ) -> None:
@@ -65,6 +71,25 @@ class MoveNet:
         self._scratch = None if self.input_dtype == np.uint8 else np.empty(shape[1:], np.uint8)
         self._matrix = np.zeros((2, 3), np.float64)
         self.stage_ns = [0, 0, 0]  # preprocess, invoke, postprocess of the last call
+        self._whole = ((0, 0), Region(0, 0, 1, 1))  # the whole-frame region of the last size
+
+    def estimate(self, image: np.ndarray, region: Region | None = None) -> list[Detection]:
+        """The one person MoveNet sees in ``region`` (None: the whole frame, letterboxed)."""
+        if region is None:
+            region = self._whole_frame(image)
+        keypoints = self.infer(image, region)
+        t0 = time.perf_counter_ns()
+        detection = Detection(keypoints, pose_score(keypoints[:, 2]), region)
+        self.stage_ns[2] += time.perf_counter_ns() - t0
+        return [detection]
+
+    def _whole_frame(self, image: np.ndarray) -> Region:
+        height, width = image.shape[:2]
+        size, region = self._whole
+        if size != (width, height):
+            region = full_frame(width, height)
+            self._whole = ((width, height), region)
+        return region
 
     def infer(self, image: np.ndarray, region: Region) -> np.ndarray:
         """Keypoints (17, 3): x, y in frame pixels and score, looking at ``region`` of ``image``."""
@@ -117,7 +142,7 @@ def _dims(shape: Any) -> list[int]:
 def _load(
     model_path: Path,
     threads: int,
-    delegates: list[Any] | None,
+    delegates: list[object] | None,
     cpu_twin: str | None,
     runtime: str,
 ) -> Any:

@@ -21,16 +21,18 @@ import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edge_pose.pose import PAYLOAD_VERSION
+from edge_pose import wire
+from edge_pose.classify.events import Event
 from edge_pose.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
     from edge_pose.mqtt.publisher import MqttPublisher
     from edge_pose.pipeline import Pipeline
+    from edge_pose.service.document import StatusDocument
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +141,7 @@ class RemoteControl:
         except queue.Full:
             self._overflow += 1
 
-    def tick(self, status: Callable[[], dict[str, Any] | None]) -> None:
+    def tick(self, status: Callable[[], StatusDocument | None]) -> None:
         """Apply waiting commands; publish stats when due (``status``: the latest status doc)."""
         for _ in range(MAX_WAITING):
             try:
@@ -155,7 +157,7 @@ class RemoteControl:
             self._next_stats = now + self.stats_interval
             doc = status()
             if doc is not None:
-                self.publisher.publish("stats", json.dumps(stats_payload(doc)), qos=0)
+                self.publisher.publish(wire.STATS, json.dumps(wire.stats_payload(doc)), qos=0)
 
     def handle(self, payload: bytes) -> None:
         """One message from ``<base>/set``: applied, or answered with an error event. Whatever
@@ -201,35 +203,13 @@ class RemoteControl:
 
     def publish_state(self, last_command: str | None) -> None:
         tracker = self.pipeline.temporal.tracker
-        state = {
-            "v": PAYLOAD_VERSION, "paused": self.pipeline.paused,
-            "keypoints_rate": self.publisher.keypoints_rate,
-            "reps": None if tracker is None else tracker.state.reps,
-            "command": last_command, "ts": round(time.time(), 3),
-        }
-        self.publisher.publish("state", json.dumps(state), qos=1, retain=True)
+        state = wire.state_json(
+            paused=self.pipeline.paused, keypoints_rate=self.publisher.keypoints_rate,
+            reps=None if tracker is None else tracker.state.reps, command=last_command,
+            ts=time.time(),
+        )  # fmt: skip
+        self.publisher.publish(wire.STATE, state, qos=1, retain=True)
 
-    def _event(self, event: dict[str, Any]) -> None:
-        payload = {"v": PAYLOAD_VERSION, "device": self.device_id, "ts": round(time.time(), 3)}
-        self.publisher.publish("event", json.dumps({**payload, **event}), qos=1)
-
-
-# The status document's keys that go into <base>/stats (the same numbers, smaller message).
-STATS_KEYS = ("device", "version", "uptime_s", "fps", "frames", "inference_ms", "latency_ms",
-              "backend", "model", "pose", "reps")
-
-
-MQTT_STATS_KEYS = ("sent", "dropped", "rate_limited", "reconnects", "events_dropped")
-
-
-def stats_payload(doc: dict[str, Any]) -> dict[str, Any]:
-    """The ``<base>/stats`` message from a status document."""
-    mqtt = doc.get("mqtt") or {}
-    system = doc.get("system") or {}
-    return {
-        "v": PAYLOAD_VERSION, "ts": round(doc.get("updated") or time.time(), 3),
-        **{key: doc.get(key) for key in STATS_KEYS},
-        "mqtt": {key: mqtt.get(key) for key in MQTT_STATS_KEYS},
-        "cpu_temp_c": system.get("cpu_temp_c"), "throttled": system.get("throttled"),
-        "paused": doc.get("paused", False),
-    }
+    def _event(self, event: Event) -> None:
+        payload = wire.event_json(self.device_id, time.time(), event)
+        self.publisher.publish(wire.EVENT, payload, qos=1)

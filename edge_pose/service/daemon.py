@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from edge_pose.annotate import VideoRecorder
 from edge_pose.camera.base import Camera
 from edge_pose.camera.grabber import FrameGrabber
 from edge_pose.camera.open import open_camera
@@ -31,16 +30,20 @@ from edge_pose.errors import ConfigError, EdgePoseError
 from edge_pose.homeassistant import start_discovery
 from edge_pose.inference.backend import Backend, fallback_after_loss, load_estimator
 from edge_pose.inference.edgetpu import EdgeTpuLost
-from edge_pose.inference.movenet import MoveNet
+from edge_pose.inference.estimator import PoseEstimator
 from edge_pose.mqtt import MqttPublisher
 from edge_pose.mqtt.remote import RemoteControl
-from edge_pose.pipeline import Pipeline, Temporal
+from edge_pose.pipeline import Pipeline
 from edge_pose.service.document import StatusDocument
 from edge_pose.service.notify import Notifier
 from edge_pose.service.status import StatusWriter
 from edge_pose.service.status_builder import StatusBuilder
 from edge_pose.service.status_dir import writer_status_dir
 from edge_pose.service.supervisor import Supervisor
+from edge_pose.sinks.mqtt import MqttSink
+from edge_pose.sinks.printer import PrintSink
+from edge_pose.sinks.video import VideoSink
+from edge_pose.track import Temporal
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ class Parts:
     """What a run is made of; kept across a SIGHUP reload when its settings did not change."""
 
     cfg: Config
-    model: MoveNet
+    model: PoseEstimator
     backend: Backend
     model_name: str
     publisher: Any = None
@@ -256,13 +259,7 @@ class Daemon:
             if discovery is not None:
                 discovery.close()
             grabber.stop(STOP_WAIT_SECONDS)
-            if pipeline.recorder is not None:
-                pipeline.recorder.close()
-                log.info(
-                    "annotated video: %s (%d frames)",
-                    pipeline.recorder.path,
-                    pipeline.recorder.frames,
-                )
+            pipeline.close()
             self.snapshot(parts, pipeline, grabber)  # final numbers for the "stopped" document
             elapsed = time.monotonic() - started
             stats = pipeline.stats
@@ -298,13 +295,14 @@ class Daemon:
                 min_pose_score=cfg.model.min_pose_score,
                 crop=cfg.model.crop,
                 temporal=parts.temporal,
-                sink=parts.publisher,
-                printer=self.printer,
-                recorder=None
-                if self.annotate is None
-                else VideoRecorder(str(self.annotate), camera.fps or cfg.camera.fps),
                 compact_keypoints=cfg.mqtt.compact_keypoints,
             )
+            if parts.publisher is not None:
+                pipeline.sinks.append(MqttSink(parts.publisher, pipeline.stats))
+            if self.printer is not None:
+                pipeline.sinks.append(PrintSink(self.printer))
+            if self.annotate is not None:
+                pipeline.sinks.append(VideoSink(self.annotate, camera.fps or cfg.camera.fps))
         except BaseException:
             camera.close()
             raise

@@ -1,0 +1,95 @@
+"""What every pose model offers the pipeline: ``estimate(image, region) -> [Detection, ...]``.
+
+One interface for every model kind (single-pose MoveNet today; several people next), as
+tfjs-models keeps one ``estimatePoses() -> Pose[]`` over its models: the result is always a
+list, so the code after it is written once for any number of people. A model kind is one class
+implementing :class:`PoseEstimator`, listed in the kind table of
+:mod:`edge_pose.inference.backend` and named by ``kind`` in ``models/manifest.toml``.
+
+The contract:
+
+- ``estimate`` looks at ``region`` of the frame (a square in frame pixels, from the crop rule of
+  :mod:`edge_pose.inference.crop`), or at the whole frame when it is None, and returns the people
+  it decoded, best first, keypoints in frame pixels. It returns candidates as the model scores
+  them: whether one counts as a person (``model.min_pose_score``) is the pipeline's decision, so
+  a single-pose model returns exactly one, its best guess, even in an empty room.
+- ``stage_ns`` holds the preprocess, invoke and postprocess nanoseconds of the last call (the
+  pipeline's stage timings); ``interpreter`` is the TFLite interpreter, for benchmarks that time
+  ``invoke()`` alone.
+- A failure of the device a model runs on propagates from ``estimate``; the Edge TPU wrapper of
+  the backend turns it into :class:`~edge_pose.inference.edgetpu.EdgeTpuLost`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge_pose.pose import KEYPOINT_THRESHOLD, Region
+
+
+@dataclass(slots=True)
+class Detection:
+    """One person as a model sees them: keypoints (17, 3) in frame pixels, score, and the
+    region of the frame the model looked at."""
+
+    keypoints: np.ndarray
+    score: float
+    region: Region
+
+    @property
+    def box(self) -> Region | None:
+        """The box around the keypoints seen (score above KEYPOINT_THRESHOLD); None if none is.
+
+        Computed when asked: the per-frame path does not need it."""
+        seen = self.keypoints[self.keypoints[:, 2] > KEYPOINT_THRESHOLD]
+        if not len(seen):
+            return None
+        (x0, y0), (x1, y1) = seen[:, :2].min(axis=0), seen[:, :2].max(axis=0)
+        return Region(float(x0), float(y0), float(x1), float(y1))
+
+
+class Interpreter(Protocol):
+    """The part of a TFLite interpreter (LiteRT, tflite_runtime, tensorflow.lite) used here."""
+
+    def invoke(self) -> None: ...
+
+    def get_input_details(self) -> list[dict[str, Any]]: ...
+
+    def get_output_details(self) -> list[dict[str, Any]]: ...
+
+    def set_tensor(self, index: int, value: np.ndarray) -> None: ...
+
+    def get_tensor(self, index: int) -> np.ndarray: ...
+
+
+class PoseEstimator(Protocol):
+    """A loaded pose model: image region in, people out (see the module docstring)."""
+
+    input_size: int  # the model's square input, pixels
+    input_dtype: np.dtype
+    threads: int
+    stage_ns: list[int]  # preprocess, invoke, postprocess of the last call
+    interpreter: Interpreter
+
+    def estimate(self, image: np.ndarray, region: Region | None = None) -> list[Detection]:
+        """The people in ``region`` of ``image`` (RGB uint8 HxWx3), best first."""
+        ...
+
+
+class EstimatorClass(Protocol):
+    """How the backend loads a model kind: the file, the CPU threads, the delegates (the Edge
+    TPU's), the CPU twin named in errors, and the TFLite runtime."""
+
+    def __call__(
+        self,
+        model_path: Path,
+        *,
+        threads: int,
+        delegates: list[object] | None,
+        cpu_twin: str | None,
+        runtime: str,
+    ) -> PoseEstimator: ...

@@ -1,0 +1,51 @@
+"""``run --annotate OUT``: every processed frame with its skeleton, written into a video.
+
+A debugging and demonstration aid, off by default: drawing and encoding cost far more than the
+rest of the per-frame work. The writer opens on the first frame (its size is the frame's), so a
+folder that is not there fails at the first frame with a message saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+
+from edge_pose.annotate import draw_pose
+from edge_pose.errors import EdgePoseError
+from edge_pose.sinks.base import FrameResult, Sink
+
+log = logging.getLogger(__name__)
+
+
+class VideoSink(Sink):
+    """Draws the primary pose on each frame and appends it to ``path`` (.mp4: mp4v, else MJPG)."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path = path
+        self.fps = fps
+        self.frames = 0
+        self._writer: cv2.VideoWriter | None = None
+
+    def deliver(self, result: FrameResult) -> None:
+        canvas = cv2.cvtColor(draw_pose(result.frame.image, result.primary), cv2.COLOR_RGB2BGR)
+        if self._writer is None:
+            self._writer = self._open(canvas.shape[1], canvas.shape[0])
+        self._writer.write(canvas)
+        self.frames += 1
+
+    def _open(self, width: int, height: int) -> cv2.VideoWriter:
+        fourcc = cv2.VideoWriter.fourcc(*("mp4v" if self.path.suffix == ".mp4" else "MJPG"))
+        writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
+        if not writer.isOpened():
+            raise EdgePoseError(
+                f"cannot write the annotated video {self.path} (check the folder exists; "
+                "use .mp4 or .avi)"
+            )
+        return writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+        log.info("annotated video: %s (%d frames)", self.path, self.frames)
