@@ -28,7 +28,6 @@ from edge_pose.classify.events import PoseState
 from edge_pose.config import load_config
 from edge_pose.inference.backend import Backend
 from edge_pose.mqtt import MqttPublisher
-from edge_pose.mqtt.remote import stats_payload
 from edge_pose.schemas import FILE_SCHEMAS, load_schema
 from edge_pose.service import status_dir
 from edge_pose.service.document import STATES, StatusDocument, parse_document
@@ -40,6 +39,7 @@ from edge_pose.service.status_dir import status_dirs, writer_status_dir
 from edge_pose.service.status_text import format_status
 from edge_pose.service.supervisor import Supervisor, status_line
 from edge_pose.stats import PipelineStats
+from edge_pose.wire import stats_payload
 
 jsonschema = pytest.importorskip("jsonschema", reason="pip install -e '.[test]'")
 
