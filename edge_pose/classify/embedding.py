@@ -91,8 +91,6 @@ def _point(name: str) -> np.ndarray:
 PAIR_MATRIX = np.stack([_point(b) - _point(a) for a, b in PAIRS]).astype(np.float32)
 # The same rows for the mirrored pose (keypoints swapped left-right; x is negated separately).
 MIRROR_MATRIX = np.ascontiguousarray(PAIR_MATRIX[:, np.argsort(MIRROR)])
-# Which keypoints each row needs.
-_ROW_USES = PAIR_MATRIX != 0
 
 _HIPS = np.array([KP["left_hip"], KP["right_hip"]])
 _SHOULDERS = np.array([KP["left_shoulder"], KP["right_shoulder"]])
@@ -127,21 +125,9 @@ def embed(keypoints: np.ndarray, mirrored: bool = False) -> np.ndarray:
         return rows / pose_size(keypoints)[..., None, None].astype(np.float32)
 
 
-def rows_seen(keypoints: np.ndarray, threshold: float = KEYPOINT_THRESHOLD) -> np.ndarray:
-    """Boolean (ROWS,): the rows of one pose (17, 3) whose keypoints all score above
-    ``threshold``; the rows of its mirror are ``rows_seen(mirror_keypoints(...))``."""
-    unseen = keypoints[:, 2] <= threshold
-    return ~(_ROW_USES & unseen).any(axis=1)
-
-
 def mirror_keypoints(keypoints: np.ndarray, width: float) -> np.ndarray:
     """The keypoints (17, 3) of the horizontally flipped frame of ``width`` pixels: x -> width
     - x, and left and right keypoints swapped (the person's left arm appears as a right arm)."""
     flipped = np.array(keypoints, dtype=np.float32)[list(MIRROR)]
     flipped[:, 0] = width - flipped[:, 0]
     return flipped
-
-
-def blazepose_to_coco(landmarks: np.ndarray) -> np.ndarray:
-    """COCO-17 keypoints (..., 17, 2|3) from BlazePose-33 landmarks (..., 33, 2|3)."""
-    return np.asarray(landmarks)[..., BLAZEPOSE_TO_COCO, :]

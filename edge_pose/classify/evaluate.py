@@ -58,12 +58,12 @@ def evaluate(samples: Samples, folds: int = 5, seed: int = 0) -> dict[str, Any]:
                 "use fewer folds or add samples"
             )
         classifier = KnnClassifier(train_samples)
-        for i in test:
-            predicted = classifier.predict(samples.keypoints[i])
+        for sample in test:
+            predicted = classifier.predict(samples.keypoints[sample])
             if predicted is None:
                 unclassified += 1
                 continue
-            confusion[index[samples.labels[i]], index[predicted]] += 1
+            confusion[index[samples.labels[sample]], index[predicted]] += 1
     correct = int(np.trace(confusion))
     support = confusion.sum(axis=1)
     predicted_count = confusion.sum(axis=0)

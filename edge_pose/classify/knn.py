@@ -106,7 +106,7 @@ class KnnClassifier:
             weights, counts = _row_weights(unseen.tobytes())
             diff *= weights
         else:
-            counts = np.float32(ROWS * 2)
+            counts = _ALL_ROWS
         max_distance = np.max(diff, axis=1, out=self._max).min(axis=0)
         n = len(max_distance)
         k = self.top_n_by_max_distance
@@ -142,6 +142,10 @@ class KnnClassifier:
 
 
 # --------------------------------------------------------------------------- the file
+
+
+# The count of coordinates for a pose and its mirror when every keypoint is seen.
+_ALL_ROWS = np.full((2, 1), ROWS * 2, np.float32)
 
 
 @functools.lru_cache(maxsize=256)

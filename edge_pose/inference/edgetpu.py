@@ -576,9 +576,6 @@ class Diagnosis:
         """Worth trying ``load_delegate``: no finding failed."""
         return all(f.ok is not False for f in self.findings)
 
-    def checklist(self) -> str:
-        return "\n".join(f.line() for f in self.findings)
-
 
 def looked_for(settings: Settings) -> str:
     usb = " / ".join(USB_IDS)
