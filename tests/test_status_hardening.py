@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from test_status import dead_pid, make_doc, run_status
 
-from edge_pose.service.health import evaluate, is_edge_pose
+from edge_pose.service.cmdline import is_edge_pose
+from edge_pose.service.health import evaluate
 from edge_pose.service.notify import Notifier
 from edge_pose.service.status import STATUS_FILE, StatusDirBusy, StatusWriter, find_status
 from edge_pose.service.status_dir import named_uid, other_users_dirs
