@@ -14,7 +14,6 @@ hits all of them alike, and each ratio is the median of the per-round ratios:
 
 from __future__ import annotations
 
-import argparse
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ import cv2
 import numpy as np
 
 from edge_pose.camera.base import Camera, Frame, FrameClock
-from edge_pose.camera.file import IMAGE_SUFFIXES, VideoFileCamera
+from edge_pose.camera.file import VideoFileCamera
 from edge_pose.camera.grabber import FrameGrabber
 from edge_pose.config import Config
 from edge_pose.inference.estimator import PoseEstimator
@@ -309,88 +308,3 @@ def run_bench(
     for name in ("bare_fps", "pipeline_fps", "file_fps", "naive_file_fps", "invoke_ms_p50"):
         setattr(result, name, round(getattr(result, name), 2))
     return result
-
-
-def command(args: argparse.Namespace) -> int:
-    """`edge-pose bench`: load the model as `run` would, measure, print text or JSON."""
-    import json
-
-    from edge_pose.errors import CameraError, UsageError
-    from edge_pose.inference.backend import load_configured_model
-
-    videos = [Path(camera.removeprefix("file:")) for camera in args.camera]
-    for video in videos:
-        if video.is_dir() or video.suffix.lower() in IMAGE_SUFFIXES:
-            kind = "a folder" if video.is_dir() else "an image"
-            raise UsageError(f"bench needs a video file: {video} is {kind} (--camera VIDEO)")
-        if not video.is_file():
-            raise CameraError(f"bench needs a video file: {video} not found (--camera VIDEO)")
-    if len(videos) > 1 and not args.smoothing:
-        raise UsageError(
-            "give one --camera for the throughput bench (several go with --smoothing)"
-        )
-    cfg, model, backend, name = load_configured_model(
-        args.config, name=args.model, threads=args.threads, backend=args.backend
-    )
-    if args.smoothing:
-        return smoothing_command(model, cfg, videos, args.json)
-    video = videos[0]
-    result = run_bench(
-        model,
-        cfg,
-        model_name=name,
-        backend=backend.kind,
-        runtime=backend.runtime,
-        video=video,
-        frames=args.frames,
-    ).as_dict()
-    result["delegate"] = backend.delegate
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    stages = ", ".join(f"{k} {v:.2f}" for k, v in result["stages_ms"].items())
-    print(
-        f"model      {name} on {backend.kind} ({backend.delegate}), {backend.runtime}\n"
-        f"bare       {result['bare_fps']:.1f} fps (invoke p50 {result['invoke_ms_p50']:.2f} ms)\n"
-        f"pipeline   {result['pipeline_fps']:.1f} fps in memory, ratio {result['ratio']:.3f} "
-        f"({_spread(result['ratio_rounds'], 3)})\n"
-        f"file       {result['file_fps']:.1f} fps with decode "
-        f"({result['naive_file_fps']:.1f} fps single-threaded loop, "
-        f"x{result['file_vs_naive']:.2f}, {_spread(result['file_vs_naive_rounds'], 2)})\n"
-        f"stages ms  {stages}\n"
-        f"latency    p50 {result['latency_ms']['p50']:.2f} ms, "
-        f"p99 {result['latency_ms']['p99']:.2f} ms; invoke p50 "
-        f"{result['paced_invoke_ms']['p50']:.2f} ms, p99 {result['paced_invoke_ms']['p99']:.2f} ms "
-        f"(input paced at {LATENCY_FPS:.0f} fps)\n"
-        f"peak RSS   {result['peak_rss_mb']:.1f} MB"
-    )
-    return 0
-
-
-def _spread(rounds: list[float], digits: int) -> str:
-    """The range of the per-round ratios, e.g. ``rounds 0.891-0.912``."""
-    return f"rounds {min(rounds):.{digits}f}-{max(rounds):.{digits}f}"
-
-
-def smoothing_command(model: PoseEstimator, cfg: Config, videos: list[Path], as_json: bool) -> int:
-    """`edge-pose bench --smoothing`: jitter and lag, raw vs smoothed, per video."""
-    import json
-
-    from edge_pose.smoothing_bench import report
-
-    result = report(model, videos, cfg.smoothing)
-    if as_json:
-        print(json.dumps(result))
-        return 0
-    target = result["target"]
-    print(f"target: jitter -{target['jitter_reduction']:.0%} with lag <= {target['lag_ms']} ms")
-    for name, v in result["videos"].items():
-        print(
-            f"{name:<22} jitter {v['raw']['jitter_px']:.2f} -> {v['smoothed']['jitter_px']:.2f} "
-            "px/frame^2 "
-            f"(-{v['jitter_reduction']:.0%}), lag {v['lag_frames']:.2f} frames "
-            f"({v['lag_ms']:.1f} ms)"
-        )
-    cost = ", ".join(f"{k} {v:.1f} us" for k, v in result["cost_us"].items())
-    print(f"cost per frame: {cost}")
-    return 0

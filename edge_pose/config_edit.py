@@ -13,12 +13,11 @@ multi-line value, a dotted or quoted key, an inline table) is refused with its l
 editing, the new text is parsed again and must give exactly the intended data, else nothing is
 written.
 
-``cli.py`` wires this in with :func:`add_config_parser`; :func:`main` runs it standalone.
+The flags, messages and exit codes of both are edge_pose/commands/config.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -33,10 +32,12 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
-from edge_pose.argtypes import Parser
-from edge_pose.errors import EX_CONFIG, EX_FAILURE, EX_OK, EX_USAGE, ConfigError, EdgePoseError
+from edge_pose.errors import EX_CONFIG, EX_FAILURE, EX_OK, ConfigError, EdgePoseError
+
+if TYPE_CHECKING:
+    from edge_pose.config import Config
 
 CONFIG_NAME = "edge-pose.toml"
 # The documented default file: the repository's copy in a source checkout, else the installed one
@@ -331,7 +332,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 # --------------------------------------------------------------------------- set
 
 
-def set_values(path: Path, assignments: Sequence[str]) -> tuple[Path, bool, Any]:
+def set_values(path: Path, assignments: Sequence[str]) -> tuple[Path, bool, Config]:
     """Apply ``assignments`` (``section.key=value``) to ``path`` (created from the documented
     defaults when missing). Returns (path, whether it was created, the new Config).
     Raises ConfigError (invalid; nothing written), EditError, ValueError (bad syntax)."""
@@ -377,7 +378,7 @@ def set_values(path: Path, assignments: Sequence[str]) -> tuple[Path, bool, Any]
     return path, created, cfg
 
 
-def reload_daemon(cfg: Any) -> tuple[int, str]:
+def reload_daemon(cfg: Config) -> tuple[int, str]:
     """Send SIGHUP to the running daemon; (exit code, what was done).
 
     The pid comes from systemd or from a status file any local user may have written, and
@@ -439,15 +440,15 @@ def _not_the_daemon(pid: int) -> str:
     run ``edge-pose run`` and belong (real and effective uid) to root, the caller or the
     service user. Anything else, including a /proc that cannot be read, is refused.
     """
+    from edge_pose.service.cmdline import edge_pose_command, read_command_line
     from edge_pose.service.status import SERVICE_USER
 
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes()[: 1 << 16].split(b"\0")
+        words = read_command_line(pid)
         status = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
     except OSError as exc:
         return f"cannot read /proc/{pid} ({exc.strerror or exc})"
-    words = [a.decode(errors="replace") for a in argv if a]
-    if _edge_pose_command(words) != "run":
+    if edge_pose_command(words) != "run":
         shown = " ".join(words)[:80].encode("unicode_escape").decode("ascii")
         return f"it is not an `edge-pose run` process (its command line: {shown or '(none)'})"
     uids = next((line.split()[1:3] for line in status.splitlines() if line.startswith("Uid:")), [])
@@ -462,83 +463,10 @@ def _not_the_daemon(pid: int) -> str:
     return ""
 
 
-def _edge_pose_command(argv: list[str]) -> str:
-    """The edge-pose subcommand an argv runs ("" = not edge-pose): ``edge-pose CMD``, a console
-    script ``python [opts] .../edge-pose CMD``, or ``python [opts] -m edge_pose.cli CMD``."""
-    rest = _after_program(argv)
-    while rest and rest[0] in ("-v", "--verbose"):
-        rest = rest[1:]
-    return rest[0] if rest else ""
-
-
-def _after_program(argv: list[str]) -> list[str]:
-    if argv and os.path.basename(argv[0]) == "edge-pose":
-        return argv[1:]
-    if not argv or not os.path.basename(argv[0]).startswith("python"):
-        return []
-    i = 1
-    while i < len(argv) and argv[i].startswith("-"):
-        if argv[i] == "-m":
-            return argv[i + 2 :] if argv[i + 1 : i + 2] == ["edge_pose.cli"] else []
-        if argv[i] == "-c":
-            return []
-        i += 2 if argv[i] in ("-W", "-X") else 1
-    if i < len(argv) and os.path.basename(argv[i]) == "edge-pose":
-        return argv[i + 1 :]
-    return []
-
-
-def _unquoted(assignments: Sequence[str]) -> set[str]:
-    """Keys whose value was not a quoted string on the command line."""
-    keys = set()
-    for item in assignments:
-        with contextlib.suppress(ValueError):
-            key, text = parse_assignment(item)
-            if not text.startswith(("'", '"')):
-                keys.add(key)
-    return keys
-
-
-def set_command(args: argparse.Namespace) -> int:
-    """`edge-pose config set [--config FILE] [--reload] KEY=VALUE...`: a value `run` would
-    refuse on this machine (a camera file not here, a model not installed) is written with a
-    warning, as the device may differ from the machine editing its config."""
-    from edge_pose.config import DEFAULT_CONFIG_PATH, config_path, run_warnings
-
-    path = config_path(args.config) or DEFAULT_CONFIG_PATH
-    try:
-        path, created, cfg = set_values(path, args.assignments)
-    except ValueError as exc:
-        print(f"edge-pose: error: config set: {exc}", file=sys.stderr)
-        return EX_USAGE
-    except ConfigError as exc:
-        for line in exc.problems:
-            if any(line.startswith(f"{key} = ") for key in _unquoted(args.assignments)):
-                line = line.replace(" (remove the quotes)", "")  # the user wrote no quotes
-            print(f"edge-pose: error: {line}", file=sys.stderr)
-        print(f"edge-pose: nothing written to {path}", file=sys.stderr)
-        return exc.exit_code
-    except EdgePoseError as exc:
-        print(f"edge-pose: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except OSError as exc:
-        print(f"edge-pose: error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
-        return EX_FAILURE
-    keys = ", ".join(parse_assignment(a)[0] for a in args.assignments)
-    print(f"{'created' if created else 'updated'} {path}: {keys}")
-    for line in run_warnings(cfg):
-        print(f"edge-pose: warning: {line}", file=sys.stderr)
-    if not args.reload:
-        return EX_OK
-    code, message = reload_daemon(cfg)
-    print(message, file=sys.stdout if code == EX_OK else sys.stderr)
-    return code
-
-
 # --------------------------------------------------------------------------- show
 
 
-def _changed(raw: dict[str, Any]) -> set[str]:
+def changed_keys(raw: dict[str, Any]) -> set[str]:
     """Keys the file sets to something other than the built-in default."""
     from edge_pose.config import SECTIONS
 
@@ -553,42 +481,16 @@ def _changed(raw: dict[str, Any]) -> set[str]:
     return changed
 
 
-def show_command(args: argparse.Namespace) -> int:
-    """`edge-pose config show [--config FILE] [--json] [--defaults]`"""
-    from edge_pose.config import (
-        Config,
-        config_path,
-        load_config,
-        read_config_text,
-        to_toml_dict,
-    )
-
-    try:
-        if args.defaults:
-            path, cfg, changed = None, Config(), set()
-        else:
-            path = config_path(args.config)
-            cfg = load_config(path)
-            changed = _changed(tomllib.loads(read_config_text(path))) if path is not None else set()
-    except ConfigError as exc:
-        for line in exc.problems:
-            print(f"edge-pose: error: {line}", file=sys.stderr)
-        return exc.exit_code
-    except Exception as exc:  # Config() with an unusable host name
-        print(f"edge-pose: error: {exc}", file=sys.stderr)
-        return EX_CONFIG
-    data = to_toml_dict(cfg)
-    if args.json:
-        doc = {"path": str(path) if path else None, "changed": sorted(changed), "config": data}
-        print(json.dumps(doc, indent=2))
-        return EX_OK
-    from edge_pose.config import SECTIONS
+def effective_toml(cfg: Config, path: Path | None, changed: set[str]) -> str:
+    """``cfg`` as TOML for `config show`: every key, those in ``changed`` marked with their
+    default; ``path`` is named in the first line (None: the built-in defaults)."""
+    from edge_pose.config import SECTIONS, to_toml_dict
 
     origin = str(path) if path else "no file: built-in defaults"
     out = [f"# edge-pose effective configuration ({origin})"]
     if changed:
         out.append("# keys marked `# changed` differ from the built-in defaults")
-    for section, values in data.items():
+    for section, values in to_toml_dict(cfg).items():
         out += ["", f"[{section}]"]
         for key, value in values.items():
             line = f"{key} = {format_value(value)}"
@@ -596,59 +498,4 @@ def show_command(args: argparse.Namespace) -> int:
                 default = SECTIONS[section].model_fields[key].default
                 line += f"  # changed (default {format_value(default)})"
             out.append(line)
-    print("\n".join(out))
-    return EX_OK
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_config_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add `config show` / `config set` to ``subparsers`` (from ``add_subparsers``); each leaf
-    sets ``handler`` (args -> exit code)."""
-    parser = subparsers.add_parser(
-        "config",
-        help="show or change the configuration",
-        description="Show the effective configuration or change keys in the config file.",
-    )
-    sub = parser.add_subparsers(dest="config_command", metavar="{show,set}", required=True)
-    show = sub.add_parser(
-        "show",
-        help="print the effective configuration",
-        description="Print the effective configuration as TOML (keys that differ from the "
-        "built-in defaults marked) or JSON.",
-    )
-    show.add_argument(
-        "--config", type=Path, help="config file (default /etc/edge-pose/config.toml)"
-    )
-    show.add_argument("--json", action="store_true", help="print JSON instead of TOML")
-    show.add_argument("--defaults", action="store_true", help="print the built-in defaults instead")
-    show.set_defaults(handler=show_command)
-    setp = sub.add_parser(
-        "set",
-        help="change keys in the config file (validated first, comments kept)",
-        description="Set section.key=value in the config file. The result is validated before "
-        "it is written (invalid: exit 78, file unchanged); the file is replaced atomically and "
-        "its comments are kept. A missing file is created from the documented defaults.",
-    )
-    setp.add_argument(
-        "--config", type=Path, help="config file (default /etc/edge-pose/config.toml)"
-    )
-    setp.add_argument("--reload", action="store_true", help="then tell the running daemon (SIGHUP)")
-    setp.add_argument(
-        "assignments", nargs="+", metavar="KEY=VALUE", help="e.g. mqtt.host=broker.lan"
-    )
-    setp.set_defaults(handler=set_command)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry point: ``main(["show"])`` / ``main(["set", "mqtt.port=1884"])``."""
-    parser = Parser(prog="edge-pose")
-    add_config_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["config", *(argv if argv is not None else sys.argv[1:])])
-    return int(args.handler(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return "\n".join(out)

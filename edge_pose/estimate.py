@@ -1,18 +1,16 @@
-"""`edge-pose estimate`: poses in still images, as text, JSON or annotated pictures."""
+"""The pose in a still image: the best look (whole image, then a crop around the person found),
+its plain-data form, and where annotated copies go. `edge-pose estimate` (commands/estimate.py)
+and `classifier train` on image folders use it.
+"""
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge_pose.annotate import draw_pose, save_rgb
-from edge_pose.camera.file import load_image
-from edge_pose.errors import EX_FAILURE, EX_OK, EdgePoseError, UsageError
+from edge_pose.errors import UsageError
 from edge_pose.inference.crop import full_frame, next_region, stretched_frame, torso_visible
 from edge_pose.inference.estimator import PoseEstimator
 from edge_pose.outputs import check_image_output, is_image_name, refuse_input_as_output
@@ -86,60 +84,3 @@ def annotation_targets(out: Path, images: list[Path]) -> list[Path]:
     for target in targets:
         refuse_input_as_output(target, images, "--annotate")
     return targets
-
-
-def estimate_images(args: argparse.Namespace) -> int:
-    """Run `estimate` over the images given; a bad image is reported and the others still run."""
-    from edge_pose.inference.backend import load_configured_model
-
-    targets = annotation_targets(args.annotate, args.images) if args.annotate else None
-    cfg, model, _backend, _name = load_configured_model(
-        args.config, name=args.model, threads=args.threads
-    )
-    results: list[dict[str, Any]] = []
-    failed = 0
-    several = len(args.images) > 1
-    for index, path in enumerate(args.images):
-        try:
-            image = load_image(path)
-            pose = estimate_pose(
-                model,
-                image,
-                fit=args.fit,
-                refine=args.refine,
-                min_pose_score=cfg.model.min_pose_score,
-            )
-        except EdgePoseError as exc:
-            print(f"edge-pose: error: {exc}", file=sys.stderr)
-            failed += 1
-            continue
-        result = {"image": str(path), **pose_dict(pose)}
-        if targets is not None:
-            target = targets[index]
-            if not save_rgb(str(target), draw_pose(image, pose)):
-                print(
-                    f"edge-pose: error: cannot write {target} (check the folder exists and "
-                    "the file name ends in .png or .jpg)",
-                    file=sys.stderr,
-                )
-                failed += 1
-            else:
-                result["annotated"] = str(target)
-        results.append(result)
-        if not args.json:
-            _print_text(result)
-    if args.json:
-        print(json.dumps(results if several else (results[0] if results else None), indent=1))
-    return EX_FAILURE if failed else EX_OK
-
-
-def _print_text(result: dict[str, Any]) -> None:
-    person = "person" if result["person"] else "no person"
-    print(
-        f"{result['image']}: {result['width']}x{result['height']}, pose score "
-        f"{result['score']:.2f} ({person})"
-    )
-    for kp in result["keypoints"]:
-        print(f"  {kp['name']:<15} x {kp['x']:8.1f}  y {kp['y']:8.1f}  score {kp['score']:.2f}")
-    if "annotated" in result:
-        print(f"  annotated: {result['annotated']}")

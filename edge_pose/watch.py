@@ -7,9 +7,9 @@ update, and ``--json`` prints one JSON object per update for jq and friends. Key
 to 30 times a second per device, so they update the view (presence, pose score) but print a
 line only when the presence they show changes.
 
-Broker, TLS and login come from the config file (``--config``, else /etc/edge-pose/config.toml
-when present, else the defaults), with ``--host``, ``--port`` and ``--prefix`` on top. The client
-id is random (``edge-pose-watch-<hex>``), so a watcher never takes a device's session.
+Broker, TLS and login are the config's ``[mqtt]`` section with the command's flags on top
+(edge_pose/commands/watch.py). The client id is random (``edge-pose-watch-<hex>``), so a watcher
+never takes a device's session.
 
 Whoever may publish under the prefix decides what arrives, so each message is handled on its own:
 one that cannot be read (not JSON, not an object, over MAX_PAYLOAD, nested too deeply, from a
@@ -25,26 +25,22 @@ or refuses the login, 78 for an invalid config.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
 import os
 import queue
-import re
 import shutil
 import sys
 import time
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from edge_pose.argtypes import Parser
 from edge_pose.errors import EX_OK, EdgePoseError
 
-if TYPE_CHECKING:  # paho is imported when watching starts: `edge-pose status` builds this parser
+if TYPE_CHECKING:  # paho is imported when watching starts
     import paho.mqtt.client as mqtt
 
     from edge_pose.config import MqttConfig
@@ -55,7 +51,6 @@ CONNECT_TIMEOUT_S = 10.0
 REDRAW_INTERVAL_S = 0.2  # at most 5 redraws a second on a terminal
 TICK_S = 1.0  # ...and at least one a second, so "3s ago" stays true
 NOTE_INTERVAL_S = 1.0  # at most one note a second about unreadable messages
-_DEVICE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # Anyone allowed to publish under the prefix decides what arrives, so every message is bounded
 # before it is read and again before anything of it is printed.
@@ -502,27 +497,11 @@ class Connection:
 # --------------------------------------------------------------------------- command
 
 
-def load_settings(args: argparse.Namespace) -> tuple[MqttConfig, str | None]:
-    """``(mqtt settings, password)`` from the config file and the flags on top of it."""
-    from edge_pose.config import load_config, read_password
-
-    overrides = {
-        key: value
-        for key, value in (
-            ("mqtt.host", args.host),
-            ("mqtt.port", args.port),
-            ("mqtt.topic_prefix", args.prefix),
-        )
-        if value is not None
-    }
-    settings = load_config(args.config, overrides).mqtt
-    return settings, read_password(settings)
-
-
-def command(args: argparse.Namespace) -> int:
-    """`edge-pose watch`: runs until Ctrl-C."""
-    settings, password = load_settings(args)
-    device = None if args.device == "all" else args.device
+def watch_devices(
+    settings: MqttConfig, password: str | None, device: str | None, as_json: bool
+) -> int:
+    """Watch the devices under ``settings.topic_prefix`` (all, or the one named ``device``)
+    until Ctrl-C; EdgePoseError when the broker cannot be reached or refuses the login."""
     watch = Watch(settings.topic_prefix, device)
     connection = Connection(settings, password, watch)
     try:
@@ -534,13 +513,13 @@ def command(args: argparse.Namespace) -> int:
     for stream in (out, sys.stderr):  # a device's text never fails to encode (LANG=C, latin-1)
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
-    tty = not args.json and out.isatty()
+    tty = not as_json and out.isatty()
     where = f"{connection.broker} ({settings.topic_prefix}/{device or '+'}/...)"
     screen = Screen(out, where) if tty else None
     try:
         if not tty:
             print(f"watching {where}", file=sys.stderr, flush=True)
-        _loop(connection, watch, out, screen, args.json)
+        _loop(connection, watch, out, screen, as_json)
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:  # `edge-pose watch --json | head`: stop quietly
@@ -619,63 +598,3 @@ def update_line(update: Update, as_json: bool) -> str:
          "message": message},
         allow_nan=False,
     )  # fmt: skip
-
-
-def _device_arg(value: str) -> str:
-    if value != "all" and not _DEVICE.fullmatch(value):
-        raise argparse.ArgumentTypeError(
-            f"{value!r}: a device id is 1-64 letters, digits, '_' or '-' (or 'all')"
-        )
-    return value
-
-
-def add_watch_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register `edge-pose watch` on the CLI's subparsers (cli.build_parser)."""
-    parser = subparsers.add_parser(
-        "watch",
-        help="show live poses, reps and fps of the devices on a broker",
-        description=(
-            "Subscribe to the devices' MQTT topics and show one line per device, refreshed in "
-            "place: status, pose, person, reps, fps, inference time, last event. Broker, TLS "
-            "and login come from the config file; Ctrl-C stops."
-        ),
-    )
-    parser.add_argument("--host", metavar="HOST", help="broker (default: mqtt.host)")
-    parser.add_argument("--port", type=int, metavar="PORT", help="broker port (default: mqtt.port)")
-    parser.add_argument(
-        "--prefix", metavar="PREFIX", help="topic prefix (default: mqtt.topic_prefix)"
-    )
-    parser.add_argument(
-        "--device",
-        default="all",
-        type=_device_arg,
-        metavar="ID|all",
-        help="one device id, or all devices (default)",
-    )
-    parser.add_argument(
-        "--json", action="store_true", help="one JSON object per update on stdout, for piping"
-    )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        help="config file for broker, TLS and login (default /etc/edge-pose/config.toml)",
-    )
-    parser.set_defaults(handler=command)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m edge_pose.watch ...``: the same command without the rest of the CLI."""
-    parser = Parser(prog="edge-pose")
-    add_watch_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["watch", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.handler(args)
-    except EdgePoseError as exc:
-        for line in str(exc).splitlines():
-            print(f"edge-pose: error: {line}", file=sys.stderr)
-        return exc.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from test_camera import fake_picamera2
 
-from edge_pose import doctor
+from edge_pose.camera import checks as camera_checks
 from edge_pose.camera.open import open_camera
 from edge_pose.camera.source import (
     SOURCE_ALLOWED,
@@ -90,7 +90,7 @@ def camera_check(source: str) -> Check:
     cfg = Config(camera=CameraConfig(source=source))
     who = edgetpu.Identity.current()
     ctx = Context(cfg, None, [], 1.0, who, "", edgetpu.Settings.from_config(cfg.model))
-    return doctor._camera(ctx)
+    return camera_checks.camera(ctx)
 
 
 def test_doctor_reads_each_kind_of_source_with_the_same_grammar(

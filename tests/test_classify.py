@@ -20,7 +20,6 @@ from tflite_builder import write_dense_softmax_model, write_shape_model
 from edge_pose.camera.file import load_image
 from edge_pose.classify import load_trained_classifier
 from edge_pose.classify.base import Classifier, best_label
-from edge_pose.classify.commands import add_classifier_parser
 from edge_pose.classify.embedding import (
     BLAZEPOSE_TO_COCO,
     MIRROR,
@@ -32,6 +31,7 @@ from edge_pose.classify.evaluate import evaluate, stratified_folds
 from edge_pose.classify.knn import FORMAT, VERSION, KnnClassifier, load_knn, read_classifier
 from edge_pose.classify.samples import Samples, load_csv
 from edge_pose.classify.tflite import TfliteClassifier
+from edge_pose.commands import classifier as classifier_command
 from edge_pose.config import ClassifierConfig
 from edge_pose.errors import EdgePoseError
 from edge_pose.estimate import estimate_pose
@@ -59,11 +59,11 @@ def knn(mlkit: Samples) -> KnnClassifier:
 
 
 def run_cli(*argv: str) -> int:
-    """Parse like `edge-pose classifier ...` and run the handler, as cli.main does."""
+    """Parse like `edge-pose classifier ...` and run it, as cli.main does (errors raised)."""
     parser = argparse.ArgumentParser(prog="edge-pose")
-    add_classifier_parser(parser.add_subparsers(dest="command", required=True))
+    classifier_command.add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["classifier", *argv])
-    return args.handler(args)
+    return classifier_command.run(args)
 
 
 def standing(arms_up: bool = False) -> np.ndarray:

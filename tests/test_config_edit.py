@@ -18,7 +18,7 @@ from edge_pose.config_edit import EditError, convert_value, edit_text
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULTS = REPO / "config" / "edge-pose.toml"
-WRAPPER = "import sys; from edge_pose.config_edit import main; sys.exit(main(sys.argv[1:]))"
+WRAPPER = "import sys; from edge_pose.cli import main; sys.exit(main(['config', *sys.argv[1:]]))"
 
 
 def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

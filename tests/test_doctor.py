@@ -17,7 +17,7 @@ from edge_pose import doctor
 from edge_pose.config import load_config
 from edge_pose.inference import edgetpu
 
-DOCTOR = [sys.executable, "-m", "edge_pose.doctor"]
+DOCTOR = [sys.executable, "-m", "edge_pose.cli", "doctor"]
 NAMES = [
     "python",
     "os",

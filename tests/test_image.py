@@ -132,7 +132,7 @@ def test_config_set_line_applies_to_the_shipped_config(tmp_path):
     """The exact arguments, run against a copy of the default config: valid, written, kept."""
     conf = tmp_path / "config.toml"
     conf.write_bytes(DEFAULT_CONFIG.read_bytes())
-    wrapper = "import sys; from edge_pose.config_edit import main; sys.exit(main(sys.argv[1:]))"
+    wrapper = "import sys; from edge_pose.cli import main; sys.exit(main(['config', *sys.argv[1:]]))"  # noqa: E501
     args = config_set_args()
     result = subprocess.run(
         [sys.executable, "-c", wrapper, "set", "--config", str(conf), *args],

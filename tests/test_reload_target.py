@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_pose.config_edit import _edge_pose_command
+from edge_pose.service.cmdline import edge_pose_command as _edge_pose_command
 
-WRAPPER = "import sys; from edge_pose.config_edit import main; sys.exit(main(sys.argv[1:]))"
+WRAPPER = "import sys; from edge_pose.cli import main; sys.exit(main(['config', *sys.argv[1:]]))"
 NOBODY = 65534
 # A stand-in daemon: says it is ready, then writes a flag file on SIGHUP.
 DAEMON = (

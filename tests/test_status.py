@@ -7,7 +7,6 @@ hardware/OS boundary), and the thermal zones a fixture sysfs tree.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -584,14 +583,8 @@ def test_durations() -> None:
 
 
 def status_command_line() -> list[str]:
-    """`edge-pose status` once cli.py wires it in; until then this module's own entry point."""
-    from edge_pose.cli import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "status" in sub.choices:
-        return [sys.executable, "-m", "edge_pose.cli", "status"]
-    return [sys.executable, "-m", "edge_pose.service.status_command"]
+    """`edge-pose status`, as users run it."""
+    return [sys.executable, "-m", "edge_pose.cli", "status"]
 
 
 def run_status(

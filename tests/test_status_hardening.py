@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from test_status import dead_pid, make_doc, run_status
 
-from edge_pose.service.health import evaluate, is_edge_pose
+from edge_pose.service.cmdline import edge_pose_command, is_edge_pose, read_command_line
+from edge_pose.service.health import evaluate
 from edge_pose.service.notify import Notifier
 from edge_pose.service.status import STATUS_FILE, StatusDirBusy, StatusWriter, find_status
 from edge_pose.service.status_dir import named_uid, other_users_dirs
@@ -376,6 +377,20 @@ def other_edge_pose():
     yield proc
     proc.kill()
     proc.wait()
+
+
+def test_one_reading_of_the_command_line_answers_both_questions(other_edge_pose) -> None:
+    """Is it edge-pose at all (status files), is it `edge-pose run` (a reload's SIGHUP)."""
+    argv = read_command_line(other_edge_pose.pid)
+    assert argv[1:] == ["-m", "edge_pose.cli", "status", "--watch", "60", "--config", "/x"]
+    assert is_edge_pose(other_edge_pose.pid)
+    assert edge_pose_command(argv) == "status"  # not a process to send a reload to
+    sleeper = subprocess.Popen(["sleep", "60"])
+    sleeper.kill()
+    sleeper.wait()
+    assert not is_edge_pose(sleeper.pid)  # reaped: no /proc entry
+    with pytest.raises(OSError):
+        read_command_line(sleeper.pid)
 
 
 def test_a_second_run_in_the_same_folder_is_refused(tmp_path: Path, other_edge_pose) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import pty
@@ -23,28 +21,10 @@ from edge_pose.config import MqttConfig
 from edge_pose.mqtt import MqttPublisher
 from edge_pose.watch import HEADER, DeviceView, Watch, format_line
 
-
-def _cli_has_watch() -> bool:
-    from edge_pose.cli import build_parser
-
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            build_parser().parse_args(["watch", "--device", "all"])
-    except SystemExit:
-        return False
-    return True
-
-
-# The real `edge-pose watch` once cli.py registers it; until then the same command standalone.
-WATCH = (
-    [sys.executable, "-m", "edge_pose.cli", "watch"]
-    if _cli_has_watch()
-    else [sys.executable, "-m", "edge_pose.watch"]
-)
+WATCH = [sys.executable, "-m", "edge_pose.cli", "watch"]
 RUN = [sys.executable, "-m", "edge_pose.cli", "run"]
 
 
-@pytest.mark.xfail(not _cli_has_watch(), reason="lead: call add_watch_parser(sub) in cli.py")
 def test_edge_pose_has_a_watch_subcommand() -> None:
     result = subprocess.run([sys.executable, "-m", "edge_pose.cli", "watch", "--help"],
                             capture_output=True, text=True, timeout=30, check=False)  # fmt: skip

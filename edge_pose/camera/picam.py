@@ -11,6 +11,7 @@ not installed. Two facts shape this module:
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 
 from edge_pose.camera.base import Camera, Frame, FrameClock
 from edge_pose.errors import CameraError
@@ -19,9 +20,16 @@ PICAMERA2_MISSING = (
     "picamera2 is not installed: on Raspberry Pi OS run `sudo apt install python3-picamera2` and "
     "create the venv with `python3 -m venv --system-site-packages` so it can see it"
 )
+NO_SUCH_CAMERA_FIX = "check the ribbon cable and `rpicam-hello --list-cameras`"
 RGB_ORDER_FORMAT = "BGR888"  # R, G, B byte order in picamera2's naming (picamera2 issue #1325)
 # A sensor timestamp further than this from "now" is not on our clock; use the arrival time.
 MAX_TIMESTAMP_SKEW_NS = 5_000_000_000
+
+
+def found_cameras(cameras: Sequence[Mapping[str, object]]) -> str:
+    """The cameras libcamera lists, ``0: imx708, 1: ov5647`` (``none``), for a message about
+    a camera that is not there."""
+    return ", ".join(f"{i}: {c.get('Model', '?')}" for i, c in enumerate(cameras)) or "none"
 
 
 class PiCamera(Camera):
@@ -36,13 +44,9 @@ class PiCamera(Camera):
             raise CameraError(PICAMERA2_MISSING) from exc
         cameras = Picamera2.global_camera_info()
         if index >= len(cameras):
-            found = (
-                ", ".join(f"{i}: {c.get('Model', '?')}" for i, c in enumerate(cameras)) or "none"
-            )
             raise CameraError(
-                f"camera source picamera2:{index}: no such camera (found: {found}); "
-                f"check the ribbon "
-                "cable and `rpicam-hello --list-cameras`"
+                f"camera source picamera2:{index}: no such camera "
+                f"(found: {found_cameras(cameras)}); {NO_SUCH_CAMERA_FIX}"
             )
         self.description = f"picamera2:{index} ({cameras[index].get('Model', 'unknown')})"
         self.fps = fps

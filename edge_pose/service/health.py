@@ -100,18 +100,6 @@ def _proc_stat(pid: int) -> list[str] | None:
     return text[text.rfind(")") + 2 :].split()
 
 
-def is_edge_pose(pid: int) -> bool:
-    """Whether process ``pid`` runs edge-pose (``edge-pose ...`` or ``python -m edge_pose...``
-    on its command line): a live pid alone may be any process that reused it."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read(1 << 16).split(b"\0")
-    except OSError:
-        return False
-    names = (os.path.basename(arg.decode(errors="replace")) for arg in argv[:4])
-    return any(name.startswith(("edge-pose", "edge_pose")) for name in names)
-
-
 def daemon_alive(doc: StatusDocument) -> bool:
     """The pid in ``doc`` is alive and is plausibly the daemon that wrote it: a process younger
     than the reported uptime is an unrelated one that reused the pid."""

@@ -5,7 +5,7 @@ once a second; the writer replaces
 ``status.json`` atomically (temp file in the same directory + ``os.replace``), so a reader sees the
 previous document or the new one, never a mix. Readers find the newest usable document with
 :func:`find_status`, parsed into a typed document; edge_pose.service.health judges it and
-`edge-pose status` (edge_pose.service.status_command) prints it. Where the file is comes from
+`edge-pose status` (edge_pose.service.status_report) prints it. Where the file is comes from
 edge_pose.service.status_dir. The format is documented in docs/status.md and
 edge_pose/schemas/status.schema.json.
 
@@ -41,8 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from edge_pose.errors import EdgePoseError
+from edge_pose.service.cmdline import is_edge_pose
 from edge_pose.service.document import FORMAT_VERSION, StatusDocument, parse_document
-from edge_pose.service.health import daemon_alive, is_edge_pose
+from edge_pose.service.health import daemon_alive
 from edge_pose.service.status_dir import named_uid
 
 log = logging.getLogger(__name__)

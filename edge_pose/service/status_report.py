@@ -1,62 +1,24 @@
-"""The `edge-pose status` command: find the status file, ask systemd, judge, print; --watch.
+"""What `edge-pose status` prints: find the status file, ask systemd, judge, print; redraw.
 
 Cheap to import and to run: it never opens the camera or the model, so nothing here imports
 OpenCV, LiteRT or paho (the config, and with it pydantic, is imported only inside
-:func:`status_command`). Exit codes: 0 healthy, 1 degraded, 3 not running (docs/status.md).
+:func:`report_status`). Exit codes: 0 healthy, 1 degraded, 3 not running (docs/status.md).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from edge_pose.argtypes import Parser, seconds_between
-from edge_pose.errors import EX_NOT_RUNNING, EX_OK
+from edge_pose.errors import EX_NOT_RUNNING
 from edge_pose.service.health import evaluate, systemd_state
 from edge_pose.service.status import find_status
 from edge_pose.service.status_dir import other_users_dirs, status_dirs
 from edge_pose.service.status_text import format_status
-
-
-def add_status_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add `status` to the `edge-pose` subcommands; its handler is :func:`status_command`."""
-    parser = subparsers.add_parser(
-        "status",
-        help="health of the running service (exit 0 healthy, 1 degraded, 3 not running)",
-        description="Show what the edge-pose daemon is doing, from its status file and systemd. "
-        "Exit code: 0 healthy, 1 degraded, 3 not running. Never opens the camera or the model.",
-    )
-    _add_arguments(parser)
-    return parser
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="config file, to find status.dir and status.min_fps "
-        "(default /etc/edge-pose/config.toml)",
-    )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument(
-        "--watch",
-        nargs="?",
-        const=2.0,
-        default=None,
-        type=seconds_between(0.1, 3600),
-        metavar="SECONDS",
-        help="redraw every SECONDS (default 2) until Ctrl-C",
-    )
-    parser.set_defaults(handler=status_command)
 
 
 @dataclass
@@ -66,13 +28,12 @@ class _Settings:
     note: str | None
 
 
-def status_command(args: argparse.Namespace) -> int:
-    """`edge-pose status [--config FILE] [--json] [--watch [SECONDS]]`; returns the exit code."""
-    settings = _settings(getattr(args, "config", None))
+def report_status(config: Path | None, *, as_json: bool, interval: float | None) -> int:
+    """Print the status once (``interval`` None) or every ``interval`` seconds until Ctrl-C;
+    returns the exit code of the last verdict."""
+    settings = _settings(config)
     if settings.note:
         print(f"edge-pose: warning: {settings.note}", file=sys.stderr, flush=True)
-    as_json = bool(getattr(args, "json", False))
-    interval = getattr(args, "watch", None)
     if interval is None:
         code, text = _check(settings, as_json)
         _emit(text)
@@ -200,19 +161,3 @@ def _emit(text: str) -> None:
     except (UnicodeEncodeError, LookupError):
         text = text.translate(_ASCII).encode(encoding, "replace").decode(encoding)
     print(text, flush=True)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m edge_pose.service.status_command [--config FILE] [--json] [--watch [S]]`."""
-    parser = Parser(prog="edge-pose status")
-    _add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="edge-pose: %(levelname)s: %(message)s")
-    try:
-        return status_command(args)
-    except BrokenPipeError:
-        return EX_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """`edge-pose classifier train | eval`: build a k-NN classifier file and measure it.
 
-``add_classifier_parser(subparsers)`` adds both subcommands to the CLI; each sets
-``handler=`` to a function taking the parsed ``args`` and returning the exit code.
+The samples and the file are the business of edge_pose.classify.training; this module prints
+what was done: a summary (text or ``--json``) on stdout, the samples left out on stderr.
 """
 
 from __future__ import annotations
@@ -9,22 +9,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from edge_pose.argtypes import whole_number_at_least
 from edge_pose.errors import EX_OK
 
-if TYPE_CHECKING:  # numpy is loaded by the commands that need it, not by `edge-pose status`
-    import numpy as np
+if TYPE_CHECKING:
+    from edge_pose.classify.samples import Samples
+    from edge_pose.commands import Subparsers
 
 # How many skipped images are named before "... and N more".
 _SHOWN_SKIPS = 10
 
 
-def add_classifier_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add `classifier train` and `classifier eval` to the CLI's subparsers."""
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "classifier",
         help="train and evaluate the k-NN pose classifier",
@@ -47,7 +46,6 @@ def add_classifier_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     _model_flags(train)
     train.add_argument("--json", action="store_true", help="JSON summary on stdout")
-    train.set_defaults(handler=train_command)
 
     evaluate = actions.add_parser(
         "eval",
@@ -79,7 +77,6 @@ def add_classifier_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     _model_flags(evaluate)
     evaluate.add_argument("--json", action="store_true", help="JSON output")
-    evaluate.set_defaults(handler=eval_command)
     return parser
 
 
@@ -91,46 +88,19 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="config file for model settings")
 
 
-def _estimator_factory(args: argparse.Namespace) -> Callable[[], Callable[[np.ndarray], Any]]:
-    """Loads the configured MoveNet only when an image folder needs it."""
-
-    def make() -> Callable[[np.ndarray], Any]:
-        from edge_pose.estimate import estimate_pose
-        from edge_pose.inference.backend import load_configured_model
-
-        cfg, model, _backend, _name = load_configured_model(
-            args.config, name=args.model, threads=args.threads
-        )
-        min_score = cfg.model.min_pose_score
-        return lambda image: estimate_pose(model, image, min_pose_score=min_score)
-
-    return make
+def run(args: argparse.Namespace) -> int:
+    return _train(args) if args.classifier_command == "train" else _evaluate(args)
 
 
-def _report_skipped(skipped: list[str], total: int) -> None:
-    if not skipped:
-        return
-    print(f"edge-pose: skipped {len(skipped)} of {total} samples:", file=sys.stderr)
-    for line in skipped[:_SHOWN_SKIPS]:
-        print(f"  {line}", file=sys.stderr)
-    if len(skipped) > _SHOWN_SKIPS:
-        print(f"  ... and {len(skipped) - _SHOWN_SKIPS} more", file=sys.stderr)
-
-
-def train_command(args: argparse.Namespace) -> int:
-    """`edge-pose classifier train SOURCE -o FILE [--model NAME|PATH]`."""
-    from edge_pose.classify.knn import KnnClassifier
+def _train(args: argparse.Namespace) -> int:
+    """`classifier train SOURCE -o FILE [--model NAME|PATH]`."""
     from edge_pose.classify.samples import load_samples
-    from edge_pose.outputs import refuse_input_as_output, refuse_output_inside
+    from edge_pose.classify.training import pose_finder, refuse_overwriting_sources, train_knn
 
-    if args.source.is_dir():
-        refuse_output_inside(args.output, args.source, "--output")
-    else:
-        refuse_input_as_output(args.output, [args.source], "--output")
-    samples = load_samples(args.source, _estimator_factory(args))
-    _report_skipped(samples.skipped, len(samples) + len(samples.skipped))
-    classifier = KnnClassifier(samples)
-    classifier.save(args.output, source=str(args.source))
+    refuse_overwriting_sources(args.output, args.source, "--output")
+    samples = load_samples(args.source, pose_finder(args.config, args.model, args.threads))
+    _report_skipped(samples)
+    classifier = train_knn(samples, args.output, args.source)
     counts = samples.counts()
     if args.json:
         print(
@@ -154,31 +124,29 @@ def train_command(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _is_classifier_file(path: Path) -> bool:
-    if path.suffix.lower() == ".json":
-        return True
-    try:
-        with open(path, "rb") as f:
-            return f.read(64).lstrip().startswith(b"{")
-    except OSError:
-        return False
-
-
-def eval_command(args: argparse.Namespace) -> int:
-    """`edge-pose classifier eval [--json] [--folds K] CLASSIFIER_OR_SAMPLES`."""
+def _evaluate(args: argparse.Namespace) -> int:
+    """`classifier eval [--json] [--folds K] CLASSIFIER_OR_SAMPLES`."""
     from edge_pose.classify.evaluate import evaluate, format_report
-    from edge_pose.classify.knn import read_classifier
-    from edge_pose.classify.samples import load_samples
+    from edge_pose.classify.training import pose_finder, samples_to_evaluate
 
-    source: Path = args.source
-    if source.is_file() and _is_classifier_file(source):
-        samples = read_classifier(source)
-    else:
-        samples = load_samples(source, _estimator_factory(args))
-        _report_skipped(samples.skipped, len(samples) + len(samples.skipped))
+    samples = samples_to_evaluate(args.source, pose_finder(args.config, args.model, args.threads))
+    _report_skipped(samples)
     result = evaluate(samples, folds=args.folds, seed=args.seed)
     if args.json:
         print(json.dumps(result))
     else:
         print(format_report(result))
     return EX_OK
+
+
+def _report_skipped(samples: Samples) -> None:
+    """The samples left out, on stderr: the first few by name, then how many more."""
+    skipped = samples.skipped
+    if not skipped:
+        return
+    total = len(samples) + len(skipped)
+    print(f"edge-pose: skipped {len(skipped)} of {total} samples:", file=sys.stderr)
+    for line in skipped[:_SHOWN_SKIPS]:
+        print(f"  {line}", file=sys.stderr)
+    if len(skipped) > _SHOWN_SKIPS:
+        print(f"  ... and {len(skipped) - _SHOWN_SKIPS} more", file=sys.stderr)

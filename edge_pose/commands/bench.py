@@ -1,0 +1,150 @@
+"""`edge-pose bench`: throughput, latency and memory on a video (edge_pose.bench measures), or
+with ``--smoothing`` keypoint jitter and lag, raw vs smoothed (edge_pose.smoothing_bench).
+
+The model is loaded as `run` would load it, so the figures are those of the service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge_pose.argtypes import whole_number_at_least
+from edge_pose.errors import EX_OK, CameraError, UsageError
+
+if TYPE_CHECKING:
+    from edge_pose.commands import Subparsers
+    from edge_pose.config import Config
+    from edge_pose.inference.backend import Backend
+    from edge_pose.inference.estimator import PoseEstimator
+
+
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("bench", help="measure throughput, latency and memory")
+    parser.add_argument(
+        "--camera",
+        metavar="VIDEO",
+        action="append",
+        required=True,
+        help="a video file to measure on (repeat with --smoothing)",
+    )
+    parser.add_argument(
+        "--smoothing",
+        action="store_true",
+        help="measure keypoint jitter and lag, raw vs smoothed, instead",
+    )
+    parser.add_argument(
+        "--frames",
+        type=whole_number_at_least(20, 100_000),
+        default=300,
+        metavar="N",
+        help="frames per measure (20 to 100000)",
+    )
+    parser.add_argument("--model", metavar="NAME|PATH")
+    parser.add_argument("--threads", type=int, metavar="N")
+    parser.add_argument("--backend", choices=("auto", "cpu", "edgetpu"))
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge_pose.inference.backend import load_configured_model
+
+    videos = _videos(args.camera)
+    if len(videos) > 1 and not args.smoothing:
+        raise UsageError(
+            "give one --camera for the throughput bench (several go with --smoothing)"
+        )
+    cfg, model, backend, name = load_configured_model(
+        args.config, name=args.model, threads=args.threads, backend=args.backend
+    )
+    if args.smoothing:
+        return _smoothing(model, cfg, videos, args.json)
+    return _throughput(model, cfg, backend, name, videos[0], args.frames, args.json)
+
+
+def _videos(cameras: list[str]) -> list[Path]:
+    """The ``--camera`` values as video files; a folder, an image or nothing is refused."""
+    from edge_pose.camera.file import IMAGE_SUFFIXES
+
+    videos = [Path(camera.removeprefix("file:")) for camera in cameras]
+    for video in videos:
+        if video.is_dir() or video.suffix.lower() in IMAGE_SUFFIXES:
+            kind = "a folder" if video.is_dir() else "an image"
+            raise UsageError(f"bench needs a video file: {video} is {kind} (--camera VIDEO)")
+        if not video.is_file():
+            raise CameraError(f"bench needs a video file: {video} not found (--camera VIDEO)")
+    return videos
+
+
+def _throughput(
+    model: PoseEstimator,
+    cfg: Config,
+    backend: Backend,
+    name: str,
+    video: Path,
+    frames: int,
+    as_json: bool,
+) -> int:
+    from edge_pose.bench import LATENCY_FPS, run_bench
+
+    result = run_bench(
+        model,
+        cfg,
+        model_name=name,
+        backend=backend.kind,
+        runtime=backend.runtime,
+        video=video,
+        frames=frames,
+    ).as_dict()
+    result["delegate"] = backend.delegate
+    if as_json:
+        print(json.dumps(result))
+        return EX_OK
+    stages = ", ".join(f"{k} {v:.2f}" for k, v in result["stages_ms"].items())
+    print(
+        f"model      {name} on {backend.kind} ({backend.delegate}), {backend.runtime}\n"
+        f"bare       {result['bare_fps']:.1f} fps (invoke p50 {result['invoke_ms_p50']:.2f} ms)\n"
+        f"pipeline   {result['pipeline_fps']:.1f} fps in memory, ratio {result['ratio']:.3f} "
+        f"({_spread(result['ratio_rounds'], 3)})\n"
+        f"file       {result['file_fps']:.1f} fps with decode "
+        f"({result['naive_file_fps']:.1f} fps single-threaded loop, "
+        f"x{result['file_vs_naive']:.2f}, {_spread(result['file_vs_naive_rounds'], 2)})\n"
+        f"stages ms  {stages}\n"
+        f"latency    p50 {result['latency_ms']['p50']:.2f} ms, "
+        f"p99 {result['latency_ms']['p99']:.2f} ms; invoke p50 "
+        f"{result['paced_invoke_ms']['p50']:.2f} ms, p99 {result['paced_invoke_ms']['p99']:.2f} ms "
+        f"(input paced at {LATENCY_FPS:.0f} fps)\n"
+        f"peak RSS   {result['peak_rss_mb']:.1f} MB"
+    )
+    return EX_OK
+
+
+def _spread(rounds: list[float], digits: int) -> str:
+    """The range of the per-round ratios, e.g. ``rounds 0.891-0.912``."""
+    return f"rounds {min(rounds):.{digits}f}-{max(rounds):.{digits}f}"
+
+
+def _smoothing(model: PoseEstimator, cfg: Config, videos: list[Path], as_json: bool) -> int:
+    """Jitter and lag, raw vs smoothed, per video."""
+    from edge_pose.smoothing_bench import report
+
+    result: dict[str, Any] = report(model, videos, cfg.smoothing)
+    if as_json:
+        print(json.dumps(result))
+        return EX_OK
+    target = result["target"]
+    print(f"target: jitter -{target['jitter_reduction']:.0%} with lag <= {target['lag_ms']} ms")
+    for name, v in result["videos"].items():
+        print(
+            f"{name:<22} jitter {v['raw']['jitter_px']:.2f} -> {v['smoothed']['jitter_px']:.2f} "
+            "px/frame^2 "
+            f"(-{v['jitter_reduction']:.0%}), lag {v['lag_frames']:.2f} frames "
+            f"({v['lag_ms']:.1f} ms)"
+        )
+    cost = ", ".join(f"{k} {v:.1f} us" for k, v in result["cost_us"].items())
+    print(f"cost per frame: {cost}")
+    return EX_OK
