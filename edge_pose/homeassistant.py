@@ -50,11 +50,16 @@ import random
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_pose import __version__
 from edge_pose.classify.events import NO_PERSON, UNKNOWN
 from edge_pose.wire import AVAILABILITY, EVENT, POSE, STATS
+
+if TYPE_CHECKING:
+    from edge_pose.classify.base import Classifier
+    from edge_pose.config import Config
+    from edge_pose.mqtt import MqttPublisher
 
 log = logging.getLogger(__name__)
 
@@ -366,11 +371,12 @@ class Discovery:
         self.publish()
 
 
-def start_discovery(publisher: Any, cfg: Any, classifier: Any) -> Discovery | None:
+def start_discovery(
+    publisher: MqttPublisher | None, cfg: Config, classifier: Classifier | None
+) -> Discovery | None:
     """Announce a running pipeline to Home Assistant as the config says; None when
-    ``mqtt.discovery`` is off or there is no broker. ``publisher``: an MqttPublisher (with
-    ``publish``, ``publish_raw``, ``subscribe_raw``, ``base_topic``); ``cfg``: the Config;
-    ``classifier``: the running classifier (``Temporal.classifier``) or None. Call ``close()``
+    ``mqtt.discovery`` is off or there is no broker. ``classifier``: the running classifier
+    (``Temporal.classifier``) or None. Call ``close()``
     on the result when the pipeline stops.
 
     Without a classifier nothing publishes ``<base>/pose``, so a pose retained by an earlier run

@@ -9,13 +9,14 @@ the TensorFlow pose-classification tutorial's format (:mod:`~edge_pose.classify.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # base imports numpy; the CLI imports this package to build its parser
     from edge_pose.classify.base import Classifier
+    from edge_pose.config import ClassifierConfig
 
 
-def load_trained_classifier(cfg: Any, threads: int = 1) -> Classifier:
+def load_trained_classifier(cfg: ClassifierConfig, threads: int = 1) -> Classifier:
     """The classifier of a ``[classifier]`` config whose type is "knn" or "tflite" (``path``:
     the classifier file or .tflite model; ``labels``: labels.txt, default beside the model)."""
     path = Path(cfg.path).expanduser()

@@ -63,7 +63,7 @@ class Parts:
     model: PoseEstimator
     backend: Backend
     model_name: str
-    publisher: Any = None
+    publisher: MqttPublisher | None = None
     # Smoothing and labelling state (reps), carried across sessions while its settings hold.
     temporal: Temporal = field(default_factory=Temporal)
     started: float = field(default_factory=time.time)
