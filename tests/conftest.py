@@ -89,17 +89,6 @@ def lightning_path(model_dir: Path) -> Path:
 
 # --------------------------------------------------------------------------- parallel workers
 
-MAX_WORKERS = 8
-
-
-def pytest_xdist_auto_num_workers() -> int:
-    """``-n auto``: two workers per core, at most MAX_WORKERS. The suite waits more than it
-    computes (daemons starting, brokers restarting, stalls and timeouts played out in real
-    time), so one worker per core leaves the cores idle about half of the run: on 2 cores,
-    4 workers took 108 s where 2 took 147 s."""
-    return min(2 * len(os.sched_getaffinity(0)), MAX_WORKERS)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def worker_status_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Where every `edge-pose run` a test starts writes status.json unless told otherwise: a
