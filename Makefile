@@ -13,11 +13,12 @@ export EDGE_POSE_MODEL_MIRROR EDGE_POSE_MODEL_DIR
 VIDEO ?= $(if $(wildcard $(SHARED)/data/tfjs/pose_squats.mp4),$(SHARED)/data/tfjs/pose_squats.mp4)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv models broker test-deps demo test lint bench deb deb-install-test clean
+.PHONY: help venv models broker test-deps demo test lint typecheck bench deb deb-install-test clean
 
 help:
 	@echo "make demo [VIDEO=path.mp4]  run edge-pose on a video against a local Mosquitto and show the keypoints"
 	@echo "make test                   run the linters and the test suite (real model, real broker)"
+	@echo "make typecheck              run mypy on edge_pose"
 	@echo "make bench [VIDEO=...]      measure throughput, latency and memory"
 	@echo "make deb                    build dist/edge-pose_<version>_all.deb (docs/packaging.md)"
 	@echo "make deb OFFLINE=1 ARCH=arm64 PY=3.11   the same with its wheels and model, no network"
@@ -57,6 +58,10 @@ demo: venv models broker
 lint: venv
 	$(BIN)/ruff check edge_pose tests deploy benchmarks
 
+typecheck: venv
+	$(BIN)/mypy
+
+# Options (workers, progress, slowest tests) are in pyproject.toml, so a bare `pytest` agrees.
 test: venv models test-deps lint
 	$(BIN)/pytest
 
@@ -79,4 +84,4 @@ deb-install-test: venv
 	    deploy/test-deb-install.sh $(ARGS)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache

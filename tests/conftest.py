@@ -1,6 +1,11 @@
 """Shared test fixtures: real models and data from ../shared, a real Mosquitto broker.
 
-Under CI=true a missing model, data file or broker is a failure, never a skip.
+Under CI=true a missing model, data file or broker is a failure, never a skip, and a run that
+skipped anything fails.
+
+The suite runs on several pytest-xdist workers at once (pyproject.toml), so every test keeps
+what it writes to itself: tmp_path, brokers on free ports, and daemons' status in a folder of
+the worker's own. A test module runs on one worker, so a module-scoped fixture is built once.
 """
 
 from __future__ import annotations
@@ -80,6 +85,33 @@ def model_dir() -> Path:
 @pytest.fixture(scope="session")
 def lightning_path(model_dir: Path) -> Path:
     return require(model_dir / "movenet_single_pose_lightning_ptq.tflite")
+
+
+# --------------------------------------------------------------------------- parallel workers
+
+@pytest.fixture(scope="session", autouse=True)
+def worker_status_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where every `edge-pose run` a test starts writes status.json unless told otherwise: a
+    folder of this worker's own as ``$RUNTIME_DIRECTORY`` (as systemd sets it), not
+    /run/edge-pose. A run refuses a status folder that another live run uses, so daemons of two
+    workers, or a real service on the machine, would otherwise make each other fail."""
+    folder = tmp_path_factory.mktemp("runtime")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RUNTIME_DIRECTORY", str(folder))
+        yield folder
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under CI=true a skipped test fails the run: CI is the whole suite, never a part of it."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if not IN_CI or reporter is None or hasattr(session.config, "workerinput"):
+        return
+    skipped = reporter.stats.get("skipped", [])
+    if skipped and session.exitstatus == pytest.ExitCode.OK:
+        reporter.line("")  # the progress line is still open
+        reporter.write_sep("=", f"CI=true: {len(skipped)} skipped, which fails the run", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 # --------------------------------------------------------------------------- not as root

@@ -146,9 +146,9 @@ def mqtt_settings(broker: MosquittoBroker, **changes: object) -> MqttConfig:
 def start_run(broker: MosquittoBroker, video: Path, device: str, *extra: str) -> subprocess.Popen:
     """`edge-pose run` looping ``video`` against ``broker`` as device ``device``, in the
     background (stderr captured); ``extra`` adds flags such as ``--config`` or ``--no-realtime``.
-    Its status goes to a folder of its own (as systemd's RUNTIME_DIRECTORY), not /run/edge-pose,
-    which one run at a time may use."""
-    status_dir = tempfile.mkdtemp(prefix="edge-pose-run-")
+    Its status goes to a folder of its own (as systemd's RUNTIME_DIRECTORY) in the broker's
+    work folder, as one status folder serves one run at a time."""
+    status_dir = tempfile.mkdtemp(prefix="status-", dir=broker.workdir)
     return subprocess.Popen(
         [sys.executable, "-m", "edge_pose.cli", "run", "--camera", str(video), "--loop",
          "--device-id", device, "--mqtt-host", broker.host, "--mqtt-port", str(broker.port),

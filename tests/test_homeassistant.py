@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mqtt_broker import MosquittoBroker, Subscriber, mqtt_settings, start_run
+from mqtt_broker import MosquittoBroker, Subscriber, mqtt_settings, start_run, wait_for
 
 from edge_pose.classify.rules import LABELS, RuleClassifier
 from edge_pose.config import Config, DeviceConfig
@@ -625,6 +625,9 @@ def test_the_stale_pose_is_cleared_when_the_broker_comes_back_only_later(
         discovery.close()
         mosquitto.start()
         assert publisher.wait_connected(15)
+        # What the connect sent is with the broker before anyone looks: a busy machine could
+        # otherwise serve the late subscriber the old retained pose and discovery first.
+        assert wait_for(lambda: publisher.unacked == 0, 10)
         late = Subscriber(mosquitto.host, mosquitto.port, "#")
         topic = f"homeassistant/device/{device}/config"
         assert late.wait_for(lambda: [m for m in late.messages if m[0] == topic])

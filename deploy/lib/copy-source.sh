@@ -6,7 +6,7 @@
 # build output, caches and model binaries.
 copy_source() {
     tar -C "$1" --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./dist \
-        --exclude='*.egg-info' --exclude=.pytest_cache --exclude=.ruff_cache \
+        --exclude='*.egg-info' --exclude=.pytest_cache --exclude=.ruff_cache --exclude=.mypy_cache \
         --exclude=__pycache__ --exclude='./models/*.tflite' --exclude='./models/*.part' \
         -cf - . | tar -C "$2" -xf -
 }
