@@ -17,7 +17,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 help:
 	@echo "make demo [VIDEO=path.mp4]  run edge-pose on a video against a local Mosquitto and show the keypoints"
-	@echo "make test                   run the linters and the test suite (real model, real broker)"
+	@echo "make test                   run ruff, mypy and the test suite (real model, real broker)"
 	@echo "make typecheck              run mypy on edge_pose"
 	@echo "make bench [VIDEO=...]      measure throughput, latency and memory"
 	@echo "make deb                    build dist/edge-pose_<version>_all.deb (docs/packaging.md)"
@@ -62,7 +62,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 # Options (workers, progress, slowest tests) are in pyproject.toml, so a bare `pytest` agrees.
-test: venv models test-deps lint
+test: venv models test-deps lint typecheck
 	$(BIN)/pytest
 
 bench: venv models
