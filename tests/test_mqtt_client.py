@@ -14,6 +14,7 @@ from mqtt_broker import MosquittoBroker, free_port, mqtt_settings, wait_for
 
 from edge_pose.config import MqttConfig
 from edge_pose.errors import ConfigError
+from edge_pose.mqtt.acks import ACK_TIMEOUT_S, PROBE_INTERVAL_S, AckWatch
 from edge_pose.mqtt.client import (
     CheckedConnection,
     Outcome,
@@ -112,3 +113,36 @@ def test_the_keypoints_schedule_allows_half_an_interval_early() -> None:
     schedule.set_rate(0.0)  # no limit: never early, booking changes nothing
     schedule.book(200.0)
     assert schedule.rate == 0.0 and not schedule.early(200.0)
+
+
+class _AnswersAtOnce:
+    """The race paho allows: the broker's UNSUBACK is handled on paho's network thread before
+    ``unsubscribe`` has returned the mid to the caller (here: synchronously, every time)."""
+
+    def __init__(self, answer_early: bool) -> None:
+        self.watch: AckWatch | None = None
+        self.answer_early = answer_early
+        self.mid = 0
+
+    def unsubscribe(self, _topic: str) -> tuple[mqtt.MQTTErrorCode, int]:
+        self.mid += 1
+        if self.answer_early:
+            assert self.watch is not None
+            self.watch.unsubscribed(self.mid, 0.0)
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS, self.mid
+
+
+@pytest.mark.parametrize("answer_early", [True, False])
+def test_a_probe_answered_before_its_mid_is_known_is_still_answered(answer_early: bool) -> None:
+    client = _AnswersAtOnce(answer_early)
+    watch = AckWatch(client, "edge-pose/x/probe", capacity=16)  # type: ignore[arg-type]
+    client.watch = watch
+    watch.connected(0.0)
+    now = PROBE_INTERVAL_S + 1
+    watch.probe(now)
+    assert client.mid == 1
+    later = now + ACK_TIMEOUT_S + 1
+    if answer_early:  # answered: the broker is fine, nothing is overdue
+        assert watch.overdue(later) is None
+    else:  # never answered: the probe is overdue
+        assert watch.overdue(later) == pytest.approx(ACK_TIMEOUT_S + 1)

@@ -49,11 +49,16 @@ class AckWatch:
         self._since = 0.0  # when this connection started: nothing waited on it before
         self._probe: tuple[float, int] | None = None  # (time sent, mid) while unanswered
         self._last_answer = 0.0  # time of the last probe answer or probe sent
+        # The probe's answer can come on paho's thread before ``unsubscribe`` has returned its
+        # mid to us: answers seen while no probe was recorded, checked when it is.
+        self._early: collections.deque[int] = collections.deque(maxlen=8)
+        self._probe_lock = threading.Lock()  # never held while calling into paho
 
     def connected(self, now: float) -> None:
         """A new connection: waits count from ``now``, a probe of the old one is forgotten."""
-        self._since = now
-        self._probe = None
+        with self._probe_lock:
+            self._since = now
+            self._probe = None
 
     def handed(self, info: mqtt.MQTTMessageInfo, now: float) -> None:
         """A QoS 1 message handed to paho on this connection at ``now``."""
@@ -94,16 +99,23 @@ class AckWatch:
             return
         if now - max(self._last_answer, self._since) < PROBE_INTERVAL_S:
             return
+        self._early.clear()
         result, mid = self._client.unsubscribe(self._probe_topic)
-        if result == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None:
-            self._probe = (now, mid)
-        self._last_answer = now
+        with self._probe_lock:
+            answered = mid in self._early
+            if result == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None and not answered:
+                self._probe = (now, mid)
+            self._last_answer = now
 
     def unsubscribed(self, mid: int, now: float) -> None:
-        """paho's thread: the broker answered an UNSUBSCRIBE (``mid``); the probe's, maybe."""
-        probe = self._probe
-        if probe is not None and probe[1] == mid:
-            self._probe, self._last_answer = None, now
+        """paho's thread: the broker answered an UNSUBSCRIBE (``mid``); the probe's, maybe,
+        even one whose mid :meth:`probe` has not recorded yet."""
+        with self._probe_lock:
+            probe = self._probe
+            if probe is None:
+                self._early.append(mid)
+            elif probe[1] == mid:
+                self._probe, self._last_answer = None, now
 
     def _prune(self) -> None:
         """Drop acknowledged messages from the front (with the lock held)."""
