@@ -671,3 +671,19 @@ def test_the_config_package_does_not_load_inference_or_opencv() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout == "[]\n"
+
+
+def test_an_unknown_model_name_is_listed_among_the_other_mistakes(tmp_path: Path) -> None:
+    """The model name is checked against the catalog after the values, yet a config with other
+    mistakes too lists it in its place (section and field order), from a file or from flags."""
+    path = write(
+        tmp_path,
+        '[camera]\nfps = "x"\n[model]\nname = "nope"\nthreads = 0\n[mqtt]\nport = 0\n',
+    )
+    keys = [line.removeprefix(f"{path}: ").split(" = ")[0] for line in problems(path)]
+    assert keys == ["camera.fps", "model.name", "model.threads", "mqtt.port"]
+    from_flags = problems(None, {"model.name": "nope", "model.threads": 99})
+    assert [line.split(" = ")[0] for line in from_flags] == ["model.name", "model.threads"]
+    assert all(line.endswith("(from the command line)") for line in from_flags)
+    # a name pydantic already refused is not reported twice
+    assert len(problems(None, {"model.name": "bad\x01name"})) == 1

@@ -126,11 +126,11 @@ def _footage_problems(footage: FileSource) -> list[str]:
     return []
 
 
-def model_name_problem(model: ModelConfig) -> str | None:
-    """Why ``model.name`` names no model (None: a catalog name or a .tflite path). An unknown
-    name would otherwise fail only when the model loads; load_config asks, so every command
-    refuses it alike. Without a manifest the model loader reports that instead."""
-    if model.name.endswith(".tflite"):
+def model_name_problem(name: str) -> str | None:
+    """Why ``model.name`` = ``name`` names no model (None: a catalog name or a .tflite path). An
+    unknown name would otherwise fail only when the model loads; load_config asks, so every
+    command refuses it alike. Without a manifest the model loader reports that instead."""
+    if name.endswith(".tflite"):
         return None
     from edge_pose.inference.models import catalog  # lazy: config stays cheap to import
 
@@ -138,11 +138,11 @@ def model_name_problem(model: ModelConfig) -> str | None:
         names = sorted(catalog())
     except ModelError:
         return None
-    if model.name in names:
+    if name in names:
         return None
     return problem_line(
         MODEL_NAME_KEY,
-        model.name,
+        name,
         f"must be a catalog model ({', '.join(names)}) or a path to a .tflite file",
     )
 

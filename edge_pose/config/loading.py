@@ -51,14 +51,39 @@ def load_config(path: Path | None = None, overrides: Mapping[str, object] | None
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            problems.append(_located(error_key(err), describe(err), where, from_cli))
+        found = [(error_key(err), describe(err)) for err in exc.errors(include_url=False)]
+        name = raw["model"].get("name") if isinstance(raw["model"], dict) else None
+        if isinstance(name, str) and MODEL_NAME_KEY not in (key for key, _ in found):
+            _add_in_field_order(found, MODEL_NAME_KEY, model_name_problem(name))
+        problems += [_located(key, line, where, from_cli) for key, line in found]
     else:
-        if (unknown := model_name_problem(cfg.model)) is not None:
+        if (unknown := model_name_problem(cfg.model.name)) is not None:
             problems.append(_located(MODEL_NAME_KEY, unknown, where, from_cli))
         if not problems:
             return cfg
     raise ConfigError([printable(line) for line in problems])
+
+
+def _add_in_field_order(found: list[tuple[str, str]], key: str, line: str | None) -> None:
+    """Put ``line`` about ``key`` among pydantic's ``found`` problems where pydantic would have
+    listed it (the order of the sections and their fields), so a config with several mistakes
+    lists them all, in the same order, whichever phase found them."""
+    if line is None:
+        return
+    order = _field_order(key)
+    at = next((i for i, (other, _) in enumerate(found) if _field_order(other) > order), len(found))
+    found.insert(at, (key, line))
+
+
+def _field_order(key: str) -> tuple[int, int]:
+    """Where ``section.field`` comes in the schema (unknown names last)."""
+    section, _, name = key.partition(".")
+    sections = list(Config.model_fields)
+    if section not in sections:
+        return (len(sections), 0)
+    annotation = Config.model_fields[section].annotation
+    fields = list(getattr(annotation, "model_fields", {}))
+    return (sections.index(section), fields.index(name) if name in fields else len(fields))
 
 
 def _located(key: str, line: str, where: str, from_cli: set[str]) -> str:
