@@ -12,7 +12,7 @@ import numpy as np
 
 from edge_pose.errors import UsageError
 from edge_pose.inference.crop import full_frame, next_region, stretched_frame, torso_visible
-from edge_pose.inference.estimator import PoseEstimator
+from edge_pose.inference.estimator import PoseEstimator, nobody
 from edge_pose.outputs import check_image_output, is_image_name, refuse_input_as_output
 from edge_pose.pose import KEYPOINT_NAMES, Pose
 
@@ -29,13 +29,14 @@ def estimate_pose(
     found, kept when it scores higher (what the video pipeline does from the second frame on)."""
     height, width = image.shape[:2]
     whole = stretched_frame(width, height) if fit == "stretch" else full_frame(width, height)
-    best = model.estimate(image, whole)[0]
+    found = model.estimate(image, whole)
+    best = found[0] if found else nobody(whole)
     if refine and torso_visible(best.keypoints):
         crop = next_region(best.keypoints, width, height)
         if crop != full_frame(width, height):
-            refined = model.estimate(image, crop)[0]
-            if refined.score > best.score:
-                best = refined
+            refined = model.estimate(image, crop)
+            if refined and refined[0].score > best.score:
+                best = refined[0]
     return Pose(
         best.keypoints, best.score, best.score >= min_pose_score, best.region,
         0, 0, 0.0, width, height,

@@ -15,7 +15,8 @@ from typing import Protocol
 from edge_pose.camera.base import Frame
 from edge_pose.camera.grabber import FrameGrabber
 from edge_pose.classify.events import Event, PoseState
-from edge_pose.inference.estimator import Detection, PoseEstimator
+from edge_pose.inference.crop import full_frame
+from edge_pose.inference.estimator import Detection, PoseEstimator, nobody
 from edge_pose.pose import Pose
 from edge_pose.sinks.base import FrameResult, Sink
 from edge_pose.stats import PipelineStats
@@ -75,10 +76,15 @@ class Pipeline:
             self._cut_next = False
             for track in tracks:
                 track.cut()
-        # The single-pose model follows one person: its track looks where it was last seen,
-        # and the model's one detection continues it.
-        (track,) = tracks
-        (detection,) = self.model.estimate(image, track.region)
+        # One person is followed: the track looks where they were last seen, and the best
+        # detection continues it (an empty list is nobody in view). Several people (issue 15)
+        # will match detections to tracks here.
+        track = tracks[0]
+        detections = self.model.estimate(image, track.region)
+        if detections:
+            detection = detections[0]
+        else:
+            detection = nobody(track.region or full_frame(width, height))
         t_post = time.perf_counter_ns()
         pose, events, state = self._follow(track, detection, frame, width, height)
         self.events += len(events)
@@ -88,10 +94,15 @@ class Pipeline:
             frame, [pose], events, state,
             (frame.decode_ns, pre, invoke, post + t_deliver - t_post), self.wire,
         )  # fmt: skip
-        for sink in self.sinks:
-            sink.deliver(result)
+        sinks = self.sinks
+        for sink in sinks:
+            if sink.timed:
+                sink.deliver(result)
         done_ns = time.perf_counter_ns()
         self.stats.record((*result.stage_ns, done_ns - t_deliver), result.latency_ms(), pose.person)
+        for sink in sinks:
+            if not sink.timed:
+                sink.deliver(result)
         return pose
 
     def _follow(

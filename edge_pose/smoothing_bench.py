@@ -30,8 +30,8 @@ import numpy as np
 
 from edge_pose.camera.file import VideoFileCamera
 from edge_pose.config import SmoothingConfig
-from edge_pose.inference.crop import next_region
-from edge_pose.inference.estimator import PoseEstimator
+from edge_pose.inference.crop import full_frame, next_region
+from edge_pose.inference.estimator import PoseEstimator, nobody
 from edge_pose.pose import Region
 from edge_pose.smoothing import KeypointSmoother, RegionFilter
 
@@ -215,7 +215,9 @@ def _run(
         while (frame := camera.read()) is not None:
             height, width = frame.image.shape[:2]
             capture_ns = round(frame.index * 1e9 / fps)
-            detection = model.estimate(frame.image, region)[0]
+            looked_at = region or full_frame(width, height)
+            found = model.estimate(frame.image, looked_at)
+            detection = found[0] if found else nobody(looked_at)
             keypoints = detection.keypoints
             raw_frames.append(keypoints.copy())
             person = detection.score >= min_pose_score

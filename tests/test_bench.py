@@ -31,8 +31,10 @@ def test_bench_json_reports_every_measure(data_dir: Path, lightning_path: Path) 
     assert result["backend"] == "cpu" and result["frames"] == 40
     for name in ("bare_fps", "pipeline_fps", "file_fps", "naive_file_fps"):
         assert result[name] > 1.0, name
-    # The pipeline does everything bare invoke() does and more: it cannot be much faster.
-    assert 0.2 < result["ratio"] < 1.3
+    # The pipeline does everything bare invoke() does and more: it cannot be much faster. (A
+    # pipeline that skipped inference would be tens of times faster; the margin above 1 is for
+    # 40-frame rounds beside another test worker on the same two cores.)
+    assert 0.2 < result["ratio"] < 2.0
     assert 0.1 < result["file_vs_naive"] < 10
     # The headline ratios are the medians of the per-round ones, which are reported too.
     assert len(result["ratio_rounds"]) == len(result["file_vs_naive_rounds"]) == ROUNDS

@@ -14,6 +14,7 @@ import pytest
 
 from edge_pose.camera.file import VideoFileCamera
 from edge_pose.config import load_config
+from edge_pose.inference.estimator import Detection
 from edge_pose.inference.movenet import MoveNet
 from edge_pose.pipeline import Pipeline
 from edge_pose.pose import Pose
@@ -155,3 +156,73 @@ def test_video_sink_writes_every_frame(
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
     assert (video.get(cv2.CAP_PROP_FRAME_WIDTH), video.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (960, 540)
     video.release()
+
+
+class SeesNoOneEveryThirdFrame:
+    """The real model, as a model kind that may find no one, or several people, in a frame:
+    every third frame returns nothing, the others the real detection and a weaker copy."""
+
+    def __init__(self, model: MoveNet) -> None:
+        self.model = model
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> object:  # input_size, stage_ns, ...: the real model's
+        return getattr(self.model, name)
+
+    def estimate(self, image, region=None):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls % 3 == 0:
+            return []
+        (best,) = self.model.estimate(image, region)
+        return [best, Detection(best.keypoints * 0.5, best.score / 2, best.region)]
+
+
+def test_any_number_of_detections_is_one_followed_person(model: MoveNet, data_dir: Path) -> None:
+    """An empty list is nobody in view (keypoints still go out, person false); of several
+    detections the first, best one continues the person followed."""
+    collect, out = Collect(), io.StringIO()
+    pipeline = Pipeline(SeesNoOneEveryThirdFrame(model), device_id="sinks",  # type: ignore[arg-type]
+                        temporal=Temporal.from_config(load_config(None, {})))
+    pipeline.sinks += [collect, PrintSink(out)]
+    camera = VideoFileCamera(data_dir / "tfjs" / "pose_squats.mp4", realtime=False, loop=False)
+    while (frame := camera.read()) is not None:
+        pipeline.process(frame)
+    assert len(collect.results) == 65
+    for number, result in enumerate(collect.results, 1):
+        assert len(result.poses) == 1
+        assert result.primary.person == (number % 3 != 0)
+    messages = [json.loads(line) for line in out.getvalue().splitlines() if '"frame":' in line]
+    assert len(messages) == 65 and [m["person"] for m in messages[2::3]] == [False] * 21
+    assert all(m["score"] == 0 for m in messages[2::3])
+
+
+class Slow(Collect):
+    """A local recording: not part of what a subscriber waits for."""
+
+    timed = False
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        super().__init__()
+        self.pipeline = pipeline
+        self.processed_when_called: list[int] = []
+
+    def deliver(self, result: FrameResult) -> None:
+        self.processed_when_called.append(self.pipeline.stats.processed)
+        super().deliver(result)
+
+
+def test_an_untimed_sink_runs_after_the_frame_is_measured(model: MoveNet, data_dir: Path) -> None:
+    """The annotated video's drawing and encoding do not count in latency or publish time:
+    untimed sinks get the result after the frame's numbers are recorded."""
+    assert VideoSink.timed is False and MqttSink.timed and PrintSink.timed
+    pipeline = Pipeline(model, device_id="sinks")
+    slow, fast = Slow(pipeline), Collect()
+    pipeline.sinks += [slow, fast]
+    camera = VideoFileCamera(data_dir / "tfjs" / "pose_squats.mp4", realtime=False, loop=False)
+    for _ in range(5):
+        frame = camera.read()
+        assert frame is not None
+        pipeline.process(frame)
+    camera.close()
+    assert slow.processed_when_called == [1, 2, 3, 4, 5]  # recorded before it was called
+    assert [id(r) for r in slow.results] == [id(r) for r in fast.results]

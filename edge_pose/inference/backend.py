@@ -29,7 +29,6 @@ import numpy as np
 from edge_pose.config import Config, ModelConfig, load_config
 from edge_pose.errors import ModelError
 from edge_pose.inference.edgetpu import (
-    DEFAULT_LIBRARY,
     DelegateError,
     EdgeTpuLost,
     EdgeTpuUnavailable,
@@ -55,7 +54,6 @@ from edge_pose.pose import Region
 
 log = logging.getLogger(__name__)
 
-EDGETPU_LIBRARY = DEFAULT_LIBRARY
 _logged: set[str] = set()
 
 # Model kind (manifest ``kind``) -> the class that runs it.
@@ -81,11 +79,27 @@ class EdgeTpuEstimator:
     def __init__(self, estimator: PoseEstimator, device: str) -> None:
         self.estimator = estimator
         self.device = device
-        self.input_size = estimator.input_size
-        self.input_dtype = estimator.input_dtype
-        self.threads = estimator.threads
-        self.stage_ns = estimator.stage_ns
-        self.interpreter: Interpreter = estimator.interpreter
+
+    # Read through, never copied: an estimator may rebind what it reports after each call.
+    @property
+    def input_size(self) -> int:
+        return self.estimator.input_size
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return self.estimator.input_dtype
+
+    @property
+    def threads(self) -> int:
+        return self.estimator.threads
+
+    @property
+    def stage_ns(self) -> list[int]:
+        return self.estimator.stage_ns
+
+    @property
+    def interpreter(self) -> Interpreter:
+        return self.estimator.interpreter
 
     def estimate(self, image: np.ndarray, region: Region | None = None) -> list[Detection]:
         try:

@@ -52,6 +52,12 @@ class Detection:
         return Region(float(x0), float(y0), float(x1), float(y1))
 
 
+def nobody(region: Region) -> Detection:
+    """What a look at ``region`` that found no one amounts to: no keypoint seen, score 0. The
+    callers keep going with it (a keypoints message with ``person`` false, a reset track)."""
+    return Detection(np.zeros((17, 3), np.float32), 0.0, region)
+
+
 class Interpreter(Protocol):
     """The part of a TFLite interpreter (LiteRT, tflite_runtime, tensorflow.lite) used here."""
 
@@ -69,11 +75,23 @@ class Interpreter(Protocol):
 class PoseEstimator(Protocol):
     """A loaded pose model: image region in, people out (see the module docstring)."""
 
-    input_size: int  # the model's square input, pixels
-    input_dtype: np.dtype
-    threads: int
-    stage_ns: list[int]  # preprocess, invoke, postprocess of the last call
-    interpreter: Interpreter
+    # Read-only to the pipeline (a plain attribute satisfies these, as does a wrapper's property).
+    @property
+    def input_size(self) -> int:
+        """The model's square input, pixels."""
+
+    @property
+    def input_dtype(self) -> np.dtype: ...
+
+    @property
+    def threads(self) -> int: ...
+
+    @property
+    def stage_ns(self) -> list[int]:
+        """Preprocess, invoke, postprocess nanoseconds of the last call."""
+
+    @property
+    def interpreter(self) -> Interpreter: ...
 
     def estimate(self, image: np.ndarray, region: Region | None = None) -> list[Detection]:
         """The people in ``region`` of ``image`` (RGB uint8 HxWx3), best first."""

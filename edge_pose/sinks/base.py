@@ -18,6 +18,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from edge_pose.camera.base import Frame
 from edge_pose.classify.events import Event, PoseState
@@ -74,7 +75,14 @@ class FrameResult:
 
 
 class Sink(ABC):
-    """An output of the pipeline: takes every frame's result, on the pipeline's thread."""
+    """An output of the pipeline: takes every frame's result, on the pipeline's thread.
+
+    ``timed`` says whether the sink's time counts in the frame's publish stage and latency
+    (what a subscriber waits for). A local recording such as the annotated video is not: it
+    runs after the frame's numbers are taken, so turning it on does not change them.
+    """
+
+    timed: ClassVar[bool] = True
 
     @abstractmethod
     def deliver(self, result: FrameResult) -> None:

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 class VideoSink(Sink):
     """Draws the primary pose on each frame and appends it to ``path`` (.mp4: mp4v, else MJPG)."""
 
+    timed = False  # drawing and encoding are not part of what a subscriber waits for
+
     def __init__(self, path: Path, fps: float) -> None:
         self.path = path
         self.fps = fps
