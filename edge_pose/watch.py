@@ -38,6 +38,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from edge_pose import wire
 from edge_pose.errors import EX_OK, EdgePoseError
 
 if TYPE_CHECKING:  # paho is imported when watching starts
@@ -45,8 +46,8 @@ if TYPE_CHECKING:  # paho is imported when watching starts
 
     from edge_pose.config import MqttConfig
 
-SUFFIXES = ("availability", "pose", "event", "stats", "state", "keypoints")
-QOS = {"keypoints": 0, "stats": 0}  # the rest: 1, as published
+SUFFIXES = (wire.AVAILABILITY, wire.POSE, wire.EVENT, wire.STATS, wire.STATE, wire.KEYPOINTS)
+QOS = {wire.KEYPOINTS: 0, wire.STATS: 0}  # the rest: 1, as published
 CONNECT_TIMEOUT_S = 10.0
 REDRAW_INTERVAL_S = 0.2  # at most 5 redraws a second on a terminal
 TICK_S = 1.0  # ...and at least one a second, so "3s ago" stays true
@@ -155,36 +156,36 @@ class DeviceView:
         """Take one message (the text of an availability message, else the JSON object read);
         whether it is worth a line of output (see the module docstring)."""
         self.updated = time.time()
-        if suffix == "availability":
-            self.online = {"online": True, "offline": False}.get(str(message).strip())
+        if suffix == wire.AVAILABILITY:
+            self.online = {wire.ONLINE: True, wire.OFFLINE: False}.get(str(message).strip())
             return True
         if not isinstance(message, dict):
             return False
         data = message
-        if suffix == "keypoints":
+        if suffix == wire.KEYPOINTS:
             self.score = _number(data.get("score"))
             if self._pose_seen or not isinstance(data.get("person"), bool):
                 return False
             changed = data["person"] != self.person
             self.person = data["person"]  # no classifier: presence from the keypoints
             return changed
-        if suffix == "pose":
+        if suffix == wire.POSE:
             self._pose_seen = True
             self.label = _text(data.get("label"))
             self.confidence = _number(data.get("confidence"))
             self.person = data.get("person") if isinstance(data.get("person"), bool) else None
             self.since = _number(data.get("since"))
-        elif suffix == "event":
+        elif suffix == wire.EVENT:
             self.last_event = _event(data)
             if data.get("type") == "rep":
                 self.reps = _integer(data.get("count"))
                 self.exercise = _text(data.get("exercise")) or self.exercise
-        elif suffix == "state":
+        elif suffix == wire.STATE:
             if isinstance(data.get("paused"), bool):
                 self.paused = data["paused"]
             if "reps" in data:
                 self.reps = _integer(data.get("reps"))
-        elif suffix == "stats":
+        elif suffix == wire.STATS:
             self._apply_stats(data)
         return True
 
@@ -296,7 +297,7 @@ class Watch:
             if len(self.views) >= MAX_DEVICES:  # kept out of the view: it would grow without end
                 return Update(view, suffix, False, None, problem=f"over {MAX_DEVICES} devices")
             self.views[device] = view
-        if suffix == "availability":
+        if suffix == wire.AVAILABILITY:
             text = payload[:MAX_TEXT].decode("utf-8", "replace").strip()
             message: dict[str, Any] | str = clean(text)
         else:
@@ -551,7 +552,7 @@ def _loop(
         elif item is not None:
             update, line = _take(watch, notes, *item, as_json=as_json, tty=screen is not None)
             if update is not None:
-                dirty = dirty or update.worth or update.suffix == "keypoints"
+                dirty = dirty or update.worth or update.suffix == wire.KEYPOINTS
             if line is not None:
                 out.write(line + "\n")
                 out.flush()
@@ -591,7 +592,7 @@ def update_line(update: Update, as_json: bool) -> str:
     whole view, the topic and the message (a shown copy: bounded, printable, strict JSON)."""
     if not as_json:
         return format_line(update.view)
-    message = None if update.suffix == "keypoints" else shown(update.message)
+    message = None if update.suffix == wire.KEYPOINTS else shown(update.message)
     # keypoints: 17 per line would drown the updates; the view has `person`
     return json.dumps(
         {"ts": round(time.time(), 3), "topic": update.suffix, **update.view.as_dict(),

@@ -34,13 +34,17 @@ from edge_pose.pose import KEYPOINT_NAMES, Pose
 PAYLOAD_VERSION = 1
 
 # Topic suffixes under <topic_prefix>/<device_id>.
-AVAILABILITY = "availability"  # retained: online / offline (last will)
+AVAILABILITY = "availability"  # retained: ONLINE / OFFLINE (the last will)
 KEYPOINTS = "keypoints"  # QoS 0, rate-limited: keypoints_payload / compact_keypoints_payload
 POSE = "pose"  # retained: pose_state_json
 EVENT = "event"  # QoS 1: event_json
 STATE = "state"  # retained: state_json, the remote-control state
 STATS = "stats"  # QoS 0, periodic: stats_payload
 SET = "set"  # subscribed: remote-control commands
+
+# The retained <base>/availability payloads: after every connect, and as the last will.
+ONLINE = "online"
+OFFLINE = "offline"
 
 COMPACT = "compact"  # the "format" of the compact keypoints message
 

@@ -38,6 +38,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge_pose import wire
 from edge_pose.config import MqttConfig
 from edge_pose.mqtt.acks import AckWatch
 from edge_pose.mqtt.client import describe_connect_error, describe_refusal, make_client
@@ -74,11 +75,11 @@ class MqttPublisher:
         self.connected = False
         self.since: float | None = None
         self.sent = self.dropped = self.rate_limited = self.reconnects = self.events_dropped = 0
-        self._event_topic = f"{self.base_topic}/event"
+        self._event_topic = f"{self.base_topic}/{wire.EVENT}"
         self.last_publish: float | None = None
         self.last_error: str | None = None
-        self._availability = f"{self.base_topic}/availability"
-        self._keypoints = f"{self.base_topic}/keypoints"
+        self._availability = f"{self.base_topic}/{wire.AVAILABILITY}"
+        self._keypoints = f"{self.base_topic}/{wire.KEYPOINTS}"
         self._schedule = RateSchedule(settings.keypoints_max_rate)
         self._up = threading.Event()
         self._subscriptions: list[str] = []
@@ -89,7 +90,7 @@ class MqttPublisher:
         self._unanswered = ""  # why check_link dropped the connection, for _on_disconnect
         self._ever_connected = self._started = self._stopped = self._refused = False
         self._client = make_client(settings, self.client_id, password)
-        self._client.will_set(self._availability, "offline", qos=1, retain=True)
+        self._client.will_set(self._availability, wire.OFFLINE, qos=1, retain=True)
         self._client.max_queued_messages_set(MAX_QUEUED)
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
@@ -276,7 +277,7 @@ class MqttPublisher:
         self._stopped = True
         deadline = time.monotonic() + timeout
         if self._up.wait(timeout):
-            info = self._client.publish(self._availability, "offline", qos=1, retain=True)
+            info = self._client.publish(self._availability, wire.OFFLINE, qos=1, retain=True)
             try:
                 info.wait_for_publish(max(0.0, deadline - time.monotonic()))
                 delivered = info.is_published()
@@ -309,7 +310,7 @@ class MqttPublisher:
             self.reconnects += 1
         self._ever_connected = True
         log.info("MQTT connected to %s as %s", self.broker, self.client_id)
-        client.publish(self._availability, "online", qos=1, retain=True)
+        client.publish(self._availability, wire.ONLINE, qos=1, retain=True)
         with self._lock:
             self.connected, self.since = True, time.time()
             self._acks.connected(time.monotonic())

@@ -131,7 +131,7 @@ class RemoteControl:
         self._commands = TokenBucket(COMMANDS_PER_S, COMMAND_BURST)
         self._errors = TokenBucket(ERRORS_PER_S, ERROR_BURST)
         self._next_stats = time.monotonic() + stats_interval
-        publisher.subscribe("set", self._receive, retained=False)
+        publisher.subscribe(wire.SET, self._receive, retained=False)
         self.publish_state(None)
 
     def _receive(self, payload: bytes) -> None:

@@ -16,16 +16,18 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from edge_pose import wire
+
 # Topic suffix under <prefix>/<device id> -> schema name. `keypoints` is `keypoints-compact`
 # when the payload says "format": "compact".
 TOPIC_SCHEMAS = {
-    "availability": "availability",
-    "keypoints": "keypoints",
-    "pose": "pose",
-    "event": "event",
-    "stats": "stats",
-    "state": "state",
-    "set": "command",
+    wire.AVAILABILITY: "availability",
+    wire.KEYPOINTS: "keypoints",
+    wire.POSE: "pose",
+    wire.EVENT: "event",
+    wire.STATS: "stats",
+    wire.STATE: "state",
+    wire.SET: "command",
 }
 NAMES = (*dict.fromkeys(TOPIC_SCHEMAS.values()), "keypoints-compact", "ha-discovery")
 FILE_SCHEMAS = ("status",)  # files edge-pose writes, not MQTT payloads
