@@ -57,6 +57,10 @@ def test_bench_json_reports_every_measure(data_dir: Path, lightning_path: Path) 
     ("args", "code", "message"),
     [
         (["--camera", "/no/video.mp4"], 1, "bench needs a video file: /no/video.mp4 not found"),
+        (["--camera", "file:/no/video.mp4"], 1,
+         "bench needs a video file: /no/video.mp4 not found"),
+        (["--camera", "v4l2:/dev/video0"], 1, "bench needs a video file: v4l2:/dev/video0 not"),
+        (["--camera", "file:IMAGES"], 2, "bench needs a video file: IMAGES is a folder"),
         (["--frames", "5"], 2, "argument --frames: must be at least 20, not 5"),
         (["--frames", "many"], 2, "argument --frames: not a whole number: 'many'"),
         (["--frames", "10000000"], 2, "argument --frames: must be at most 100000"),

@@ -1,4 +1,4 @@
-"""The camera source grammar (edge_pose/camera/source.py) and the three places that use it.
+"""The camera source grammar (edge_pose/camera/source.py) and the places that use it.
 
 Config validation, open_camera and doctor must never disagree about what a source string names:
 they all parse it with ``parse_source``, and these tests pin the grammar and that each user
@@ -8,6 +8,7 @@ refuses the same strings.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,12 @@ from edge_pose.camera.source import (
     PiCameraSource,
     SourceError,
     V4l2Source,
+    _Source,
+    file_path,
     parse_source,
 )
 from edge_pose.config import CameraConfig, Config
+from edge_pose.config import files as config_files
 from edge_pose.doctor import Check, Context
 from edge_pose.errors import CameraError
 from edge_pose.inference import edgetpu
@@ -110,3 +114,79 @@ def test_doctor_reads_each_kind_of_source_with_the_same_grammar(
         "fail",
         f"camera source not found: {gone} (give a video, image, folder or glob)",
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ("file:clip.mp4", "clip.mp4"),
+        ("clip.mp4", "clip.mp4"),
+        ("file:~/clips/a.mp4", "~/clips/a.mp4"),
+        ("file:picamera2", "picamera2"),
+        ("/data/frames/*.jpg", "/data/frames/*.jpg"),
+        ("picamera2", None),
+        ("v4l2:/dev/video0", None),
+        ("file:", None),
+        ("rtsp://cam/stream", None),
+    ],
+)
+def test_the_footage_a_source_names(text: str, path: str | None) -> None:
+    """``file_path``: what --annotate, bench and the config's ``~user`` check compare."""
+    assert file_path(text) == path
+
+
+def test_only_a_v4l2_source_is_opened_by_a_node_of_its_own() -> None:
+    assert V4l2Source("/dev/video0").device_node == "/dev/video0"
+    assert PiCameraSource(1).device_node is None
+    assert FileSource("/dev/video0").device_node is None
+
+
+def test_config_warnings_name_a_missing_device_node() -> None:
+    gone = "v4l2:/dev/video-does-not-exist"
+    assert config_files._camera_warnings(gone) == [
+        f"camera.source = {gone!r}: no /dev/video-does-not-exist on this machine"
+    ]
+    assert config_files._camera_warnings("picamera2") == []
+
+
+@dataclass(frozen=True)
+class _NodeCamera(_Source):
+    """A kind of live camera the grammar might grow: opened by a device node."""
+
+    node: str
+
+    @property
+    def device_node(self) -> str:
+        return self.node
+
+
+@dataclass(frozen=True)
+class _NetworkCamera(_Source):
+    """A kind of live camera the grammar might grow: no device node."""
+
+    url: str
+
+
+def test_a_new_kind_of_camera_needs_no_change_in_config_warnings_or_doctor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The config's warnings and doctor ask a source what they need (a file? a device node?)
+    rather than matching on every kind: a kind added to the grammar alone is handled."""
+    monkeypatch.setattr(config_files, "parse_source", lambda text: _NetworkCamera(text))
+    assert config_files._camera_warnings("picamera2") == []
+    monkeypatch.setattr(config_files, "parse_source", lambda text: _NodeCamera("/dev/gone0"))
+    assert config_files._camera_warnings("picamera2") == [
+        "camera.source = 'picamera2': no /dev/gone0 on this machine"
+    ]
+    monkeypatch.setattr(camera_checks, "parse_source", lambda text: _NetworkCamera(text))
+    check = camera_check("picamera2")
+    assert (check.status, check.summary) == (
+        "info",
+        "picamera2: not checked (doctor has no check for this kind of camera)",
+    )
+
+
+@pytest.mark.parametrize("text", ["~nosuchuser/v.mp4", "file:~nosuchuser/v.mp4"])
+def test_the_home_folder_of_a_file_source_is_checked(text: str) -> None:
+    with pytest.raises(ValueError, match="user 'nosuchuser' is not known on this system"):
+        CameraConfig(source=text)

@@ -230,6 +230,7 @@ CLASSES = {
     "nesting bomb (inline tables)": "[camera]\nsource = " + NESTING[1],
     "nesting bomb (unknown key)": "[mqtt]\nx = " + NESTING[0],
     "unknown user in a path": '[camera]\nsource = "~nosuchuser/v.mp4"',
+    "unknown user in a file: source": '[camera]\nsource = "file:~nosuchuser/v.mp4"',
     "unknown user in a password file": '[mqtt]\nusername = "u"\npassword_file = "~nosuchuser/p"',
     "unknown user in the status folder": '[status]\ndir = "~nosuchuser/run"',
     "NUL in a path": '[camera]\nsource = "/tmp/a\\u0000b.mp4"',

@@ -10,6 +10,12 @@ grammar; everyone else matches on the value it returns:
 - ``file:PATH`` or a plain path: a video, an image, a folder or glob of images, or a named pipe
   (:class:`FileSource`); what the path holds is the file camera's business, not the grammar's.
 
+Code that only needs to know whether a source is footage, and where (``--annotate``, bench, the
+config's ``~user`` and file checks), asks :func:`file_path` or ``isinstance(..., FileSource)``;
+code that only needs the device node a live camera opens asks its ``device_node``. Neither
+matches on every kind, so a new kind of live camera is added here, in its camera module and in
+``open.py``, and nowhere else.
+
 Refused: an empty string, ``file:`` without a path, a ``v4l2:`` path outside /dev, anything else
 that starts like a URL scheme (``rtsp://``, ``usb:0``, ``C:``) and anything else starting with
 ``picamera`` (``picamera``, ``picamera3``: typos of the Pi camera, never meant as file names).
@@ -38,22 +44,38 @@ class SourceError(ValueError):
     """A string outside the grammar; the message says what is wrong with it."""
 
 
+class _Source:
+    """What every kind of source answers, for code that must not match on the kinds."""
+
+    __slots__ = ()
+
+    @property
+    def device_node(self) -> str | None:
+        """The device node the camera is opened by, which must exist on the machine that runs
+        it (None: a source not opened through a node of its own, or found by its library)."""
+        return None
+
+
 @dataclass(frozen=True, slots=True)
-class PiCameraSource:
+class PiCameraSource(_Source):
     """A CSI camera handled by libcamera, by its number in libcamera's list."""
 
     index: int = 0
 
 
 @dataclass(frozen=True, slots=True)
-class V4l2Source:
+class V4l2Source(_Source):
     """A V4L2 capture device (a USB webcam), by its device node."""
 
     device: str
 
+    @property
+    def device_node(self) -> str:
+        return self.device
+
 
 @dataclass(frozen=True, slots=True)
-class FileSource:
+class FileSource(_Source):
     """Footage from the file system: ``path`` as written (``~`` not expanded), which may be a
     video, an image, a folder of images, a glob of images or a named pipe."""
 
@@ -87,3 +109,13 @@ def parse_source(text: str) -> CameraSource:
     elif text and not _SCHEME.match(text) and not text.lower().startswith("picamera"):
         return FileSource(text)
     raise SourceError(f"must be {SOURCE_ALLOWED}")
+
+
+def file_path(text: str) -> str | None:
+    """The path of the footage ``text`` names, as written (``file:`` removed, ``~`` not
+    expanded); None for a live camera or a string outside the grammar."""
+    try:
+        source = parse_source(text)
+    except SourceError:
+        return None
+    return source.path if isinstance(source, FileSource) else None

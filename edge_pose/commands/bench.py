@@ -69,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
 def _videos(cameras: list[str]) -> list[Path]:
     """The ``--camera`` values as video files; a folder, an image or nothing is refused."""
     from edge_pose.camera.file import IMAGE_SUFFIXES
+    from edge_pose.camera.source import file_path
 
-    videos = [Path(camera.removeprefix("file:")) for camera in cameras]
+    # A live camera or a string outside the grammar is taken as a path, and not found.
+    videos = [Path(file_path(camera) or camera) for camera in cameras]
     for video in videos:
         if video.is_dir() or video.suffix.lower() in IMAGE_SUFFIXES:
             kind = "a folder" if video.is_dir() else "an image"

@@ -98,11 +98,13 @@ def run(args: argparse.Namespace) -> int:
     flags = overrides(args)
     cfg = load_config(args.config, flags)
     if args.annotate:
+        from edge_pose.camera.source import file_path
         from edge_pose.outputs import check_video_output, refuse_input_as_output
 
         check_video_output(args.annotate, "--annotate")
-        camera = Path(cfg.camera.source.removeprefix("file:"))
-        refuse_input_as_output(args.annotate, [camera], "--annotate")
+        footage = file_path(cfg.camera.source)  # None: a live camera, no input file to overwrite
+        inputs = [] if footage is None else [Path(footage)]
+        refuse_input_as_output(args.annotate, inputs, "--annotate")
     run_daemon(
         cfg,
         args.config,

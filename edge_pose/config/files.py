@@ -19,9 +19,8 @@ import glob
 import logging
 import os
 from pathlib import Path
-from typing import assert_never
 
-from edge_pose.camera.source import FileSource, PiCameraSource, V4l2Source, parse_source
+from edge_pose.camera.source import FileSource, parse_source
 from edge_pose.config.messages import problem_line
 from edge_pose.config.schema import LABELS_FILE, ClassifierConfig, Config, ModelConfig, MqttConfig
 from edge_pose.errors import ConfigError, ModelError
@@ -101,15 +100,13 @@ def run_warnings(cfg: Config) -> list[str]:
 
 def _camera_warnings(source: str) -> list[str]:
     where = f"camera.source = {source!r}"
-    match parse_source(source):  # a valid config's source: within the grammar
-        case PiCameraSource():
-            return []
-        case V4l2Source(device=device):
-            return [] if os.path.exists(device) else [f"{where}: no {device} on this machine"]
-        case FileSource() as footage:
-            return [f"{where}: {problem}" for problem in _footage_problems(footage)]
-        case unknown:
-            assert_never(unknown)
+    parsed = parse_source(source)  # a valid config's source: within the grammar
+    if isinstance(parsed, FileSource):
+        return [f"{where}: {problem}" for problem in _footage_problems(parsed)]
+    node = parsed.device_node  # a live camera: its device node, when it is opened by one
+    if node is None or os.path.exists(node):
+        return []
+    return [f"{where}: no {node} on this machine"]
 
 
 def _footage_problems(footage: FileSource) -> list[str]:

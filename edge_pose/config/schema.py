@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from edge_pose.camera.source import FILE_PREFIX, SOURCE_ALLOWED, SourceError, parse_source
+from edge_pose.camera.source import SOURCE_ALLOWED, SourceError, file_path, parse_source
 
 LABELS_FILE = "labels.txt"  # a TFLite classifier's labels, beside it unless classifier.labels
 MAX_TEXT = 4096  # PATH_MAX: no path, host or name in a config is longer
@@ -67,11 +67,18 @@ def _check_text(value: Any) -> Any:
 def _known_home(value: str) -> str:
     """A path starting with ``~user`` names a user that exists: expanding an unknown one fails
     where the path is used (the camera, the password), as a crash instead of this message."""
-    path = value.removeprefix(FILE_PREFIX)
-    if path.startswith("~") and os.path.expanduser(path) == path:
-        user = path[1:].partition("/")[0]
+    if value.startswith("~") and os.path.expanduser(value) == value:
+        user = value[1:].partition("/")[0]
         who = f"user {user!r}" if user else "the home folder (HOME is not set)"
         raise _bad(f"{who} is not known on this system: write the path in full")
+    return value
+
+
+def _known_source_home(value: str) -> str:
+    """:func:`_known_home` for the path of a file source (a live camera names no folder)."""
+    path = file_path(value)
+    if path is not None:
+        _known_home(path)
     return value
 
 
@@ -116,7 +123,7 @@ class CameraConfig(_Section):
     realtime: bool = True
     loop: bool = False
 
-    _home = field_validator("source")(_known_home)
+    _home = field_validator("source")(_known_source_home)
 
     @field_validator("source")
     @classmethod
