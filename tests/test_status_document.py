@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from typing import Any, get_args, get_type_hints, is_typeddict
 import pytest
 from test_status import make_doc, run_status
 
+from edge_pose import __version__
 from edge_pose.camera.file import VideoFileCamera
 from edge_pose.camera.grabber import FrameGrabber
 from edge_pose.classify.events import PoseState
@@ -36,6 +38,7 @@ from edge_pose.service.notify import Notifier
 from edge_pose.service.status import STATUS_FILE, load_status_file
 from edge_pose.service.status_builder import StatusBuilder
 from edge_pose.service.status_dir import status_dirs, writer_status_dir
+from edge_pose.service.status_report import report_status
 from edge_pose.service.status_text import format_status
 from edge_pose.service.supervisor import Supervisor, status_line
 from edge_pose.stats import PipelineStats
@@ -118,6 +121,120 @@ def test_values_of_the_declared_types_are_kept() -> None:
     doc["model"]["input_size"] = None
     doc["fps"] = {"capture": 0, "processed": 2**70}
     assert parse_document(doc) == doc
+
+
+# --------------------------------------------------------------------------- as written
+
+
+def hand_edited(path: str, value: object) -> dict[str, Any]:
+    """A healthy document of this process with one field (``section.key`` for a nested one)
+    replaced, as a person editing the file, or a disk error, would leave it."""
+    doc = make_doc()
+    *sections, key = path.split(".")
+    target: dict[str, Any] = doc
+    for name in sections:
+        target = target[name]
+    target[key] = value
+    return doc
+
+
+THROTTLED_TEXT = (
+    "61.3 °C, THROTTLED NOW: under-voltage, throttled, since boot: under-voltage, throttled "
+    "(0x50005)"
+)
+# (field, value as written, the line `edge-pose status` shows, exit code, a reason it starts with)
+AS_WRITTEN: list[tuple[str, object, str, int, str | None]] = [
+    ("pid", "812", "state: running, pid 812, up 1 s", 3,
+     "stale status file: process 812 is gone (killed or crashed; last update 0.0 s ago)"),
+    ("pid", None, "state: running, pid None, up 1 s", 3, "stale status file: process None"),
+    ("pid", 1.5, "state: running, pid 1.5, up 1 s", 3, "stale status file: process 1.5 is"),
+    ("state", 5, "state: 5, pid {pid}, up 1 s", 1, "unknown state 5 in the status file"),
+    ("state", None, "state: None, pid {pid}, up 1 s", 1, "unknown state None in the status"),
+    ("version", 7, "version: 7 (this command is {version}: restart the service)", 0, None),
+    ("camera.source", ["picamera2"], "camera: ['picamera2'] (imx708_wide 640x480 @ 30 fps)", 0,
+     None),
+    ("model.input_size", "192", "model: movenet_lightning_int8, 192x192 input", 0, None),
+    ("backend.runtime", 2, "backend: edgetpu (libedgetpu.so.1 usb, 2)", 0, None),
+    ("fps", "fast", "fps: - capture / - processed / 10 skipped total (minimum 10)", 0, None),
+    ("frames.processed", 3.9, "frames: 3 processed, 4000 with a person", 0, None),
+    ("frames.with_person", "many", "frames: 4990 processed, - with a person", 0, None),
+    ("mqtt.enabled", 1, "mqtt: connected to 127.0.0.1:1883, last publish 0.2 s ago, 4990 sent / "
+     "0 dropped, 1 reconnect", 0, None),
+    ("mqtt.connected", 0, "mqtt: DISCONNECTED from 127.0.0.1:1883, last publish 0.2 s ago, 4990 "
+     "sent / 0 dropped, 1 reconnect", 1, "MQTT disconnected from 127.0.0.1:1883 — check"),
+    ("mqtt.sent", 12.0, "mqtt: connected to 127.0.0.1:1883, last publish 0.2 s ago, 12 sent / 0 "
+     "dropped, 1 reconnect", 0, None),
+    ("pose.person", 0, "pose: no person for 2m 10s", 0, None),
+    ("pose.person", 1, "pose: standing (0.94) for 2m 10s", 0, None),
+    ("pose.label", 5, "pose: 5 (0.94) for 2m 10s", 0, None),
+    ("pose.label", None, "pose: person (no pose label) for 2m 10s", 0, None),
+    ("pose", [], "pose: -", 0, None),
+    ("reps.count", 2.7, "reps: squat: 2", 0, None),
+    ("last_error", 42, "last error: 42", 0, None),
+    ("paused", 1, "state: running, pid {pid}, up 1 s, PAUSED (send {{\"command\": \"resume\"}} "
+     "to <base>/set)", 0, None),  # shown as written; only a real true is a paused verdict
+    ("system.throttled", 0x50005, f"cpu: {THROTTLED_TEXT}", 1,
+     "CPU throttled now (under-voltage, throttled, 0x50005) — under-voltage: use"),
+    ("system.throttled", "50005", f"cpu: {THROTTLED_TEXT}", 1, "CPU throttled now"),
+    ("system.throttled", 0, "cpu: 61.3 °C, not throttled (0x0)", 0, None),
+    ("system.throttled", "throttled=0x5", "cpu: 61.3 °C, throttling unknown", 0, None),
+    ("system.throttled", True, "cpu: 61.3 °C, throttling unknown", 0, None),
+    ("system.cpu_temp_c", "hot", "cpu: temperature unknown, not throttled (0x0)", 0, None),
+    ("memory", {"rss_mb": "x"}, "memory: - MB resident, - MB peak", 0, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "value", "line", "code", "reason"), AS_WRITTEN)
+def test_status_shows_a_field_of_another_type_as_the_file_has_it(
+    path: str, value: object, line: str, code: int, reason: str | None
+) -> None:
+    """A hand-edited or corrupt file: `edge-pose status` names what the file says (the typed
+    view would drop the field) and judges it as it always has."""
+    doc = hand_edited(path, value)
+    now = doc["updated"]
+    verdict = evaluate(doc, now)
+    lines = [row.strip() for row in format_status(doc, verdict, None, now=now).splitlines()]
+    assert line.format(pid=os.getpid(), version=__version__) in lines
+    assert verdict.code == code, verdict.reasons
+    if reason is not None:
+        assert any(r.startswith(reason) for r in verdict.reasons), verdict.reasons
+    elif code == 0:
+        assert verdict.reasons == []
+
+
+JUNK: list[object] = [
+    None, True, False, 0, 7, -3, 3.9, 2**70, 10**400, "", "x", "0x50005", [], [1, "a"], {},
+    {"a": {"b": None}},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_status_json_prints_the_document_as_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], seed: int
+) -> None:
+    """Seeded hand-edits of any field, nested or not: ``--json`` prints the file as read, the
+    text names the state and pid as written, and the exit code is the verdict's."""
+    rng = random.Random(seed)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[status]\ndir = "{tmp_path}"\n')
+    for _ in range(10):
+        doc = make_doc(paused=False, last_frame=time.time(), stall_s=15.0)
+        for key in rng.sample(sorted(k for k in doc if k != "v"), rng.randint(1, 6)):
+            if isinstance(doc[key], dict) and doc[key] and rng.random() < 0.6:
+                doc[key][rng.choice(sorted(doc[key]))] = rng.choice(JUNK)
+            else:
+                doc[key] = rng.choice(JUNK)
+        (tmp_path / STATUS_FILE).write_text(json.dumps(doc))
+        written = json.loads((tmp_path / STATUS_FILE).read_text())
+        code = report_status(config, as_json=True, interval=None)
+        out = json.loads(capsys.readouterr().out)
+        assert out["status"] == written  # every field, of whatever type, as read
+        assert code == out["verdict"]["code"] in (0, 1, 3)
+        assert report_status(config, as_json=False, interval=None) == code
+        state = next(row for row in capsys.readouterr().out.splitlines() if "state:" in row)
+        assert state.strip().startswith(
+            f"state: {written.get('state', '?')}, pid {written.get('pid', '?')}"
+        )
 
 
 # --------------------------------------------------------------------------- the builder

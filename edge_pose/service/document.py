@@ -19,9 +19,15 @@ Decisions:
   edge_pose/schemas/status.schema.json says which, and the tests check real documents against it.
 - A file is another process's output: :func:`parse_document` keeps a known field only when its
   value has the declared type (a finite number, an int that is not a bool, a string, a section
-  that is an object...) and leaves the field out otherwise, so a reader uses ``.get()`` and never
-  ``isinstance``. Unknown fields are kept as they are: readers ignore them, ``--json`` shows them
-  (a newer daemon may add optional fields within format version 1).
+  that is an object...) and leaves the field out otherwise, so a reader of the typed view uses
+  ``.get()`` and never ``isinstance``. Unknown fields are kept as they are (a newer daemon may add
+  optional fields within format version 1).
+- `edge-pose status` shows a file as it is: ``--json`` prints the document as read, and the text
+  and the verdict name what the file says (a hand-edited ``"pid": "812"`` is shown as 812, a
+  ``"pose": {"person": 0}`` as no person) rather than hiding a field of another type. They read
+  numbers with the same rule as the typed view (:func:`number`), sections with :func:`section`
+  and the throttling value with :func:`throttled_value`, the readers of a document *as read*
+  (:data:`AsRead`).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ import types
 from collections.abc import Mapping
 from functools import cache
 from typing import TypedDict, Union, cast, get_args, get_origin, get_type_hints, is_typeddict
+
+from edge_pose.sysinfo import parse_throttled
 
 FORMAT_VERSION = 1
 STATES = ("starting", "running", "stopping", "stopped")
@@ -100,7 +108,7 @@ class RepsStatus(TypedDict, total=False):
 
 class SystemStatus(TypedDict, total=False):
     cpu_temp_c: float | None
-    throttled: str | None  # vcgencmd get_throttled, "0x50005"
+    throttled: str | None  # vcgencmd get_throttled, "0x50005" (readers accept an int too)
     throttled_flags: list[str]
 
 
@@ -190,12 +198,39 @@ def _parse(kind: object, value: object) -> object:
     if isinstance(value, bool):  # JSON true is no number
         return value if kind is bool else _INVALID
     if kind is float:
-        return value if isinstance(value, int | float) and _finite(value) else _INVALID
+        return value if number(value) is not None else _INVALID
     return value if isinstance(kind, type) and isinstance(value, kind) else _INVALID
 
 
-def _finite(number: float) -> bool:
+# --------------------------------------------------------------------------- reading as written
+
+AsRead = Mapping[str, object]
+"""A document (or a section of one) as decoded from a file: any JSON value under any key. A
+:class:`StatusDocument` is one too."""
+
+
+def number(value: object) -> float | None:
+    """A finite int or float as float; None for anything else (bools, text, an int too large
+    for a float). The typed view keeps a ``float`` field by this same rule."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
     try:
-        return math.isfinite(number)
+        return float(value) if math.isfinite(value) else None
     except OverflowError:  # an int too large for a float
-        return False
+        return None
+
+
+def section(doc: AsRead, key: str) -> AsRead:
+    """``doc[key]`` when it is an object; an empty one when it is missing or anything else."""
+    value = doc.get(key)
+    return cast(AsRead, value) if isinstance(value, dict) else {}
+
+
+def throttled_value(value: object) -> int | None:
+    """``system.throttled`` as written: the daemon's hex text (``"0x50005"``, also without
+    ``0x``) or an int; None for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and "=" not in value:  # a bare number, not vcgencmd's key=value
+        return parse_throttled(value)
+    return None

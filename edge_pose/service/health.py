@@ -27,14 +27,15 @@ from typing import Any, TypedDict
 
 from edge_pose.errors import EX_FAILURE, EX_NOT_RUNNING, EX_OK
 from edge_pose.service.document import (
+    AsRead,
     FpsStatus,
-    MqttStatus,
     StatusDocument,
-    SystemStatus,
     parse_document,
+    section,
+    throttled_value,
 )
 from edge_pose.service.durations import ago, duration
-from edge_pose.sysinfo import THROTTLED_NOW_MASK, decode_throttled, parse_throttled
+from edge_pose.sysinfo import THROTTLED_NOW_MASK, decode_throttled
 
 STALE_AFTER_S = 5.0  # older than this while the process lives: hung
 STARTING_GRACE_S = 60.0  # "starting" for longer than this: probably stuck
@@ -217,7 +218,7 @@ class Verdict:
 
 
 def evaluate(
-    doc: StatusDocument | None,
+    doc: AsRead | None,
     now: float,
     systemd: dict[str, Any] | None = None,
     *,
@@ -228,16 +229,18 @@ def evaluate(
 
     ``min_fps`` overrides the ``min_fps`` in the document when not None; ``missing`` describes
     where no file was found (used when ``doc`` is None). Checks whether the pid is alive.
-    ``doc`` is parsed again: whoever hands it in, a judgement never fails on a field.
+    ``doc`` is a document as read: the numbers and flags are judged on its typed view
+    (:func:`~edge_pose.service.document.parse_document`), so a judgement never fails on a field,
+    while the reasons name what the file says (a state, pid or error of another type included).
     """
     if doc is None:
         return _evaluate_missing(systemd, missing or "no status file found")
-    doc = parse_document(doc)
-    state = doc.get("state")
-    pid = doc.get("pid")
+    raw, doc = doc, parse_document(doc)
+    state = raw.get("state")
+    pid = raw.get("pid")
     updated = doc.get("updated")
     age = max(0.0, now - updated) if updated is not None else None
-    last_error = doc.get("last_error")
+    last_error = raw.get("last_error")
     error = f"; last error: {last_error}" if last_error else ""
     if state == "stopped":
         when = f" {ago(age)}" if age is not None else ""
@@ -295,7 +298,7 @@ def evaluate(
     if stall:
         reasons.append(stall)
 
-    mqtt = doc.get("mqtt") or MqttStatus()
+    mqtt = section(raw, "mqtt")  # as written: any true "enabled", any false "connected"
     if mqtt.get("enabled") and not mqtt.get("connected"):
         broker = mqtt.get("broker") or "the broker"
         why = f": {mqtt_error}" if (mqtt_error := mqtt.get("last_error")) else ""
@@ -313,8 +316,7 @@ def evaluate(
             "load and temperature, model.threads, camera.fps, or use an Edge TPU"
         )
 
-    throttled = (doc.get("system") or SystemStatus()).get("throttled")
-    value = parse_throttled(throttled) if throttled is not None else None
+    value = throttled_value(section(raw, "system").get("throttled"))
     if value is not None and value & THROTTLED_NOW_MASK:
         reasons.append(_throttle_reason(value))
 

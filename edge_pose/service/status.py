@@ -4,9 +4,9 @@ The daemon hands :class:`StatusWriter` one status document (edge_pose.service.do
 once a second; the writer replaces
 ``status.json`` atomically (temp file in the same directory + ``os.replace``), so a reader sees the
 previous document or the new one, never a mix. Readers find the newest usable document with
-:func:`find_status`, parsed into a typed document; edge_pose.service.health judges it and
-`edge-pose status` (edge_pose.service.status_report) prints it. Where the file is comes from
-edge_pose.service.status_dir. The format is documented in docs/status.md and
+:func:`find_status`, as read and parsed into a typed document; edge_pose.service.health judges it
+and `edge-pose status` (edge_pose.service.status_report) prints it as the file has it. Where the
+file is comes from edge_pose.service.status_dir. The format is documented in docs/status.md and
 edge_pose/schemas/status.schema.json.
 
 Decisions:
@@ -241,14 +241,16 @@ class StatusFileError(Exception):
 
 @dataclass
 class StatusLookup:
-    """What :func:`find_status` found: the document, its file and the file's owner (uid), where
-    it looked and what was wrong with files it skipped (one line each)."""
+    """What :func:`find_status` found: the document (typed), its file and the file's owner
+    (uid), where it looked and what was wrong with files it skipped (one line each). ``raw`` is
+    the same document as read, every field as the file has it: what `edge-pose status` prints."""
 
     doc: StatusDocument | None
     path: Path | None
     searched: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     owner: int | None = None
+    raw: dict[str, object] | None = None
 
 
 def load_status_file(path: Path, owners: frozenset[int] | None = None) -> StatusDocument:
@@ -258,11 +260,11 @@ def load_status_file(path: Path, owners: frozenset[int] | None = None) -> Status
     Only a regular file is read (a symlink, FIFO or device is refused without being opened for
     a blocking read); with ``owners``, only one owned by one of those uids.
     """
-    return _load(path, owners)[0]
+    return parse_document(_load(path, owners)[0])
 
 
-def _load(path: Path, owners: frozenset[int] | None) -> tuple[StatusDocument, int]:
-    """The document and the uid owning its file."""
+def _load(path: Path, owners: frozenset[int] | None) -> tuple[dict[str, object], int]:
+    """The document as read (a JSON object with a usable ``v``) and the uid owning its file."""
     data, owner = _read_regular_file(path, owners)
     if not data.strip():
         raise StatusFileError("empty file (not written by edge-pose, or a disk problem)")
@@ -286,7 +288,7 @@ def _load(path: Path, owners: frozenset[int] | None) -> tuple[StatusDocument, in
             f"status format v{doc['v']}, newer than this edge-pose reads (v{FORMAT_VERSION}): "
             "the service runs a newer edge-pose than this command; update it"
         )
-    return parse_document(doc), owner
+    return doc, owner
 
 
 def _read_regular_file(path: Path, owners: frozenset[int] | None) -> tuple[bytes, int]:
@@ -382,7 +384,7 @@ def find_status(dirs: Iterable[Path], trusted: frozenset[int] | None = None) -> 
     reported in ``problems``."""
     trusted = trusted_uids() if trusted is None else trusted
     lookup = StatusLookup(None, None)
-    fallback: tuple[StatusDocument, Path, int] | None = None
+    fallback: tuple[dict[str, object], Path, int] | None = None
     for directory in dirs:
         directory = Path(directory)
         lookup.searched.append(directory)
@@ -394,7 +396,7 @@ def find_status(dirs: Iterable[Path], trusted: frozenset[int] | None = None) -> 
             continue
         path = directory / STATUS_FILE
         try:
-            doc, owner = _load(path, owners)
+            raw, owner = _load(path, owners)
         except FileNotFoundError:
             continue
         except NotADirectoryError:
@@ -403,18 +405,20 @@ def find_status(dirs: Iterable[Path], trusted: frozenset[int] | None = None) -> 
         except StatusFileError as exc:
             lookup.problems.append(f"{path}: {exc}")
             continue
+        doc = parse_document(raw)
         if owner not in trusted and not _runs_as(doc, owner):
             # A folder trusted only for its own user's run: its document counts only while its
             # pid is an edge-pose of that user, so nobody can fake a healthy run for root.
             lookup.problems.append(f"{path}: not a running edge-pose of user {owner}")
             continue
         if doc.get("state") != "stopped" and daemon_alive(doc):
-            lookup.doc, lookup.path, lookup.owner = doc, path, owner
+            lookup.doc, lookup.raw, lookup.path, lookup.owner = doc, raw, path, owner
             return lookup
         if fallback is None:
-            fallback = (doc, path, owner)
+            fallback = (raw, path, owner)
     if fallback is not None:
-        lookup.doc, lookup.path, lookup.owner = fallback
+        raw, lookup.path, lookup.owner = fallback
+        lookup.doc, lookup.raw = parse_document(raw), raw
     return lookup
 
 

@@ -60,19 +60,20 @@ def report_status(config: Path | None, *, as_json: bool, interval: float | None)
 
 def _check(settings: _Settings, as_json: bool, *, color_ok: bool | None = None) -> tuple[int, str]:
     lookup = find_status(settings.dirs)
+    doc = lookup.raw  # as the file has it: shown, judged and printed as written
     systemd = systemd_state()
     now = time.time()
     missing = None
-    if lookup.doc is None:
+    if doc is None:
         where = ", ".join(str(d) for d in lookup.searched) or "no directory"
         missing = f"no status file in {where}"
         if lookup.problems:
             missing += " (unusable: " + "; ".join(lookup.problems) + ")"
-    verdict = evaluate(lookup.doc, now, systemd, min_fps=settings.min_fps, missing=missing)
+    verdict = evaluate(doc, now, systemd, min_fps=settings.min_fps, missing=missing)
     if as_json:
         payload = {
             "verdict": verdict.to_json(),
-            "status": lookup.doc,
+            "status": doc,
             "systemd": systemd,
             "file": str(lookup.path) if lookup.path else None,
             "searched": [str(d) for d in lookup.searched],
@@ -80,13 +81,13 @@ def _check(settings: _Settings, as_json: bool, *, color_ok: bool | None = None) 
         return verdict.code, json.dumps(payload, default=str)
     color = _use_color() if color_ok is None else color_ok and _use_color()
     text = format_status(
-        lookup.doc,
+        doc,
         verdict,
         systemd,
         now=now,
         path=lookup.path,
         searched=lookup.searched,
-        ignored=lookup.problems if lookup.doc is not None else (),
+        ignored=lookup.problems if doc is not None else (),
         color=color,
         owner=lookup.owner,
     )

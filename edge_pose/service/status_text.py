@@ -1,8 +1,10 @@
 """`edge-pose status` as text: a headline and aligned lines, like the top of systemctl status.
 
 Only formatting: the verdict comes from edge_pose.service.health, the document from the status
-file, parsed (edge_pose.service.document) so that a field of another type counts as missing: a
-document from another version prints what it has and "-" for the rest.
+file as read. Every field is shown as the file has it (a text, or a value of another type in its
+JSON spelling), numbers are read with the status document's rule
+(:func:`edge_pose.service.document.number`) and a section that is not an object counts as empty,
+so a document from another version, or a hand-edited one, prints what it has and "-" for the rest.
 """
 
 from __future__ import annotations
@@ -15,27 +17,17 @@ from typing import Any
 
 from edge_pose import __version__
 from edge_pose.errors import EX_NOT_RUNNING, EX_OK
-from edge_pose.service.document import (
-    FpsStatus,
-    FrameCounts,
-    MemoryStatus,
-    MqttStatus,
-    Percentiles,
-    PoseStatus,
-    StatusDocument,
-    SystemStatus,
-    parse_document,
-)
+from edge_pose.service.document import AsRead, number, section, throttled_value
 from edge_pose.service.durations import ago, duration
 from edge_pose.service.health import EX_DEGRADED, UNIT, Verdict
 from edge_pose.service.status import SERVICE_USER, describe_user, user_name
-from edge_pose.sysinfo import decode_throttled, parse_throttled
+from edge_pose.sysinfo import decode_throttled
 
 _GREEN, _YELLOW, _RED, _BOLD, _RESET = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[0m"
 
 
 def format_status(
-    doc: StatusDocument | None,
+    doc: AsRead | None,
     verdict: Verdict,
     systemd: dict[str, Any] | None,
     *,
@@ -48,14 +40,14 @@ def format_status(
 ) -> str:
     """A compact summary like the top of ``systemctl status``: a headline with a dot (coloured
     when ``color``), aligned ``label: value`` lines with units, then the problems found.
-    ``owner`` (the file's uid) is named when it is another user's run."""
+    ``owner`` (the file's uid) is named when it is another user's run. ``doc`` is the document
+    as read (a :class:`~edge_pose.service.document.StatusDocument` is one)."""
     now = time.time() if now is None else now
-    doc = None if doc is None else parse_document(doc)  # whoever hands it in: never fail on it
     live = verdict.state not in ("stopped", "stale")  # else nothing is connected any more
     rows: list[tuple[str, str]] = _doc_rows(doc, now, live) if doc is not None else []
     rows[1:1] = _systemd_rows(systemd, doc)  # under "state", like the top of systemctl status
     if path is not None and doc is not None:
-        updated = doc.get("updated")
+        updated = number(doc.get("updated"))
         when = f", updated {ago(max(0.0, now - updated))}" if updated is not None else ""
         rows.append(("file", f"{path}{_whose(owner)}{when}"))
     elif doc is None and searched:
@@ -80,7 +72,7 @@ def _whose(owner: int | None) -> str:
     return "" if user_name(owner) == SERVICE_USER else f" (run of {describe_user(owner)})"
 
 
-def _headline(verdict: Verdict, doc: StatusDocument | None, color: bool) -> str:
+def _headline(verdict: Verdict, doc: AsRead | None, color: bool) -> str:
     if verdict.code == EX_NOT_RUNNING:
         detail = {
             "stopped": "stopped",
@@ -94,16 +86,16 @@ def _headline(verdict: Verdict, doc: StatusDocument | None, color: bool) -> str:
         text = f"{state} ({verdict.label})"
         dot, hue = "●", _GREEN if verdict.code == EX_OK else _YELLOW
     device = doc.get("device") if doc else None
-    name = f"edge-pose ({device})" if device else "edge-pose"
+    name = f"edge-pose ({device})" if isinstance(device, str) and device else "edge-pose"
     if color:
         return f"{hue}{dot}{_RESET} {_BOLD}{name}{_RESET}: {hue}{text}{_RESET}"
     return f"{dot} {name}: {text}"
 
 
-def _doc_rows(doc: StatusDocument, now: float, live: bool) -> list[tuple[str, str]]:
+def _doc_rows(doc: AsRead, now: float, live: bool) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
-    uptime = doc.get("uptime_s")
-    state = [doc.get("state", "?"), f"pid {doc.get('pid', '?')}"]
+    uptime = number(doc.get("uptime_s"))
+    state = [str(doc.get("state", "?")), f"pid {doc.get('pid', '?')}"]
     if uptime is not None:
         state.append(f"up {duration(uptime)}")
     if doc.get("paused"):
@@ -119,7 +111,7 @@ def _doc_rows(doc: StatusDocument, now: float, live: bool) -> list[tuple[str, st
         )
         rows.append(("version", f"{version}{note}"))
 
-    camera = doc.get("camera")
+    camera = section(doc, "camera")
     if camera:
         text = _text(camera.get("source"))
         description = camera.get("description")
@@ -127,75 +119,75 @@ def _doc_rows(doc: StatusDocument, now: float, live: bool) -> list[tuple[str, st
             text += f" ({description})"
         rows.append(("camera", text))
 
-    model = doc.get("model")
+    model = section(doc, "model")
     if model:
         size = model.get("input_size")
         rows.append(
             ("model", _text(model.get("name")) + (f", {size}x{size} input" if size else ""))
         )
 
-    backend = doc.get("backend")
+    backend = section(doc, "backend")
     if backend:
-        parts = [p for p in (backend.get("delegate"), backend.get("runtime")) if p]
+        parts = [str(p) for p in (backend.get("delegate"), backend.get("runtime")) if p]
         text = _text(backend.get("kind")) + (f" ({', '.join(parts)})" if parts else "")
         if reason := backend.get("reason"):
             text += f" — {reason}"
         rows.append(("backend", text))
 
-    fps, frames = doc.get("fps") or FpsStatus(), doc.get("frames") or FrameCounts()
+    fps, frames = section(doc, "fps"), section(doc, "frames")
     if fps or frames:
         text = (
             f"{_num(fps.get('capture'), '.1f')} capture / {_num(fps.get('processed'), '.1f')} "
             f"processed / {_num(frames.get('skipped'), 'd')} skipped total"
         )
-        if min_fps := doc.get("min_fps"):
+        if min_fps := number(doc.get("min_fps")):
             text += f" (minimum {min_fps:g})"
         rows.append(("fps", text))
     if frames.get("processed") is not None:
         text = f"{_num(frames.get('processed'), 'd')} processed"
         if frames.get("with_person") is not None:
             text += f", {_num(frames.get('with_person'), 'd')} with a person"
-        last = doc.get("last_frame")
+        last = number(doc.get("last_frame"))
         if last is not None:
             text += f", last {ago(max(0.0, now - last))}"
         rows.append(("frames", text))
 
-    if inference := doc.get("inference_ms"):
+    if inference := section(doc, "inference_ms"):
         rows.append(("inference", _percentiles_text(inference)))
-    if latency := doc.get("latency_ms"):
+    if latency := section(doc, "latency_ms"):
         rows.append(("latency", _percentiles_text(latency) + " (capture -> publish)"))
 
-    if mqtt := doc.get("mqtt"):
+    if mqtt := section(doc, "mqtt"):
         rows.append(("mqtt", _mqtt_text(mqtt, now, live)))
 
     if "pose" in doc:
         rows.append(("pose", _pose_text(doc.get("pose"), now)))
     reps = doc.get("reps")
-    if reps is not None:
+    if isinstance(reps, dict):
         rows.append(("reps", f"{_text(reps.get('exercise'))}: {_num(reps.get('count'), 'd')}"))
 
     rows.append(("last error", _text(doc.get("last_error"))))
 
-    if system := doc.get("system"):
+    if system := section(doc, "system"):
         rows.append(("cpu", _system_text(system)))
-    memory = doc.get("memory") or MemoryStatus()
+    memory = section(doc, "memory")
     if memory.get("rss_mb") is not None:
         rows.append(("memory", f"{_num(memory.get('rss_mb'), '.0f')} MB resident, "
                                f"{_num(memory.get('peak_rss_mb'), '.0f')} MB peak"))
     return rows
 
 
-def _percentiles_text(ms: Percentiles) -> str:
+def _percentiles_text(ms: AsRead) -> str:
     return f"{_ms(ms.get('p50'))} p50 / {_ms(ms.get('p95'))} p95"
 
 
-def _mqtt_text(mqtt: MqttStatus, now: float, live: bool) -> str:
+def _mqtt_text(mqtt: AsRead, now: float, live: bool) -> str:
     """The connection as the document says; a stopped or vanished daemon is connected nowhere,
     whatever its last document said."""
     if not mqtt.get("enabled"):
         return "disabled"
     broker = _text(mqtt.get("broker"))
-    since = mqtt.get("since")  # optional: when the connection state last changed
+    since = number(mqtt.get("since"))  # optional: when the connection state last changed
     for_ = f" for {duration(max(0.0, now - since))}" if since is not None else ""
     if not live:
         parts = [f"not connected (the daemon is not running; broker {broker})"]
@@ -204,7 +196,7 @@ def _mqtt_text(mqtt: MqttStatus, now: float, live: bool) -> str:
     else:
         error = f" ({last_error})" if (last_error := mqtt.get("last_error")) else ""
         parts = [f"DISCONNECTED from {broker}{for_}{error}"]
-    last = mqtt.get("last_publish")
+    last = number(mqtt.get("last_publish"))
     parts.append(
         f"last publish {ago(max(0.0, now - last))}"
         if last is not None
@@ -212,32 +204,31 @@ def _mqtt_text(mqtt: MqttStatus, now: float, live: bool) -> str:
     )
     parts.append(f"{_num(mqtt.get('sent'), 'd')} sent / {_num(mqtt.get('dropped'), 'd')} dropped")
     reconnects = mqtt.get("reconnects")
-    if reconnects:
+    if isinstance(reconnects, int) and reconnects:
         parts.append(f"{reconnects} reconnect{'s' if reconnects != 1 else ''}")
     return ", ".join(parts)
 
 
-def _pose_text(pose: PoseStatus | None, now: float) -> str:
-    if pose is None:
+def _pose_text(pose: object, now: float) -> str:
+    if not isinstance(pose, dict):
         return "-"
     label = pose.get("label")
-    if not pose.get("person", True):
+    if not pose.get("person", True):  # as written: 0 is no person, as false is
         text = "no person"
-    elif not label:
+    elif label is None or label == "":
         text = "person (no pose label)"
     else:
         text = f"{label} ({_num(pose.get('confidence'), '.2f')})"
-    since = pose.get("since")
+    since = number(pose.get("since"))
     if since is not None:
         text += f" for {duration(max(0.0, now - since))}"
     return text
 
 
-def _system_text(system: SystemStatus) -> str:
-    temp = system.get("cpu_temp_c")
+def _system_text(system: AsRead) -> str:
+    temp = number(system.get("cpu_temp_c"))
     parts = [f"{temp:.1f} °C" if temp is not None else "temperature unknown"]
-    throttled = system.get("throttled")
-    value = parse_throttled(throttled) if throttled is not None else None
+    value = throttled_value(system.get("throttled"))
     if value is None:
         parts.append("throttling unknown")
     elif value == 0:
@@ -255,7 +246,7 @@ def _system_text(system: SystemStatus) -> str:
 
 
 def _systemd_rows(
-    systemd: dict[str, Any] | None, doc: StatusDocument | None
+    systemd: dict[str, Any] | None, doc: AsRead | None
 ) -> list[tuple[str, str]]:
     if not systemd:
         return []
@@ -283,9 +274,14 @@ def _text(value: object) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
-def _num(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+def _num(value: object, spec: str) -> str:
+    """A number of the document in ``spec``; a count ("d") of a float is its whole part."""
+    amount = number(value)
+    if amount is None:
+        return "-"
+    return format(int(amount), spec) if spec == "d" else format(amount, spec)
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} ms"
+def _ms(value: object) -> str:
+    amount = number(value)
+    return "-" if amount is None else f"{amount:.1f} ms"
