@@ -22,7 +22,14 @@ from pathlib import Path
 
 from edge_pose.camera.source import FileSource, parse_source
 from edge_pose.config.messages import problem_line
-from edge_pose.config.schema import LABELS_FILE, ClassifierConfig, Config, ModelConfig, MqttConfig
+from edge_pose.config.schema import (
+    LABELS_FILE,
+    ClassifierConfig,
+    Config,
+    HttpConfig,
+    ModelConfig,
+    MqttConfig,
+)
 from edge_pose.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
@@ -30,10 +37,10 @@ log = logging.getLogger(__name__)
 MODEL_NAME_KEY = "model.name"
 
 
-def _password_path(mqtt: MqttConfig) -> Path:
-    """Where ``password_file`` is: a relative name in ``$CREDENTIALS_DIRECTORY`` when it is
+def _password_path(password_file: str) -> Path:
+    """Where a ``password_file`` is: a relative name in ``$CREDENTIALS_DIRECTORY`` when it is
     there (a systemd credential), else the path as given."""
-    path = Path(mqtt.password_file).expanduser()
+    path = Path(password_file).expanduser()
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
     if not path.is_absolute() and creds and (Path(creds) / path).is_file():
         return Path(creds) / path
@@ -41,17 +48,28 @@ def _password_path(mqtt: MqttConfig) -> Path:
 
 
 def read_password(mqtt: MqttConfig) -> str | None:
-    """The MQTT password from ``mqtt.password_file`` (None if unset), trailing newline removed.
+    """The MQTT password from ``mqtt.password_file`` (None if unset): :func:`read_secret`."""
+    return read_secret("mqtt.password_file", mqtt.password_file)
+
+
+def read_http_password(http: HttpConfig) -> str | None:
+    """The web view's password from ``http.password_file`` (None if unset)."""
+    return read_secret("http.password_file", http.password_file)
+
+
+def read_secret(key: str, password_file: str) -> str | None:
+    """A password from the file ``password_file`` names (None if it is ""), trailing newline
+    removed; ``key`` is the config key, for the messages.
 
     A relative name is looked up in ``$CREDENTIALS_DIRECTORY`` first, so systemd's
     ``LoadCredential=mqtt-password:/etc/edge-pose/mqtt-password`` works with
     ``password_file = "mqtt-password"``. Errors name the file, never its content.
     """
-    if not mqtt.password_file:
+    if not password_file:
         return None
-    path = _password_path(mqtt)
+    path = _password_path(password_file)
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
-    where = f"mqtt.password_file = {mqtt.password_file!r}: password file {path}"
+    where = f"{key} = {password_file!r}: password file {path}"
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -86,7 +104,11 @@ FILE_HINT = " (correct the path, or create the file first)"
 def file_problems(cfg: Config) -> list[str]:
     """Files the config names that are not there: what `validate` and `config set` check
     beyond the values, so a mistyped path is caught before the service needs the file."""
-    return mqtt_file_problems(cfg.mqtt) + classifier_file_problems(cfg.classifier)
+    return (
+        mqtt_file_problems(cfg.mqtt)
+        + http_file_problems(cfg.http)
+        + classifier_file_problems(cfg.classifier)
+    )
 
 
 def run_warnings(cfg: Config) -> list[str]:
@@ -187,24 +209,59 @@ def mqtt_file_problems(mqtt: MqttConfig) -> list[str]:
     if not mqtt.enabled:
         return []
     problems = tls_file_problems(mqtt)
-    if mqtt.password_file:
-        path = _password_path(mqtt)  # found where the service looks (credentials first)
-        creds = os.environ.get("CREDENTIALS_DIRECTORY")
-        relative_credential = not path.is_absolute() and bool(creds)
-        if path.is_file():
-            if os.access(path, os.R_OK):
-                # Empty or not UTF-8, as the service would find it. A file this user may not
-                # read (root:edge-pose 0640, checked by someone else) is the service's to read.
-                try:
-                    read_password(mqtt)
-                except ConfigError as exc:
-                    problems += exc.problems
-        elif path.is_absolute() or relative_credential:
-            where = f" nor a credential in {creds}" if relative_credential else ""
-            problems.append(
-                f"mqtt.password_file = {mqtt.password_file!r}: no such file{where}{FILE_HINT}"
+    return problems + _password_file_problems("mqtt.password_file", mqtt.password_file)
+
+
+def http_file_problems(http: HttpConfig) -> list[str]:
+    """The files ``[http]`` names that are not there or do not load: the password file and
+    the HTTPS certificate and key (the server would refuse to start with the same words)."""
+    if not http.enabled:
+        return []
+    problems = [
+        f"http.{key} = {value!r}: no such file{FILE_HINT}"
+        for key in ("certfile", "keyfile")
+        if (value := getattr(http, key)) and not os.path.isfile(value)
+    ]
+    if http.certfile and not problems:
+        import ssl
+
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                http.certfile, http.keyfile
             )
-    return problems
+        except (OSError, ValueError) as exc:
+            problems.append(
+                f"http.certfile = {http.certfile!r}, http.keyfile = {http.keyfile!r}: not a "
+                f"server certificate and its private key in PEM format ({exc})"
+            )
+    return problems + _password_file_problems("http.password_file", http.password_file)
+
+
+def _password_file_problems(key: str, password_file: str) -> list[str]:
+    """A password file that is not there, empty or not UTF-8, found where the service looks.
+
+    A relative name is looked up as the service looks it up (``$CREDENTIALS_DIRECTORY``, then
+    the working directory); when it is in neither it is taken for a systemd credential name,
+    which only the service can resolve, and left to the service.
+    """
+    if not password_file:
+        return []
+    path = _password_path(password_file)  # found where the service looks (credentials first)
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    relative_credential = not path.is_absolute() and bool(creds)
+    if path.is_file():
+        if os.access(path, os.R_OK):
+            # Empty or not UTF-8, as the service would find it. A file this user may not
+            # read (root:edge-pose 0640, checked by someone else) is the service's to read.
+            try:
+                read_secret(key, password_file)
+            except ConfigError as exc:
+                return exc.problems
+        return []
+    if path.is_absolute() or relative_credential:
+        where = f" nor a credential in {creds}" if relative_credential else ""
+        return [f"{key} = {password_file!r}: no such file{where}{FILE_HINT}"]
+    return []
 
 
 def tls_file_problems(mqtt: MqttConfig) -> list[str]:

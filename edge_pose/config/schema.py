@@ -16,6 +16,7 @@ so a password cannot leak through repr, logs or errors.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -321,6 +322,62 @@ class ClassifierConfig(_Section):
         return self
 
 
+class HttpConfig(_Section):
+    """The built-in web view, status API and metrics (docs/web.md).
+
+    Loopback by default. Serving the camera's picture to the network without a password is
+    refused unless ``allow_anonymous`` says so in so many words: a stream of a home is private.
+    """
+
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080  # 0: a free port, status says which
+    stream_fps: Annotated[float, Field(gt=0, le=30)] = 5.0
+    jpeg_quality: Annotated[int, Field(ge=10, le=95)] = 80
+    password_file: str = ""  # HTTP Basic auth, user "edge-pose"
+    allow_anonymous: bool = False
+    certfile: str = ""  # with keyfile: HTTPS
+    keyfile: str = ""
+
+    _home = field_validator("password_file", "certfile", "keyfile")(_known_home)
+
+    @field_validator("bind")
+    @classmethod
+    def _check_bind(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise _bad(
+                "must be an IP address of this machine: 127.0.0.1 (this machine only), "
+                "0.0.0.0 (every IPv4 network), :: (every network) or one interface's address"
+            ) from None
+        return value
+
+    @property
+    def loopback(self) -> bool:
+        """Only this machine can connect."""
+        return ipaddress.ip_address(self.bind).is_loopback
+
+    @model_validator(mode="after")
+    def _check_exposure(self) -> HttpConfig:
+        if bool(self.certfile) != bool(self.keyfile):
+            key = "keyfile" if self.certfile else "certfile"
+            raise _bad(
+                "certfile and keyfile go together: set both (HTTPS) or neither", key=key, value=""
+            )
+        exposed = self.enabled and not self.loopback
+        if exposed and not self.password_file and not self.allow_anonymous:
+            raise _bad(
+                "serves the camera to the network without a password: set "
+                "http.password_file (edge-pose config set http.password_file "
+                "/etc/edge-pose/http-password), bind to 127.0.0.1, or set "
+                "http.allow_anonymous = true",
+                key="bind",
+                value=self.bind,
+            )
+        return self
+
+
 class StatusConfig(_Section):
     """Where status.json goes; "" = resolved at run time
     (:func:`edge_pose.service.status_dir.writer_status_dir`)."""
@@ -343,6 +400,7 @@ class Config(BaseModel):
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
 
     @model_validator(mode="after")
     def _fill_client_id(self) -> Config:
