@@ -38,7 +38,8 @@ models: venv
 # Debian packages installed when their command is missing: command:package pairs.
 BROKER_PKGS := mosquitto:mosquitto
 TEST_PKGS := $(BROKER_PKGS) shellcheck:shellcheck systemd-analyze:systemd lintian:lintian \
-	dpkg-deb:dpkg openssl:openssl
+	dpkg-deb:dpkg openssl:openssl \
+	chromium:chromium chromedriver:chromium-driver prometheus:prometheus
 define apt_missing
 	@missing=""; for pair in $(1); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 		command -v $$cmd >/dev/null || test -x /usr/sbin/$$cmd || missing="$$missing $$pkg"; done; \
