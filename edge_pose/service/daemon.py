@@ -20,12 +20,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from edge_pose.camera.base import Camera
 from edge_pose.camera.grabber import FrameGrabber
 from edge_pose.camera.open import open_camera
-from edge_pose.config import Config, file_problems, load_config, read_password
+from edge_pose.config import Config, file_problems, load_config, read_http_password, read_password
 from edge_pose.errors import ConfigError, EdgePoseError
 from edge_pose.homeassistant import start_discovery
 from edge_pose.inference.backend import Backend, fallback_after_loss, load_estimator
@@ -44,6 +44,10 @@ from edge_pose.sinks.mqtt import MqttSink
 from edge_pose.sinks.printer import PrintSink
 from edge_pose.sinks.video import VideoSink
 from edge_pose.track import Temporal
+
+if TYPE_CHECKING:
+    from edge_pose.web.hub import WebHub
+    from edge_pose.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +101,10 @@ class Daemon:
         self.writer = StatusWriter(writer_status_dir(cfg.status.dir))
         self.status = StatusBuilder()
         self.last_document: StatusDocument | None = None  # the latest running document
+        # The web view: its hub outlives sessions (reps, events and followers carry over a
+        # reload), its server is replaced when [http] changes.
+        self.web: WebServer | None = None
+        self.hub: WebHub | None = None
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -172,9 +180,10 @@ class Daemon:
 
     def run(self, max_frames: int | None = None) -> None:
         previous = self.install_signal_handlers()
-        self.writer.write(self.status.document("starting", self.cfg, self.last_error))
+        self.write_status(self.status.document("starting", self.cfg, self.last_error))
         parts: Parts | None = None
         try:
+            self.serve_web(self.cfg)  # a port that is taken fails here, before the model loads
             parts = self.build(self.cfg, None)
             while True:
                 self.restart.clear()
@@ -208,7 +217,8 @@ class Daemon:
             if parts is not None and parts.publisher is not None:
                 parts.publisher.stop(STOP_WAIT_SECONDS)
                 self.status.mqtt_stopped(parts.cfg.mqtt, parts.publisher)
-            self.writer.write(self.status.document("stopped", self.cfg, self.last_error))
+            self.write_status(self.status.document("stopped", self.cfg, self.last_error))
+            self.close_web()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             self.notifier.close()
@@ -232,7 +242,7 @@ class Daemon:
         cfg = parts.cfg
         grabber = FrameGrabber(camera)
         supervisor = Supervisor(
-            self.notifier, lambda: self.snapshot(parts, pipeline, grabber), self.writer.write
+            self.notifier, lambda: self.snapshot(parts, pipeline, grabber), self.write_status
         )
         halt = _AnyEvent(self.stop, self.restart)
         remote = None
@@ -288,6 +298,7 @@ class Daemon:
         )
         log.info("camera %s", camera.description)
         try:
+            self.serve_web(cfg)
             self.connect(parts)
             pipeline = Pipeline(
                 parts.model,
@@ -299,6 +310,10 @@ class Daemon:
             )
             if parts.publisher is not None:
                 pipeline.sinks.append(MqttSink(parts.publisher, pipeline.stats))
+            if self.web is not None and self.hub is not None:
+                from edge_pose.web.hub import WebSink
+
+                pipeline.sinks.append(WebSink(self.hub))
             if self.printer is not None:
                 pipeline.sinks.append(PrintSink(self.printer))
             if self.annotate is not None:
@@ -361,6 +376,39 @@ class Daemon:
     def _rejected(self, line: str, status: str) -> None:
         self.last_error = f"reload rejected: {line}"
         self.notifier.ready(f"reload rejected: {status}")
+
+    # -- web view ------------------------------------------------------------------------------
+
+    def serve_web(self, cfg: Config) -> None:
+        """Serve the web view as ``cfg.http`` says: keep the running server when its settings
+        are unchanged, else close it and bind anew (a port that is taken raises, one line)."""
+        if self.web is not None and self.web.cfg == cfg.http:
+            return
+        self.close_web()
+        if not cfg.http.enabled:
+            return
+        from edge_pose.web.hub import WebHub
+        from edge_pose.web.server import WebServer
+
+        if self.hub is None:
+            self.hub = WebHub()
+        web = WebServer(cfg.http, self.hub, read_http_password(cfg.http))
+        web.start()
+        self.web = self.status.web = web
+        self.hub.publish_document(
+            self.last_document or self.status.document("starting", cfg, self.last_error)
+        )
+
+    def close_web(self) -> None:
+        if self.web is not None:
+            self.web.close()
+            self.web = self.status.web = None
+
+    def write_status(self, document: StatusDocument) -> None:
+        """A status document for status.json and the web view."""
+        self.writer.write(document)
+        if self.hub is not None:
+            self.hub.publish_document(document)
 
     # -- status --------------------------------------------------------------------------------
 

@@ -117,6 +117,17 @@ class MemoryStatus(TypedDict, total=False):
     peak_rss_mb: float | None
 
 
+class HttpStatus(TypedDict, total=False):
+    enabled: bool
+    url: str | None  # where the page is (None: off, or not bound yet)
+    bind: str
+    port: int | None  # the port bound (also when http.port = 0 picked one)
+    auth: bool  # a password is asked
+    tls: bool
+    viewers: int  # MJPEG streams open
+    followers: int  # event streams open
+
+
 class StatusDocument(TypedDict, total=False):
     """status.json, format version :data:`FORMAT_VERSION`; docs/status.md says what each field
     means. The keys are in the order the daemon writes them."""
@@ -145,6 +156,7 @@ class StatusDocument(TypedDict, total=False):
     last_error: str | None
     system: SystemStatus
     memory: MemoryStatus
+    http: HttpStatus | None  # the web view
     last_frame: float | None  # running documents only
     stall_s: float  # running documents only
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 from edge_pose import __version__
 from edge_pose.service.document import (
     FORMAT_VERSION,
+    HttpStatus,
     MqttStatus,
     Percentiles,
     StatusDocument,
@@ -35,7 +36,7 @@ from edge_pose.sysinfo import SystemMonitor, process_memory_mb
 
 if TYPE_CHECKING:
     from edge_pose.camera.base import Camera
-    from edge_pose.config import Config, MqttConfig
+    from edge_pose.config import Config, HttpConfig, MqttConfig
     from edge_pose.inference.backend import Backend
     from edge_pose.stats import PipelineStats
 
@@ -120,6 +121,33 @@ def percentiles(ring: Ring) -> Percentiles:
     }
 
 
+class WebCounters(Protocol):
+    """What the document shows of the web server (edge_pose.web.server.WebServer)."""
+
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def viewers(self) -> int: ...
+    @property
+    def followers(self) -> int: ...
+
+
+def http_status(cfg: HttpConfig, server: WebCounters | None) -> HttpStatus:
+    """The ``http`` section: where the page is and who watches; no URL while none serves."""
+    return {
+        "enabled": cfg.enabled,
+        "url": None if server is None else server.url,
+        "bind": cfg.bind,
+        "port": None if server is None else server.port,
+        "auth": bool(cfg.password_file),
+        "tls": bool(cfg.certfile),
+        "viewers": 0 if server is None else server.viewers,
+        "followers": 0 if server is None else server.followers,
+    }
+
+
 class StatusBuilder:
     """The status documents of one run (see the module doc); created when the run starts."""
 
@@ -130,6 +158,7 @@ class StatusBuilder:
         self._capture_times = Ring(CAPTURE_RATE_SNAPSHOTS)
         self._capture_counts = Ring(CAPTURE_RATE_SNAPSHOTS)
         self._numbers: StatusDocument | None = None  # of the last snapshot
+        self.web: WebCounters | None = None  # the web server, while one serves
 
     def document(self, state: str, cfg: Config, last_error: str | None) -> StatusDocument:
         """The document in ``state``: the last snapshot's numbers (before the first, what
@@ -144,6 +173,7 @@ class StatusBuilder:
         doc["system"] = self._system.sample()
         memory = process_memory_mb()
         doc["memory"] = {"rss_mb": memory["rss_mb"], "peak_rss_mb": memory["peak_rss_mb"]}
+        doc["http"] = http_status(cfg.http, self.web)
         return doc
 
     def running(

@@ -159,6 +159,8 @@ def _doc_rows(doc: AsRead, now: float, live: bool) -> list[tuple[str, str]]:
 
     if mqtt := section(doc, "mqtt"):
         rows.append(("mqtt", _mqtt_text(mqtt, now, live)))
+    if web := section(doc, "http"):
+        rows.append(("web view", _web_text(web, live)))
 
     if "pose" in doc:
         rows.append(("pose", _pose_text(doc.get("pose"), now)))
@@ -206,6 +208,21 @@ def _mqtt_text(mqtt: AsRead, now: float, live: bool) -> str:
     reconnects = mqtt.get("reconnects")
     if isinstance(reconnects, int) and reconnects:
         parts.append(f"{reconnects} reconnect{'s' if reconnects != 1 else ''}")
+    return ", ".join(parts)
+
+
+def _web_text(web: AsRead, live: bool) -> str:
+    """Where the page is and who watches; a daemon that is not running serves nothing."""
+    if not web.get("enabled"):
+        return "disabled (http.enabled = false)"
+    url = web.get("url")
+    if not live or not url:
+        return "not serving (the daemon is not running)" if not live else "not serving yet"
+    parts = [_text(url)]
+    parts.append("password" if web.get("auth") else "no password")
+    viewers = web.get("viewers")
+    if isinstance(viewers, int) and viewers:
+        parts.append(f"{viewers} watching")
     return ", ".join(parts)
 
 

@@ -1,0 +1,141 @@
+"""The picture: the newest frame with the skeleton drawn, as JPEG, for every viewer at once.
+
+One encoder thread serves all viewers (picamera2's ``mjpeg_server.py`` pattern: the newest JPEG
+behind a Condition), so ten viewers cost one encode per frame, not ten. It wakes at most
+``stream_fps`` times a second and only while someone watches; with no viewer it sleeps on the
+condition and the pipeline pays nothing. Drawing and encoding take a copy of the frame here, on
+this thread, never on the pipeline's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+
+from edge_pose.annotate import draw_pose
+from edge_pose.sinks.base import FrameResult
+from edge_pose.web.hub import WebHub
+
+
+class Jpeg:
+    """One encoded picture: ``number`` counts encodes, so a viewer sends each one once."""
+
+    __slots__ = ("data", "frame", "number")
+
+    def __init__(self, data: bytes, frame: int, number: int) -> None:
+        self.data = data
+        self.frame = frame  # the hub's frame count it was made from
+        self.number = number
+
+
+def encode(result: FrameResult, quality: int) -> bytes:
+    """``result``'s frame with its poses drawn, as JPEG bytes."""
+    canvas = draw_pose(result.frame.image, result.primary)
+    bgr = cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR, dst=canvas)  # in place: the copy is ours
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV's JPEG encoder does not fail on uint8 images
+        raise RuntimeError("JPEG encoding failed")
+    return data.tobytes()
+
+
+class JpegStream:
+    """The shared encoder; :meth:`frames` is one viewer's view of it."""
+
+    def __init__(self, hub: WebHub, fps: float, quality: int) -> None:
+        self.hub = hub
+        self.interval = 1.0 / fps
+        self.quality = quality
+        self.viewers = 0
+        self.encodes = 0  # pictures made: the benchmark checks viewers share them
+        self._latest: Jpeg | None = None
+        self._changed = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="edge-pose-jpeg", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        next_at = 0.0
+        with self._changed:
+            while not self._stopped:
+                if not self.viewers:
+                    self._changed.wait()
+                    continue
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    self._changed.wait(delay)
+                    continue
+                next_at = time.monotonic() + self.interval
+                result, frame = self.hub.latest, self.hub.frames
+                if result is None or (self._latest is not None and self._latest.frame == frame):
+                    continue
+                self._changed.release()  # encode outside the lock: viewers keep sending
+                try:
+                    data = encode(result, self.quality)
+                finally:
+                    self._changed.acquire()
+                self.encodes += 1
+                self._latest = Jpeg(data, frame, self.encodes)
+                self._changed.notify_all()
+
+    def viewer(self, timeout: float) -> _Viewer:
+        """A viewer: :meth:`_Viewer.next` gives each new picture (None after ``timeout``)."""
+        return _Viewer(self, timeout)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def snapshot(self) -> bytes | None:
+        """The newest frame as JPEG: the stream's last picture when it shows the newest frame,
+        else encoded now (on the caller's thread). None before the first frame."""
+        latest, result = self._latest, self.hub.latest
+        if latest is not None and latest.frame == self.hub.frames:
+            return latest.data
+        return None if result is None else encode(result, self.quality)
+
+    def close(self) -> None:
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+        self._thread.join(2.0)
+
+
+class _Viewer:
+    """One MJPEG connection: counts as a viewer from creation until closed."""
+
+    def __init__(self, stream: JpegStream, timeout: float) -> None:
+        self.stream = stream
+        self.timeout = timeout
+        self.sent = 0
+        with stream._changed:
+            stream.viewers += 1
+            stream._changed.notify_all()
+        self._closed = False
+
+    def next(self) -> bytes | None:
+        """The next picture this viewer has not had; None after ``timeout`` or a close."""
+        stream = self.stream
+        with stream._changed:
+
+            def ready() -> bool:
+                latest = stream._latest
+                return stream._stopped or (latest is not None and latest.number != self.sent)
+
+            if not stream._changed.wait_for(ready, self.timeout) or stream._stopped:
+                return None
+            latest = stream._latest
+            assert latest is not None
+            self.sent = latest.number
+            return latest.data
+
+    @property
+    def stopped(self) -> bool:
+        return self.stream.stopped
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with self.stream._changed:
+                self.stream.viewers -= 1
