@@ -98,6 +98,8 @@ def worker_status_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
     folder = tmp_path_factory.mktemp("runtime")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RUNTIME_DIRECTORY", str(folder))
+        # The web view of every run on a free port: workers' daemons must not fight over 8080.
+        patch.setenv("EDGE_POSE_HTTP_PORT", "0")
         yield folder
 
 

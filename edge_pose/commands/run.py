@@ -7,6 +7,7 @@ with `validate`, which checks exactly what `run` would load.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,19 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+HTTP_PORT_ENV = "EDGE_POSE_HTTP_PORT"
+
+
+def _env_port() -> int | str | None:
+    """``$EDGE_POSE_HTTP_PORT`` as the web view's port: several runs on one machine (a test
+    suite, a second camera) each take a free port without editing their configs. A value
+    that is not a number is passed on for the config's own error message."""
+    value = os.environ.get(HTTP_PORT_ENV, "").strip()
+    if not value:
+        return None
+    return int(value) if value.isdigit() else value
+
+
 def add_override_flags(parser: argparse.ArgumentParser) -> None:
     """Flags that override the config, shared by `run` and `validate`."""
     parser.add_argument(
@@ -60,6 +74,14 @@ def add_override_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mqtt-host", metavar="HOST")
     parser.add_argument("--mqtt-port", type=int, metavar="PORT")
     parser.add_argument("--no-mqtt", action="store_true", help="do not connect to a broker")
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        metavar="PORT",
+        default=_env_port(),
+        help=f"web view port, 0 = any free one (default ${HTTP_PORT_ENV}, else the config)",
+    )
+    parser.add_argument("--no-http", action="store_true", help="no web view")
     parser.add_argument(
         "--realtime",
         action=argparse.BooleanOptionalAction,
@@ -87,6 +109,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         "camera.realtime": args.realtime,
         "camera.loop": args.loop,
         "mqtt.enabled": False if args.no_mqtt else None,
+        "http.port": args.http_port,
+        "http.enabled": False if args.no_http else None,
     }
     return {key: value for key, value in pairs.items() if value is not None}
 
