@@ -38,6 +38,13 @@ Home Assistant shows a sensor state ``unknown`` or ``unavailable`` as "no value"
 spelled like that (the tracker's own ``unknown``) gets another name in the Pose options, mapped
 by the value template (:data:`RESERVED_STATES`); the ``<base>/pose`` payload keeps its label.
 
+The device links the web view (``device.configuration_url``: "Visit" on Home Assistant's device
+page) when Home Assistant can open it: the web view is on and bound to more than loopback
+(:func:`edge_pose.web.urls.lan_page_url`: the host's ``.local`` name for 0.0.0.0 and ``::``, an
+interface's address as it is). A loopback bind, the default, leaves the link out. No picture
+goes over MQTT: Home Assistant shows the stream as an MJPEG camera of the web view
+(docs/homeassistant.md).
+
 Keys are written in full (``device``, ``components``, ``platform``...), not abbreviated: the
 message is small and sent rarely, and full names are easier to read and check.
 """
@@ -154,6 +161,7 @@ def discovery_config(
     exercise: str | None = None,
     name: str | None = None,
     version: str = __version__,
+    configuration_url: str | None = None,
 ) -> dict[str, Any]:
     """The device discovery message (a dict; :func:`discovery_message` gives topic and JSON).
 
@@ -161,6 +169,7 @@ def discovery_config(
     ``None`` when no classifier runs, which leaves out the entities that need one (person, pose,
     repetitions, events). ``exercise``: the repetition counter's name (``classifier.rep_name``)
     or ``None`` when reps are not counted. ``name``: the device name shown (default the id).
+    ``configuration_url``: the web view's page, linked from the device (None: no link).
     """
     base = base_topic
     ident = slug(device_id)
@@ -254,14 +263,17 @@ def discovery_config(
     )  # fmt: skip
     # What this config does not have: removed, in case an earlier run announced it.
     components = {cid: components.get(cid, {"platform": p}) for cid, p in COMPONENTS.items()}
+    device: dict[str, Any] = {
+        "identifiers": [uid],
+        "name": name or device_id,
+        "manufacturer": "edge-pose",
+        "model": "Pose estimation (MoveNet)",
+        "sw_version": version,
+    }
+    if configuration_url:
+        device["configuration_url"] = configuration_url
     return {
-        "device": {
-            "identifiers": [uid],
-            "name": name or device_id,
-            "manufacturer": "edge-pose",
-            "model": "Pose estimation (MoveNet)",
-            "sw_version": version,
-        },
+        "device": device,
         "origin": {"name": "edge-pose", "sw_version": version},
         "availability": [
             {
@@ -282,9 +294,17 @@ def discovery_message(
     exercise: str | None = None,
     prefix: str = DEFAULT_PREFIX,
     name: str | None = None,
+    configuration_url: str | None = None,
 ) -> tuple[str, str]:
     """``(topic, JSON payload)`` of the retained discovery message."""
-    config = discovery_config(device_id, base_topic, labels=labels, exercise=exercise, name=name)
+    config = discovery_config(
+        device_id,
+        base_topic,
+        labels=labels,
+        exercise=exercise,
+        name=name,
+        configuration_url=configuration_url,
+    )
     return discovery_topic(device_id, prefix), json.dumps(config, separators=(",", ":"))
 
 
@@ -317,10 +337,17 @@ class Discovery:
         status_topic: str = DEFAULT_STATUS_TOPIC,
         name: str | None = None,
         max_delay: float = RESEND_DELAY_MAX_S,
+        configuration_url: str | None = None,
     ) -> None:
         self._publish = publish
         self.topic, self.payload = discovery_message(
-            device_id, base_topic, labels=labels, exercise=exercise, prefix=prefix, name=name
+            device_id,
+            base_topic,
+            labels=labels,
+            exercise=exercise,
+            prefix=prefix,
+            name=name,
+            configuration_url=configuration_url,
         )
         self.status_topic = status_topic
         self.max_delay = max_delay
@@ -372,12 +399,17 @@ class Discovery:
 
 
 def start_discovery(
-    publisher: MqttPublisher | None, cfg: Config, classifier: Classifier | None
+    publisher: MqttPublisher | None,
+    cfg: Config,
+    classifier: Classifier | None,
+    *,
+    web_port: int | None = None,
 ) -> Discovery | None:
     """Announce a running pipeline to Home Assistant as the config says; None when
     ``mqtt.discovery`` is off or there is no broker. ``classifier``: the running classifier
-    (``Temporal.classifier``) or None. Call ``close()``
-    on the result when the pipeline stops.
+    (``Temporal.classifier``) or None. ``web_port``: the port the web view bound (needed for
+    ``http.port = 0``; by default the configured port), for the device's link to the page.
+    Call ``close()`` on the result when the pipeline stops.
 
     Without a classifier nothing publishes ``<base>/pose``, so a pose retained by an earlier run
     would be read as current (Person "on", Pose "standing" in Home Assistant, a stale pose in any
@@ -388,6 +420,8 @@ def start_discovery(
         publisher.publish(POSE, "", qos=1, retain=True)
     if not cfg.mqtt.discovery:
         return None
+    from edge_pose.web.urls import lan_page_url  # the web package's one light module
+
     counting = classifier is not None and bool(cfg.classifier.rep_up)
     discovery = Discovery(
         publisher.publish_raw,
@@ -397,6 +431,7 @@ def start_discovery(
         exercise=cfg.classifier.rep_name if counting else None,
         prefix=cfg.mqtt.discovery_prefix,
         status_topic=cfg.mqtt.discovery_status_topic,
+        configuration_url=lan_page_url(cfg.http, web_port),
     )
     publisher.subscribe_raw(discovery.status_topic, discovery.on_status)
     discovery.publish()  # retained; queued by paho until the connection is up

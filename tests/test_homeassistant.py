@@ -16,16 +16,26 @@ import json
 import random
 import re
 import signal
+import socket
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
-from mqtt_broker import MosquittoBroker, Subscriber, mqtt_settings, start_run, wait_for
+from mqtt_broker import (
+    MosquittoBroker,
+    Subscriber,
+    free_port,
+    mqtt_settings,
+    start_run,
+    wait_for,
+)
 
 from edge_pose.classify.rules import LABELS, RuleClassifier
-from edge_pose.config import Config, DeviceConfig
+from edge_pose.config import Config, DeviceConfig, HttpConfig
 from edge_pose.homeassistant import (
     COMPONENTS,
     EVENT_TYPES,
@@ -38,6 +48,7 @@ from edge_pose.homeassistant import (
     state_options,
 )
 from edge_pose.mqtt import MqttPublisher
+from edge_pose.web.urls import lan_page_url, page_url
 
 # --------------------------------------------------------------------------- Home Assistant's rules
 
@@ -129,6 +140,8 @@ def home_assistant_problems(
     for key, value in device.items():
         if key not in ("identifiers", "connections") and not isinstance(value, str):
             problems.append(f"device.{key} must be a string")
+    if "configuration_url" in device and not _configuration_url_ok(device["configuration_url"]):
+        problems.append("device.configuration_url is not an http(s):// or homeassistant:// URL")
     origin = _expand(message["origin"], ORIGIN_ABBREVIATIONS)
     if not isinstance(origin.get("name"), str):
         problems.append("origin.name is required")
@@ -214,6 +227,15 @@ def home_assistant_problems(
                     and all(isinstance(t, str) and t for t in types_)):
                 problems.append(f"{where}: event_types must be a non-empty list of strings")
     return problems
+
+
+def _configuration_url_ok(value: object) -> bool:
+    """helpers/config_validation.py configuration_url: the scheme is http, https or
+    homeassistant, and voluptuous' Url() wants a scheme and a host (netloc)."""
+    if not isinstance(value, str):
+        return False
+    parts = urlparse(value)
+    return parts.scheme in ("http", "https", "homeassistant") and bool(parts.netloc)
 
 
 def _sensor_problems(comp: dict[str, Any]) -> list[str]:
@@ -356,6 +378,10 @@ MUTATIONS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("removal of an unknown platform", lambda m: m["components"].update(x={"platform": "pose"}),
      "not supported"),
     ("no device identifiers", lambda m: m["device"].pop("identifiers"), "identifiers"),
+    ("a page link without a host", lambda m: m["device"].update(configuration_url="http:///"),
+     "configuration_url"),
+    ("a page link of another scheme", lambda m: m["device"].update(
+        configuration_url="ftp://pi.local/"), "configuration_url"),
     ("no origin", lambda m: m.pop("origin"), "'origin' missing"),
     ("no components", lambda m: m.pop("components"), "'components' missing"),
 ]  # fmt: skip
@@ -473,6 +499,95 @@ def test_the_daemon_publishes_discovery(real_run: list) -> None:
                                    base="edge-pose/ha-e2e") == []
     expected = discovery_config("ha-e2e", "edge-pose/ha-e2e", labels=LABELS, exercise="squat")
     assert json.loads(payload) == expected
+
+
+# --------------------------------------------------------------------------- the web view's link
+
+
+def _announced(broker: MosquittoBroker, cfg: Config, **kwargs: Any) -> dict[str, Any]:
+    """The retained discovery message ``start_discovery`` leaves on a real broker for ``cfg``."""
+    topic = f"homeassistant/device/{cfg.device.id}/config"
+    publisher = MqttPublisher(cfg.mqtt, cfg.device.id)
+    publisher.start()
+    try:
+        assert publisher.wait_connected(5)
+        discovery = start_discovery(publisher, cfg, RuleClassifier(), **kwargs)
+        assert discovery is not None
+        discovery.close()
+        assert wait_for(lambda: publisher.unacked == 0, 10)
+    finally:
+        publisher.stop(2)
+    late = Subscriber(broker.host, broker.port, topic)
+    try:
+        assert late.wait_for(lambda: late.messages)
+        ((_, payload, retained),) = late.messages
+    finally:
+        late.close()
+    assert retained
+    assert home_assistant_problems(topic, payload, prefix="homeassistant",
+                                   base=f"edge-pose/{cfg.device.id}") == []
+    return json.loads(payload)
+
+
+def test_the_device_links_the_page_only_where_home_assistant_can_open_it(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    """`configuration_url` ("Visit" on Home Assistant's device page) is the web view's URL as
+    page_url says it, for a bind other networks reach; a loopback bind (the default), a web
+    view that is off and a free port not yet known leave the link out."""
+    host = socket.gethostname().split(".", 1)[0]
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cases: list[tuple[dict[str, Any], dict[str, Any], str | None]] = [
+        ({}, {}, None),  # the default: 127.0.0.1, this machine only
+        ({"bind": "::1", "allow_anonymous": True}, {}, None),
+        ({"bind": "0.0.0.0", "allow_anonymous": True}, {}, f"http://{host}.local:8080/"),
+        ({"bind": "::", "port": 9000, "password_file": "/etc/edge-pose/http-password"}, {},
+         f"http://{host}.local:9000/"),
+        ({"bind": "192.168.1.20", "allow_anonymous": True}, {}, "http://192.168.1.20:8080/"),
+        ({"bind": "fd00::20", "port": 443, "allow_anonymous": True, "certfile": str(cert),
+          "keyfile": str(key)}, {}, "https://[fd00::20]/"),
+        ({"bind": "0.0.0.0", "allow_anonymous": True, "enabled": False}, {}, None),
+        ({"bind": "0.0.0.0", "allow_anonymous": True, "port": 0}, {}, None),  # not bound yet
+        ({"bind": "0.0.0.0", "allow_anonymous": True, "port": 0}, {"web_port": 41234},
+         f"http://{host}.local:41234/"),
+    ]  # fmt: skip
+    for number, (http, kwargs, expected) in enumerate(cases):
+        cfg = _config(mosquitto, f"ha-link-{number}").model_copy(
+            update={"http": HttpConfig(**http)})
+        device = _announced(mosquitto, cfg, **kwargs)["device"]
+        assert device.get("configuration_url") == expected, (http, kwargs)
+        assert lan_page_url(cfg.http, kwargs.get("web_port")) == expected
+        if expected:
+            assert page_url(cfg.http, kwargs.get("web_port")) == expected  # one wording
+
+
+def test_a_running_device_on_the_lan_links_its_page(
+    mosquitto: MosquittoBroker, tmp_path: Path, data_dir: Path
+) -> None:
+    """A real `edge-pose run` serving the web view to the LAN (0.0.0.0, a free port, no
+    password: allow_anonymous) announces the page; the link is the page it serves."""
+    device = "ha-page"
+    topic = f"homeassistant/device/{device}/config"
+    port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[http]\nbind = "0.0.0.0"\nport = {port}\nallow_anonymous = true\n')
+    sub = Subscriber(mosquitto.host, mosquitto.port, topic)
+    proc = start_run(mosquitto, data_dir / "tfjs" / "pose_squats.mp4", device,
+                     "--config", str(config), "--no-realtime")  # fmt: skip
+    try:
+        assert sub.wait_for(lambda: sub.messages, 60), "no discovery within 60 s"
+        url = json.loads(sub.messages[-1][1])["device"]["configuration_url"]
+        host = socket.gethostname().split(".", 1)[0]
+        assert url == f"http://{host}.local:{port}/"
+        # The link is the page: fetched here by this machine's address for the .local name.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
+            assert page.status == 200
+            assert page.headers.get_content_type() == "text/html"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+        sub.close()
+    assert proc.returncode == 0, stderr
 
 
 # --------------------------------------------------------------------------- birth message

@@ -181,6 +181,13 @@ def test_the_discovery_message_follows_its_schema() -> None:
         assert errors("ha-discovery", config) == []
     config["components"]["fps"]["object_id"] = "x"
     assert errors("ha-discovery", config)
+    for url in ("http://pi-lab.local:8080/", "https://[fd00::5]:8443/", "http://10.0.0.7/"):
+        linked = discovery_config("d-1", "edge-pose/d-1", labels=None, configuration_url=url)
+        assert linked["device"]["configuration_url"] == url
+        assert errors("ha-discovery", linked) == []
+    for url in ("pi-lab.local:8080", "ftp://pi-lab.local/", "http://pi-lab.local:8080/api"):
+        linked["device"]["configuration_url"] = url
+        assert errors("ha-discovery", linked), url
 
 
 # --------------------------------------------------------------------------- compact keypoints

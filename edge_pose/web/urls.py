@@ -32,3 +32,12 @@ def page_url(http: HttpConfig, port: int | None = None) -> str | None:
         host = http.bind
     default = 443 if scheme == "https" else 80
     return f"{scheme}://{host}{'' if port == default else f':{port}'}/"
+
+
+def lan_page_url(http: HttpConfig, port: int | None = None) -> str | None:
+    """:func:`page_url` when another machine can open it, else None: a loopback bind
+    (127.0.0.1, ::1) serves this machine only, so a link to it (Home Assistant's device page)
+    would lead nowhere."""
+    if not http.enabled or http.loopback:
+        return None
+    return page_url(http, port)
