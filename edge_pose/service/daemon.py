@@ -250,7 +250,12 @@ class Daemon:
             remote = RemoteControl(
                 parts.publisher, pipeline, cfg.device.id, cfg.mqtt.stats_interval
             )
-        discovery = start_discovery(parts.publisher, cfg, pipeline.temporal.classifier)
+        discovery = start_discovery(
+            parts.publisher,
+            cfg,
+            pipeline.temporal.classifier,
+            web_port=None if self.web is None else self.web.port,
+        )
 
         def tick() -> None:
             if self.reload_requested:
