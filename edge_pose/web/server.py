@@ -324,8 +324,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {path[:100]}",
                                               "pages": sorted(_ROUTES)})  # fmt: skip
             return
-        if path != "/healthz" and not web.authorized(self.headers.get("Authorization")):
-            if not web.login_failed():
+        given = self.headers.get("Authorization")
+        if path != "/healthz" and not web.authorized(given):
+            # A browser asks without credentials first: only a wrong password counts as a try.
+            if given is not None and not web.login_failed():
                 self._send(
                     HTTPStatus.TOO_MANY_REQUESTS, b'{"error": "too many failed logins"}',
                     "application/json", {"Retry-After": "5"},
