@@ -36,6 +36,11 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="measure keypoint jitter and lag, raw vs smoothed, instead",
     )
     parser.add_argument(
+        "--web",
+        action="store_true",
+        help="measure what the web view costs (no viewer, one, ten) instead",
+    )
+    parser.add_argument(
         "--frames",
         type=whole_number_at_least(20, 100_000),
         default=300,
@@ -63,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.smoothing:
         return _smoothing(model, cfg, videos, args.json)
+    if args.web:
+        return _web(model, cfg, name, videos[0], args.frames, args.json)
     return _throughput(model, cfg, backend, name, videos[0], args.frames, args.json)
 
 
@@ -121,6 +128,31 @@ def _throughput(
         f"{result['paced_invoke_ms']['p50']:.2f} ms, p99 {result['paced_invoke_ms']['p99']:.2f} ms "
         f"(input paced at {LATENCY_FPS:.0f} fps)\n"
         f"peak RSS   {result['peak_rss_mb']:.1f} MB"
+    )
+    return EX_OK
+
+
+def _web(
+    model: PoseEstimator, cfg: Config, name: str, video: Path, frames: int, as_json: bool
+) -> int:
+    """The pipeline's rate with the web view serving no, one and ten viewers, against none."""
+    from edge_pose.web.bench import run_web_bench
+
+    result = run_web_bench(model, cfg, video=video, model_name=name, frames=frames).as_dict()
+    if as_json:
+        print(json.dumps(result))
+        return EX_OK
+    rss, encodes = result["peak_rss_mb"], result["encodes_per_s"]
+    print(
+        f"no web view    {result['off_fps']:.1f} fps in memory\n"
+        f"nobody watches ratio {result['idle_ratio']:.3f} "
+        f"({_spread(result['idle_rounds'], 3)})\n"
+        f"one viewer     ratio {result['one_ratio']:.3f} ({_spread(result['one_rounds'], 3)}), "
+        f"{encodes['one']:.1f} encodes/s at stream_fps {result['stream_fps']:g}\n"
+        f"ten viewers    ratio {result['ten_ratio']:.3f} ({_spread(result['ten_rounds'], 3)}), "
+        f"{encodes['ten']:.1f} encodes/s (shared)\n"
+        f"peak RSS       {rss['off']:.1f} MB without, {rss['one']:.1f} MB with one viewer "
+        f"(+{rss['one'] - rss['off']:.1f} MB)"
     )
     return EX_OK
 

@@ -13,6 +13,7 @@ import threading
 import time
 
 import cv2
+import numpy as np
 
 from edge_pose.annotate import draw_pose
 from edge_pose.sinks.base import FrameResult
@@ -30,9 +31,10 @@ class Jpeg:
         self.number = number
 
 
-def encode(result: FrameResult, quality: int) -> bytes:
-    """``result``'s frame with its poses drawn, as JPEG bytes."""
-    canvas = draw_pose(result.frame.image, result.primary)
+def encode(result: FrameResult, quality: int, canvas: np.ndarray | None = None) -> bytes:
+    """``result``'s frame with its poses drawn, as JPEG bytes; drawn into ``canvas`` when it
+    has the frame's shape (the encoder reuses one), else into a new copy."""
+    canvas = draw_pose(result.frame.image, result.primary, out=canvas)
     bgr = cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR, dst=canvas)  # in place: the copy is ours
     ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:  # pragma: no cover - OpenCV's JPEG encoder does not fail on uint8 images
@@ -57,6 +59,7 @@ class JpegStream:
 
     def _run(self) -> None:
         next_at = 0.0
+        canvas: np.ndarray | None = None  # drawn into again for every picture
         with self._changed:
             while not self._stopped:
                 if not self.viewers:
@@ -70,9 +73,12 @@ class JpegStream:
                 result, frame = self.hub.latest, self.hub.frames
                 if result is None or (self._latest is not None and self._latest.frame == frame):
                     continue
+                image = result.frame.image
+                if canvas is None or canvas.shape != image.shape:
+                    canvas = np.empty_like(image)
                 self._changed.release()  # encode outside the lock: viewers keep sending
                 try:
-                    data = encode(result, self.quality)
+                    data = encode(result, self.quality, canvas)
                 finally:
                     self._changed.acquire()
                 self.encodes += 1
