@@ -25,8 +25,8 @@ import base64
 import binascii
 import errno
 import hmac
-import io
 import http.client
+import io
 import json
 import logging
 import socket
