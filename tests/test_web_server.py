@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import random
+import signal
 import socket
 import ssl
 import subprocess
@@ -423,3 +424,55 @@ def test_healthz_turns_503_while_the_camera_stalls_and_back(tmp_path: Path) -> N
         assert stalled == "degraded"
     finally:
         run.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_reload_moves_the_web_view_and_a_taken_port_is_rejected(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """SIGHUP with another http.port: the page moves there (the old port is closed). A reload
+    onto a port another program holds is rejected in one line and the page stays served."""
+    first, second = free_port(), free_port()
+    run = Device(
+        tmp_path, "--camera", str(data_dir / SQUATS), "--loop",
+        config=f"[http]\nport = {first}\n", env={"EDGE_POSE_HTTP_PORT": ""},
+    )  # fmt: skip
+    config = tmp_path / "config.toml"
+    try:
+        assert run.port == first
+        config.write_text(f"[mqtt]\nenabled = false\n[http]\nport = {second}\n")
+        run.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while (run.status().get("http") or {}).get("port") != second:
+            assert time.monotonic() < deadline, run.status()
+            time.sleep(0.2)
+        assert get(second, "/healthz")[0] in (200, 503)
+        with pytest.raises(OSError):
+            get(first, "/healthz")
+
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        try:
+            config.write_text(f"[mqtt]\nenabled = false\n[http]\nport = {taken}\n")
+            run.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 30
+            while "reload rejected" not in (run.status().get("last_error") or ""):
+                assert time.monotonic() < deadline, run.status()
+                time.sleep(0.2)
+            assert f"http.port = {taken}" in run.status()["last_error"]
+            deadline = time.monotonic() + 30
+            while run.status().get("state") != "running" or run.status()["http"]["port"] != second:
+                assert time.monotonic() < deadline, run.status()
+                time.sleep(0.2)
+            assert get(second, "/api/status")[0] == 200
+        finally:
+            holder.close()
+    finally:
+        assert "Traceback" not in run.stop()
