@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import itertools
 import json
 import os
 import random
@@ -175,7 +176,8 @@ def test_snapshot_is_the_annotated_frame(device: Device, data_dir: Path) -> None
     assert code == 200 and headers["content-type"] == "image/jpeg"
     image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
     video = cv2.VideoCapture(str(data_dir / SQUATS))
-    width, height = int(video.get(cv2.CAP_PROP_FRAME_WIDTH)), int(video.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    width = int(video.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(video.get(cv2.CAP_PROP_FRAME_HEIGHT))
     assert image.shape == (height, width, 3)
     # The skeleton's joints are drawn in pure red (RGB 255, 40, 40): many such pixels.
     b, g, r = image[..., 0].astype(int), image[..., 1].astype(int), image[..., 2].astype(int)
@@ -188,7 +190,7 @@ def test_stream_sends_changing_pictures_at_most_stream_fps(device: Device) -> No
     elapsed = time.monotonic() - started
     images = [cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_GRAYSCALE) for p in parts]
     assert all(image is not None for image in images)
-    changes = [float(np.mean(cv2.absdiff(a, b))) for a, b in zip(images, images[1:], strict=False)]
+    changes = [float(np.mean(cv2.absdiff(a, b))) for a, b in itertools.pairwise(images)]
     assert max(changes) > 1.0, changes  # the person moves
     # At most 5 a second (stream_fps): 6 pictures take at least 5 intervals, less a first one
     # that may be ready at once.
@@ -316,7 +318,8 @@ def test_a_password_guards_everything_but_healthz(tmp_path: Path, data_dir: Path
     )  # fmt: skip
     try:
         assert run.status()["http"]["auth"] is True
-        for path in ("/", "/api/status", "/snapshot.jpg", "/stream.mjpg", "/metrics", "/api/events"):
+        guarded = ("/", "/api/status", "/snapshot.jpg", "/stream.mjpg", "/metrics", "/api/events")
+        for path in guarded:
             code, headers, _ = get(run.port, path)
             assert code == 401, path
             assert headers["www-authenticate"].startswith('Basic realm="edge-pose"')
