@@ -3,15 +3,18 @@
 - shellcheck on every deploy/*.sh;
 - `systemd-analyze verify` prints nothing for the unit as the installer lays it down (its
   ExecStart pointed at the staged venv's real `edge-pose`, the one path that differs);
-- `systemd-analyze security --offline=true` rates the exposure <= 3.5, and docs/service.md
+- `systemd-analyze security --offline=true` rates the exposure <= 2.0, and docs/service.md
   records the score;
 - the directives the service relies on, each justified by a comment;
 - the udev rules;
 - `install.sh --root DIR` stages the real thing, from a copy of this checkout: a venv with the
   package and its dependencies (pip, from the index or the mirror/cache pip is configured with,
-  as on the device), the model from EDGE_POSE_MODEL_MIRROR (checked), the config, unit and rules;
-  a second run changes nothing; an edited config survives it; an invalid config is refused;
-  --uninstall keeps config and models, --purge removes them.
+  as on the device), the model from EDGE_POSE_MODEL_MIRROR (checked), the config, unit and rules,
+  the web view's password file (random, 0640); a second run changes nothing (the password
+  neither); an edited config survives it; an invalid config is refused; --uninstall keeps config,
+  password and models, --purge removes them;
+- `install.sh --web-lan`: the `config set` line it runs serves the page to the LAN with that
+  password and applies to the shipped config; the password helper keeps an existing file.
 
 Missing tools (shellcheck, systemd-analyze) skip with the apt command to install them, and fail
 under CI=true.
@@ -38,9 +41,10 @@ REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 UNIT = DEPLOY / "edge-pose.service"
 INSTALL = DEPLOY / "install.sh"
+MAKE_PASSWORD = DEPLOY / "lib" / "make-http-password"
 UDEV_RULES = DEPLOY / "udev" / "60-edge-pose-coral.rules"
 DOC = REPO / "docs" / "service.md"
-MAX_EXPOSURE = 3.5
+MAX_EXPOSURE = 2.0
 MODEL_FILE = "movenet_single_pose_lightning_ptq.tflite"
 INSTALL_TIMEOUT_S = 900  # pip on a slow CI runner; about 15 s here
 
@@ -156,6 +160,20 @@ def test_unit_has_the_directives_the_service_relies_on(unit):
     assert one(unit["Install"], "WantedBy") == "multi-user.target"
 
 
+def test_unit_may_bind_only_the_web_port(unit):
+    """The service listens on the web view's port and nowhere else: exactly one allow entry,
+    tcp:8080 (the config's default http.port), written before the deny-all it punches through
+    (the order does not matter to systemd, an allow entry always wins; it does to a reader)."""
+    from edge_pose.config import HttpConfig
+
+    service = unit["Service"]
+    assert service["SocketBindAllow"] == [f"tcp:{HttpConfig().port}"] == ["tcp:8080"]
+    assert service["SocketBindDeny"] == ["any"]
+    text = UNIT.read_text()
+    assert text.index("SocketBindAllow=") < text.index("SocketBindDeny=")
+    assert "never listens" not in text
+
+
 def test_unit_mqtt_password_credential_is_optional(unit):
     """An absolute LoadCredential= source makes the start fail while the file is missing; a bare
     name is looked up in the credential store, and a missing one is skipped (docs/service.md)."""
@@ -184,7 +202,7 @@ def test_every_service_directive_is_justified_by_a_comment():
         assert f"{why_not} is NOT" in text or f"- {why_not}" in text, why_not
 
 
-def test_security_exposure_is_at_most_3_5():
+def test_security_exposure_is_at_most_2_0():
     tool = systemd_analyze()
     result = subprocess.run(
         [tool, "security", "--offline=true", "--no-pager", str(UNIT)],
@@ -260,7 +278,9 @@ def test_udev_rules_give_the_coral_to_the_service_groups():
 # --------------------------------------------------------------------------- shell scripts
 
 
-@pytest.mark.parametrize("script", sorted(DEPLOY.glob("*.sh")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "script", [*sorted(DEPLOY.glob("*.sh")), MAKE_PASSWORD], ids=lambda p: p.name
+)
 def test_shellcheck(script):
     tool = need_tool("shellcheck", "shellcheck")
     result = subprocess.run([tool, "-x", str(script)], capture_output=True, text=True, cwd=DEPLOY)
@@ -294,7 +314,15 @@ def installer(*args: str, env: dict[str, str] | None = None, script: Path = INST
 def test_installer_help():
     result = installer("--help")
     assert result.returncode == 0
-    for option in ("--root", "--uninstall", "--purge", "--wheel", "--source", "--with-mosquitto"):
+    for option in (
+        "--root",
+        "--uninstall",
+        "--purge",
+        "--wheel",
+        "--source",
+        "--with-mosquitto",
+        "--web-lan",
+    ):
         assert option in result.stdout
 
 
@@ -462,6 +490,10 @@ def test_staging_lays_down_the_files(staged):
     assert (models / MODEL_FILE).is_file()
     assert stat.S_IMODE(models.stat().st_mode) == 0o750
     assert s.path("/opt/edge-pose/doc/service.md").read_bytes() == DOC.read_bytes()
+    password = s.path("/etc/edge-pose/http-password")
+    assert stat.S_IMODE(password.stat().st_mode) == 0o640
+    assert re.fullmatch(r"[A-Za-z0-9_-]{24}\n", password.read_text())
+    assert password.read_text() not in s.first.stdout + s.first.stderr  # never printed
     # The running system is left alone: these are only printed.
     out = s.first.stdout
     for printed in (
@@ -471,8 +503,11 @@ def test_staging_lays_down_the_files(staged):
         "would run: systemctl daemon-reload",
         "would run: systemctl enable --quiet edge-pose.service",
         "would run: systemctl start edge-pose.service",
+        "would run: chgrp edge-pose /etc/edge-pose/http-password",
+        "made /etc/edge-pose/http-password",
     ):
         assert printed in out
+    assert "config set" not in out  # LAN access only with --web-lan
 
 
 def test_staged_venv_works_and_the_model_checks_out(staged):
@@ -528,6 +563,7 @@ def snapshot(root: Path) -> dict[str, tuple]:
 
 
 def test_second_run_changes_nothing_and_keeps_an_edited_config(staged):
+    """Files, modes and mtimes, the web view's password with them."""
     config = staged.path("/etc/edge-pose/config.toml")
     edited = config.read_text().replace("threads = 4", "threads = 2", 1)
     assert edited != config.read_text()
@@ -538,6 +574,7 @@ def test_second_run_changes_nothing_and_keeps_an_edited_config(staged):
     assert snapshot(staged.root) == before
     assert config.read_text() == edited
     assert "kept the existing /etc/edge-pose/config.toml" in again.stdout
+    assert "kept the existing /etc/edge-pose/http-password" in again.stdout
     assert "installed /etc/" not in again.stdout  # no file was rewritten
 
 
@@ -557,6 +594,39 @@ def test_an_invalid_config_is_refused(staged):
     )
 
 
+def test_web_lan_turns_on_lan_access_with_the_password(staged, tmp_path):
+    """--web-lan staged (--dry-run: nothing changes) prints the `config set` it runs on a
+    device (the password file is named by its path there); that line, with the file where the
+    test has it, applies to the shipped config: valid, the page served to the LAN with a
+    password."""
+    result = staged.run("--web-lan", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = (
+        "would run: /opt/edge-pose/venv/bin/edge-pose config set --config "
+        "/etc/edge-pose/config.toml http.bind=0.0.0.0 "
+        "http.password_file=/etc/edge-pose/http-password"
+    )
+    assert line in result.stdout
+    config = tmp_path / "config.toml"
+    config.write_bytes((REPO / "config" / "edge-pose.toml").read_bytes())
+    password = staged.path("/etc/edge-pose/http-password")
+    args = line.split(" config set ", 1)[1].split()[2:]
+    args = [a.replace("/etc/edge-pose/http-password", str(password)) for a in args]
+    edge_pose_cli = [sys.executable, "-m", "edge_pose.cli"]
+    done = subprocess.run(
+        [*edge_pose_cli, "config", "set", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    from edge_pose.config import load_config
+
+    http = load_config(config).http
+    assert (http.bind, http.password_file, http.loopback) == ("0.0.0.0", str(password), False)
+    assert password.read_text().strip() not in done.stdout + done.stderr
+
+
 def test_uninstall_keeps_config_and_models_and_purge_removes_them(staged):
     s = staged
     result = s.run("--uninstall")
@@ -569,6 +639,7 @@ def test_uninstall_keeps_config_and_models_and_purge_removes_them(staged):
     ):
         assert not os.path.lexists(s.path(gone)), gone
     assert s.path("/etc/edge-pose/config.toml").is_file()
+    assert s.path("/etc/edge-pose/http-password").is_file()
     assert (s.path("/var/lib/edge-pose/models") / MODEL_FILE).is_file()
     assert "would run: systemctl disable --now edge-pose.service" in result.stdout
     assert s.run("--uninstall").returncode == 0  # again: nothing left to do, still fine
@@ -578,6 +649,42 @@ def test_uninstall_keeps_config_and_models_and_purge_removes_them(staged):
     assert not s.path("/etc/edge-pose").exists()
     assert not s.path("/var/lib/edge-pose").exists()
     assert "would run: userdel edge-pose" in purge.stdout
+
+
+def test_the_password_helper_keeps_an_existing_file(tmp_path):
+    """make-http-password: a new file 0640 (group left alone here: EDGE_POSE_PASSWORD_GROUP=''),
+    24 characters of secrets.token_urlsafe; an existing file (chosen by hand) is kept as it is;
+    the password is never printed."""
+    env = {**os.environ, "EDGE_POSE_PASSWORD_GROUP": ""}
+    made = subprocess.run(
+        [str(MAKE_PASSWORD), str(tmp_path / "pw")], capture_output=True, text=True, env=env
+    )
+    assert made.returncode == 0, made.stderr
+    first = (tmp_path / "pw").read_text()
+    assert re.fullmatch(r"[A-Za-z0-9_-]{24}\n", first)
+    assert stat.S_IMODE((tmp_path / "pw").stat().st_mode) == 0o640
+    assert first.strip() not in made.stdout + made.stderr
+    assert made.stdout == (
+        f"edge-pose: made {tmp_path}/pw (the web view's password, user edge-pose; read it with: "
+        f"sudo cat {tmp_path}/pw)\n"
+    )
+    subprocess.run([str(MAKE_PASSWORD), str(tmp_path / "other")], env=env, check=True)
+    assert (tmp_path / "other").read_text() != first  # random
+    (tmp_path / "pw").write_text("chosen by hand\n")
+    kept = subprocess.run(
+        [str(MAKE_PASSWORD), str(tmp_path / "pw")], capture_output=True, text=True, env=env
+    )
+    assert kept.returncode == 0 and kept.stdout == f"edge-pose: kept {tmp_path}/pw\n"
+    assert (tmp_path / "pw").read_text() == "chosen by hand\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "pw"]  # no temporary left
+    no_group = subprocess.run(
+        [str(MAKE_PASSWORD), str(tmp_path / "new")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "EDGE_POSE_PASSWORD_GROUP": "no-such-group-here"},
+    )
+    assert no_group.returncode == 1 and "no group no-such-group-here" in no_group.stderr
+    assert not (tmp_path / "new").exists()
 
 
 def test_no_package_index_gives_the_offline_hint(tmp_path):
