@@ -2,6 +2,7 @@
 # edge-pose installer for Raspberry Pi OS (Debian) Bookworm and Trixie, arm64.
 #
 #   sudo deploy/install.sh [--with-mosquitto]          install or upgrade, enable and start
+#   sudo deploy/install.sh --web-lan                   ... and serve the web view to the LAN
 #   sudo deploy/install.sh --uninstall [--purge]       remove (keeps config and models without --purge)
 #   deploy/install.sh --root DIR                       lay the files down under DIR only (CI, images)
 #   deploy/install.sh --help                           every option
@@ -9,8 +10,9 @@
 # What it does, in order (docs/service.md explains each step): apt packages; the system user
 # "edge-pose" and the groups video, plugdev, apex; a venv with --system-site-packages in
 # /opt/edge-pose/venv and the package in it; /etc/edge-pose/config.toml (never overwritten);
-# the model in /var/lib/edge-pose/models, fetched and verified; the Coral udev rules; the systemd
-# unit, enabled and started; then `edge-pose status`. Running it again changes nothing that is
+# the web view's password /etc/edge-pose/http-password (made once; with --web-lan the config
+# serves the page to the LAN with it); the model in /var/lib/edge-pose/models, fetched and
+# verified; the Coral udev rules; the systemd unit, enabled and started; then `edge-pose status`. Running it again changes nothing that is
 # already right (the package is reinstalled from the same source, and the service is restarted
 # only when the package or the unit changed).
 set -euo pipefail
@@ -31,6 +33,7 @@ readonly VENV=$PREFIX/venv
 readonly DOC_DIR=$PREFIX/doc
 readonly CONF_DIR=/etc/edge-pose
 readonly CONF_FILE=$CONF_DIR/config.toml
+readonly HTTP_PASSWORD=$CONF_DIR/http-password
 readonly STATE_DIR=/var/lib/edge-pose
 readonly MODEL_DIR=$STATE_DIR/models
 readonly UNIT_FILE=/etc/systemd/system/$SERVICE.service
@@ -58,6 +61,7 @@ FETCH_MODEL=1
 WHEEL=""
 SOURCE=""
 PASSWORD_FILE=""
+WEB_LAN=0
 MODELS=()
 PYTHON="${PYTHON:-/usr/bin/python3}"
 
@@ -76,10 +80,15 @@ Options:
   --mqtt-password-file F  store the MQTT password from file F as a systemd credential
                           ($CRED_FILE, root-only); then set mqtt.username and
                           mqtt.password_file = "mqtt-password" in $CONF_FILE
+  --web-lan               serve the web view to the LAN (http.bind = 0.0.0.0) behind the
+                          password in $HTTP_PASSWORD (user edge-pose;
+                          made at the first install, read it with sudo cat); without it the
+                          page is for this machine only (127.0.0.1)
   --no-start              enable the service but do not start it (and skip the status check)
   --uninstall             stop and disable the service; remove the unit, udev rules, venv
                           (config, models and the user are kept)
-  --purge                 with --uninstall: also remove config, models, credential and user
+  --purge                 with --uninstall: also remove config (and the web view's password),
+                          models, credential and user
   --root DIR              staging mode: lay the files down under DIR without touching the
                           running system (no apt, useradd, chown, systemctl, udevadm: those are
                           printed instead). The venv under DIR works only in place (CI checks).
@@ -205,6 +214,7 @@ parse_args() {
         --mqtt-password-file=*) PASSWORD_FILE=${1#*=} ;;
         --no-model) FETCH_MODEL=0 ;;
         --with-mosquitto) WITH_MOSQUITTO=1 ;;
+        --web-lan) WEB_LAN=1 ;;
         --no-start) START=0 ;;
         --uninstall) ACTION=uninstall ;;
         --purge) PURGE=1 ;;
@@ -551,6 +561,100 @@ step_validate() {
         die "$CONF_FILE is invalid (see above): fix it, then run $PROG again"
 }
 
+# The web view's password (Basic auth, user edge-pose), made once by deploy/lib/make-http-password
+# (random, 0640 root:edge-pose) and never overwritten: LAN access then needs only the config.
+step_http_password() {
+    local file
+    file=$(t "$HTTP_PASSWORD")
+    if [[ -e $file || -L $file ]]; then
+        say "kept the existing $HTTP_PASSWORD (the web view's password)"
+        return
+    fi
+    if ((DRY_RUN)); then
+        say "would run: $(quote "$SCRIPT_DIR/lib/make-http-password" "$file")"
+        return
+    fi
+    if [[ -n $ROOT ]]; then # staged: the group edge-pose need not exist on this machine
+        EDGE_POSE_PASSWORD_GROUP="" PYTHON=$PYTHON "$SCRIPT_DIR/lib/make-http-password" "$file" >/dev/null ||
+            die "could not make the web view's password file $file (see above)"
+        say "would run: chgrp $SERVICE_USER $HTTP_PASSWORD"
+    else
+        PYTHON=$PYTHON "$SCRIPT_DIR/lib/make-http-password" "$file" >/dev/null ||
+            die "could not make the web view's password file $HTTP_PASSWORD (see above)"
+    fi
+    say "made $HTTP_PASSWORD (the web view's password, user edge-pose; sudo cat $HTTP_PASSWORD shows it)"
+}
+
+# --web-lan: the settings that serve the page to the LAN with that password, those not set
+# already, for one `edge-pose config set` (validated, comments kept).
+web_lan_settings() {
+    "$(t "$VENV")/bin/python" - "$(t "$CONF_FILE")" "$HTTP_PASSWORD" <<'EOF'
+import ipaddress, sys, tomllib
+try:
+    with open(sys.argv[1], "rb") as f:
+        http = tomllib.load(f).get("http", {})
+except (OSError, tomllib.TOMLDecodeError):
+    http = {}
+settings = []
+if http.get("enabled", True) is not True:
+    settings.append("http.enabled=true")
+try:
+    loopback = ipaddress.ip_address(http.get("bind", "127.0.0.1")).is_loopback
+except ValueError:
+    loopback = True
+if loopback:
+    settings.append("http.bind=0.0.0.0")
+if not http.get("password_file"):
+    settings.append(f"http.password_file={sys.argv[2]}")
+print(" ".join(settings))
+EOF
+}
+
+step_web_lan() {
+    local settings=()
+    ((WEB_LAN)) || return 0
+    if ((DRY_RUN)) || [[ -n $ROOT ]]; then
+        # The config names the password file by its path on the target, which a staged tree
+        # does not have where validation looks: the edit is for the installed system.
+        say "would run: $(quote "$VENV/bin/edge-pose" config set --config "$CONF_FILE" http.bind=0.0.0.0 "http.password_file=$HTTP_PASSWORD")"
+        return 0
+    fi
+    read -r -a settings <<<"$(web_lan_settings)"
+    if ((${#settings[@]} == 0)); then
+        say "the web view is served to the LAN already (http.bind, http.password_file in $CONF_FILE)"
+        return 0
+    fi
+    "$(t "$VENV")/bin/edge-pose" config set --config "$CONF_FILE" "${settings[@]}" ||
+        die "could not turn on LAN access in $CONF_FILE (see above)"
+    CHANGED=1
+}
+
+# Where the page is, at the end; with --web-lan on a terminal also the password, once.
+web_summary() {
+    local url
+    if ((DRY_RUN)) || [[ -n $ROOT ]]; then
+        return 0
+    fi
+    url=$("$VENV/bin/python" - "$CONF_FILE" 2>/dev/null <<'EOF' || true
+import sys
+from pathlib import Path
+from edge_pose.config import load_config
+from edge_pose.web.urls import page_url
+print(page_url(load_config(Path(sys.argv[1])).http) or "")
+EOF
+)
+    if [[ -z $url ]]; then
+        say "web view: off (http.enabled = false in $CONF_FILE)"
+    elif ((WEB_LAN)); then
+        say "web view: $url (user edge-pose, the password in $HTTP_PASSWORD: sudo cat $HTTP_PASSWORD)"
+        if [[ -t 0 && -t 1 ]]; then
+            say "its password (shown once, on this terminal only): $(cat "$HTTP_PASSWORD")"
+        fi
+    else
+        say "web view: $url (this machine only; for the LAN: sudo $0 --web-lan)"
+    fi
+}
+
 step_credential() {
     [[ -n $PASSWORD_FILE ]] || return 0
     [[ -d $(t "$CREDSTORE") ]] || run install -d -m 0700 "$(t "$CREDSTORE")"
@@ -643,10 +747,13 @@ do_install() {
     step_config
     step_model
     step_validate
+    step_http_password
+    step_web_lan
     step_credential
     step_udev
     step_unit
     step_start
+    web_summary
     if [[ -n $ROOT ]] && ((!DRY_RUN)); then say "staged under $ROOT"; fi
     return 0
 }
@@ -697,7 +804,7 @@ do_uninstall() {
         fi
         say "purged (the groups video, plugdev and apex are kept: other software uses them)"
     else
-        say "kept $CONF_DIR, $STATE_DIR (models), $CRED_FILE and the user $SERVICE_USER (--purge removes them)"
+        say "kept $CONF_DIR (config, the web view's password), $STATE_DIR (models), $CRED_FILE and the user $SERVICE_USER (--purge removes them)"
     fi
 }
 
