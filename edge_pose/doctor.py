@@ -96,6 +96,7 @@ def _in_order() -> tuple[tuple[str, CheckFunction], ...]:
     from edge_pose.inference import checks as inference
     from edge_pose.mqtt import checks as mqtt
     from edge_pose.service import checks as service
+    from edge_pose.web import checks as web
 
     return (
         ("python", service.python_version),
@@ -109,6 +110,7 @@ def _in_order() -> tuple[tuple[str, CheckFunction], ...]:
         ("edgetpu", inference.edge_tpu),
         ("groups", service.service_user),
         ("mqtt", mqtt.broker),
+        ("web", web.web),
         ("system", service.power_and_heat),
         ("service", service.systemd_unit),
     )

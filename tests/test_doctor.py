@@ -33,6 +33,7 @@ NAMES = [
     "tpu versions",
     "service user",
     "mqtt",
+    "web",
     "system",
     "service",
 ]
