@@ -25,14 +25,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from mqtt_broker import (
-    MosquittoBroker,
-    Subscriber,
-    free_port,
-    mqtt_settings,
-    start_run,
-    wait_for,
-)
+from mqtt_broker import MosquittoBroker, Subscriber, mqtt_settings, start_run, wait_for
 
 from edge_pose.classify.rules import LABELS, RuleClassifier
 from edge_pose.config import Config, DeviceConfig, HttpConfig
@@ -564,23 +557,24 @@ def test_the_device_links_the_page_only_where_home_assistant_can_open_it(
 def test_a_running_device_on_the_lan_links_its_page(
     mosquitto: MosquittoBroker, tmp_path: Path, data_dir: Path
 ) -> None:
-    """A real `edge-pose run` serving the web view to the LAN (0.0.0.0, a free port, no
-    password: allow_anonymous) announces the page; the link is the page it serves."""
+    """A real `edge-pose run` serving the web view to the LAN (0.0.0.0, no password:
+    allow_anonymous) on a free port (the suite's $EDGE_POSE_HTTP_PORT=0) announces the page at
+    the port it bound; the link is the page it serves."""
     device = "ha-page"
     topic = f"homeassistant/device/{device}/config"
-    port = free_port()
     config = tmp_path / "config.toml"
-    config.write_text(f'[http]\nbind = "0.0.0.0"\nport = {port}\nallow_anonymous = true\n')
+    config.write_text('[http]\nbind = "0.0.0.0"\nport = 0\nallow_anonymous = true\n')
     sub = Subscriber(mosquitto.host, mosquitto.port, topic)
     proc = start_run(mosquitto, data_dir / "tfjs" / "pose_squats.mp4", device,
                      "--config", str(config), "--no-realtime")  # fmt: skip
     try:
         assert sub.wait_for(lambda: sub.messages, 60), "no discovery within 60 s"
-        url = json.loads(sub.messages[-1][1])["device"]["configuration_url"]
+        url = urlparse(json.loads(sub.messages[-1][1])["device"]["configuration_url"])
         host = socket.gethostname().split(".", 1)[0]
-        assert url == f"http://{host}.local:{port}/"
+        assert (url.scheme, url.hostname, url.path) == ("http", f"{host}.local", "/")
+        assert url.port and url.port != 8080
         # The link is the page: fetched here by this machine's address for the .local name.
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
+        with urllib.request.urlopen(f"http://127.0.0.1:{url.port}/", timeout=10) as page:
             assert page.status == 200
             assert page.headers.get_content_type() == "text/html"
     finally:
