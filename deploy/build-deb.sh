@@ -192,6 +192,7 @@ grep -qx 'ExecStart=/opt/edge-pose/venv/bin/edge-pose run --config /etc/edge-pos
 put "$SCRIPT_DIR/udev/60-edge-pose-coral.rules" /usr/lib/udev/rules.d/60-edge-pose-coral.rules 0644
 put "$DEBIAN_DIR/edge-pose.sysusers" /usr/lib/sysusers.d/edge-pose.conf 0644
 put "$DEBIAN_DIR/edge-pose.tmpfiles" /usr/lib/tmpfiles.d/edge-pose.conf 0644
+put "$SCRIPT_DIR/lib/make-http-password" /usr/lib/edge-pose/make-http-password 0755
 put "$CHECKOUT/config/edge-pose.toml" /etc/edge-pose/config.toml 0644
 mkdir -p "$ROOT/usr/bin"
 ln -s /opt/edge-pose/venv/bin/edge-pose "$ROOT/usr/bin/edge-pose"

@@ -8,9 +8,10 @@
 # installs edge-pose_<version>_all.deb (or the offline build) into it with apt and checks: the
 # package's files, the user and its groups, the venv, the conffile, `edge-pose validate`,
 # `edge-pose estimate --json` on squat.bmp giving the same keypoints as the host's edge-pose
-# (1e-3 px), `systemd-analyze verify` of the installed unit, an upgrade to a newer build (built
-# here from a copy of the checkout with a bumped version) keeping an edited config, and purge
-# leaving nothing.
+# (1e-3 px), `systemd-analyze verify` of the installed unit, the web view's password file (0640
+# root:edge-pose, never in the log) and the documented command that opens the web view to the
+# LAN with it, an upgrade to a newer build (built here from a copy of the checkout with a bumped
+# version) keeping an edited config and the password, and purge leaving nothing.
 # Prints PASS/FAIL per check and a summary; exits 1 when a check failed, 2 on a set-up error.
 # Needs root, debootstrap, dpkg-deb, systemd-analyze, network (Debian mirror, PyPI).
 #
@@ -50,6 +51,7 @@ readonly CHECKOUT
 . "$SCRIPT_DIR/lib/copy-source.sh"
 SUITE=bookworm
 readonly MODEL_FILE=movenet_single_pose_lightning_ptq.tflite
+readonly HTTP_PASSWORD=/etc/edge-pose/http-password
 DATA=${EDGE_POSE_TEST_DATA:-/work/shared/data}
 MODELS=${EDGE_POSE_TEST_MODELS:-/work/shared/models}
 if [[ -z ${PYTHON:-} ]]; then
@@ -477,8 +479,39 @@ check_unit() {
 }
 check "systemd-analyze verify of the installed unit in the root (silent), unit enabled" check_unit
 
+# The web view's password: made by the postinst, readable by the service only, never printed;
+# then the command the postinst prints turns LAN access on, and the service user validates it.
+check_http_password() {
+    local bad=0 meta password
+    meta=$(in_root stat -c '%a %U:%G' "$HTTP_PASSWORD") || fail_msg "postinst made no $HTTP_PASSWORD" || return 1
+    echo "$HTTP_PASSWORD: $meta"
+    [[ $meta == "640 root:edge-pose" ]] || fail_msg "$HTTP_PASSWORD is $meta, not 640 root:edge-pose" || bad=1
+    password=$(cat "$ROOT$HTTP_PASSWORD")
+    [[ $password =~ ^[A-Za-z0-9_-]{24}$ ]] || fail_msg "$HTTP_PASSWORD does not hold 24 random characters" || bad=1
+    if grep -qF -- "$password" "$WORK/install.log"; then
+        echo "the password is in apt's output"
+        bad=1
+    fi
+    grep -qF "made $HTTP_PASSWORD" "$WORK/install.log" || fail_msg "postinst did not say it made $HTTP_PASSWORD" || bad=1
+    grep -qF "sudo edge-pose config set http.bind=0.0.0.0 http.password_file=$HTTP_PASSWORD" "$WORK/install.log" ||
+        fail_msg "postinst did not print how to open the web view to the LAN" || bad=1
+    in_root runuser -u edge-pose -- test -r "$HTTP_PASSWORD" || fail_msg "the user edge-pose cannot read $HTTP_PASSWORD" || bad=1
+    if in_root runuser -u nobody -- test -r "$HTTP_PASSWORD"; then
+        echo "another user (nobody) can read $HTTP_PASSWORD"
+        bad=1
+    fi
+    in_root edge-pose config set http.bind=0.0.0.0 "http.password_file=$HTTP_PASSWORD" ||
+        fail_msg "the documented config set failed" || bad=1
+    in_root sh -c 'cd /var/lib/edge-pose && runuser -u edge-pose -- edge-pose validate --config /etc/edge-pose/config.toml' ||
+        fail_msg "validate as the user edge-pose with LAN access on" || bad=1
+    return "$bad"
+}
+check "web view's password $HTTP_PASSWORD (0640 root:edge-pose, not in the log); LAN access as documented, validated as edge-pose" \
+    check_http_password
+
 # --------------------------------------------------------------------------- upgrade
 log "upgrade to $VERSION2 with an edited config"
+PASSWORD_SUM=$(sha256sum "$ROOT$HTTP_PASSWORD" 2>/dev/null | cut -d' ' -f1 || true)
 readonly EDIT_MARK="# edited by test-deb-install.sh"
 printf '%s\n' "$EDIT_MARK" >>"$ROOT/etc/edge-pose/config.toml"
 T0=$SECONDS
@@ -496,6 +529,10 @@ check_upgrade() {
     v=$(in_root dpkg-query -W -f='${Version}' edge-pose)
     [[ $v == "$VERSION2" ]] || fail_msg "installed version $v, expected $VERSION2" || bad=1
     grep -qxF "$EDIT_MARK" "$ROOT/etc/edge-pose/config.toml" || fail_msg "the edit of config.toml is lost" || bad=1
+    grep -qx 'bind = "0.0.0.0"' "$ROOT/etc/edge-pose/config.toml" || fail_msg "the LAN setting of config.toml is lost" || bad=1
+    [[ -n $PASSWORD_SUM && $(sha256sum "$ROOT$HTTP_PASSWORD" 2>/dev/null | cut -d' ' -f1) == "$PASSWORD_SUM" ]] ||
+        fail_msg "the upgrade did not keep $HTTP_PASSWORD as it was" || bad=1
+    [[ $(in_root stat -c '%a %U:%G' "$HTTP_PASSWORD") == "640 root:edge-pose" ]] || fail_msg "$HTTP_PASSWORD changed mode or owner" || bad=1
     [[ -z $(find "$ROOT/etc/edge-pose" -name '*.dpkg-*') ]] ||
         fail_msg "dpkg left $(find "$ROOT/etc/edge-pose" -name '*.dpkg-*')" || bad=1
     check_venv "$VERSION2" || bad=1
@@ -503,7 +540,7 @@ check_upgrade() {
     in_root edge-pose validate --config /etc/edge-pose/config.toml >/dev/null || fail_msg "validate after upgrade" || bad=1
     return "$bad"
 }
-check "upgrade $VERSION -> $VERSION2 (${T_UPGRADE}s): edited config kept, venv updated, validate" check_upgrade
+check "upgrade $VERSION -> $VERSION2 (${T_UPGRADE}s): edited config and web password kept, venv updated, validate" check_upgrade
 
 # --------------------------------------------------------------------------- purge
 log "apt-get purge edge-pose"
@@ -552,13 +589,17 @@ check_purge() {
         echo "/opt/edge-pose, /etc/edge-pose or /var/lib/edge-pose still there"
         bad=1
     fi
+    if [[ -e $ROOT$HTTP_PASSWORD || -L $ROOT$HTTP_PASSWORD ]]; then
+        echo "$HTTP_PASSWORD still there"
+        bad=1
+    fi
     if grep -q '^apex:' "$ROOT/etc/group"; then echo "note: the group apex stays (by design, postrm)"; fi
     if grep -qs '^edge-pose:' "$ROOT"/etc/{passwd,group,shadow,gshadow}-; then
         echo "note: shadow's backups /etc/{passwd,group,shadow,gshadow}- still name edge-pose (userdel's backup of the previous state; replaced at the next account change)"
     fi
     return "$bad"
 }
-check "purge leaves nothing (files, user, group, systemd state)" check_purge
+check "purge leaves nothing (files, the web view's password, user, group, systemd state)" check_purge
 
 # --------------------------------------------------------------------------- summary
 T_TOTAL=$((SECONDS - T_START))

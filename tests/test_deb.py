@@ -51,6 +51,7 @@ EXPECTED_FILES = {
     "usr/lib/udev/rules.d/60-edge-pose-coral.rules": "-rw-r--r--",
     "usr/lib/sysusers.d/edge-pose.conf": "-rw-r--r--",
     "usr/lib/tmpfiles.d/edge-pose.conf": "-rw-r--r--",
+    "usr/lib/edge-pose/make-http-password": "-rwxr-xr-x",
     "etc/edge-pose/config.toml": "-rw-r--r--",
     "usr/share/man/man1/edge-pose.1.gz": "-rw-r--r--",
     "usr/share/doc/edge-pose/copyright": "-rw-r--r--",
@@ -202,6 +203,7 @@ def test_files_are_the_projects(tree):
         ("usr/lib/sysusers.d/edge-pose.conf", "deploy/debian/edge-pose.sysusers"),
         ("usr/lib/tmpfiles.d/edge-pose.conf", "deploy/debian/edge-pose.tmpfiles"),
         ("usr/share/doc/edge-pose/copyright", "deploy/debian/copyright"),
+        ("usr/lib/edge-pose/make-http-password", "deploy/lib/make-http-password"),
     ]:
         assert (tree / packaged).read_bytes() == (REPO / original).read_bytes(), packaged
 
@@ -237,6 +239,17 @@ def test_sysusers_makes_user_and_groups(tmp_path):
     for group in ("video", "plugdev", "apex"):
         assert "edge-pose" in groups[group], group
     assert "edge-pose" in groups
+
+
+def test_the_password_helper_is_posix_sh(tree):
+    """The postinst and cloud-init run it with /bin/sh (dash on Debian)."""
+    tool = need_tool("shellcheck", "shellcheck")
+    script = tree / "usr/lib/edge-pose/make-http-password"
+    assert script.read_text().startswith("#!/bin/sh\n")
+    result = run(tool, "--shell=sh", str(script))
+    assert result.returncode == 0 and not result.stdout, result.stdout + result.stderr
+    postinst = (DEBIAN / "postinst").read_text()
+    assert "MAKE_HTTP_PASSWORD=/usr/lib/edge-pose/make-http-password" in postinst
 
 
 @pytest.mark.parametrize("name", MAINTAINER_SCRIPTS)
