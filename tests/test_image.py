@@ -6,7 +6,10 @@
   from the boot partition, the service enabled; Wi-Fi in network-config (netplan v2);
 - every `edge-pose config set` key names a real key of edge_pose.config's models, no password
   goes through `config set`, and the exact `config set` line applies to the shipped default
-  config (validated as the device would, exit 0);
+  config (validated as the device would, exit 0); so does the commented "web view on the LAN"
+  block, uncommented, after the password helper it runs (the package's, made by the real helper
+  here);
+- the image hooks remove the password the package's postinst made (no image-wide password);
 - the rpi-image-gen layer: its `# METABEGIN`/`# METAEND` header, YAML body, hook script; the
   config naming the layer; the pi-gen stage: prerun.sh, EXPORT_IMAGE, packages, run script;
 - every file the layer/stage references exists in the repo or is what `make deb` produces;
@@ -16,6 +19,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -69,9 +73,10 @@ def runcmd(data: dict[str, Any]) -> list[list[str]]:
     return [command_words(entry) for entry in data["runcmd"]]
 
 
-def config_set_args() -> list[str]:
+def config_set_args(data: dict[str, Any] | None = None) -> list[str]:
     """The KEY=VALUE arguments of user-data's `edge-pose config set` (exactly one such line)."""
-    lines = [w for w in runcmd(load_yaml(USER_DATA)) if w[:3] == ["edge-pose", "config", "set"]]
+    data = load_yaml(USER_DATA) if data is None else data
+    lines = [w for w in runcmd(data) if w[:3] == ["edge-pose", "config", "set"]]
     assert len(lines) == 1, lines
     return [word for word in lines[0][3:] if not word.startswith("--")]
 
@@ -144,6 +149,79 @@ def test_config_set_line_applies_to_the_shipped_config(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     text = conf.read_text()
     assert "tls = true" in text and "port = 8883" in text
+
+
+HTTP_PASSWORD = "/etc/edge-pose/http-password"
+MAKE_PASSWORD = "/usr/lib/edge-pose/make-http-password"
+WEB_LAN = "web view on the LAN"
+
+
+def user_data_with_web_lan() -> dict[str, Any]:
+    """user-data with its "web view on the LAN" block uncommented, as its comments say to."""
+    lines = USER_DATA.read_text().splitlines()
+    out, marked = [], 0
+    for i, line in enumerate(lines):
+        before = "\n".join(lines[max(0, i - 4) : i])
+        if (
+            WEB_LAN in before
+            and re.fullmatch(r"\s*# - .*", line)
+            and (MAKE_PASSWORD in line or "http." in line)
+        ):
+            line = line.replace("# - ", "- ", 1)
+            marked += 1
+        out.append(line)
+    assert marked == 3, f"expected 3 commented lines of the {WEB_LAN!r} block, found {marked}"
+    return yaml.safe_load("\n".join(out))
+
+
+def test_web_lan_block_makes_the_password_then_opens_the_page(tmp_path):
+    """Uncommented, the block runs the package's password helper before `config set`, and the
+    line then applies to the shipped config with the file the helper made: a LAN bind with that
+    password, valid; commented (as shipped) it changes nothing."""
+    assert not any(a.startswith("http.") for a in config_set_args())
+    data = user_data_with_web_lan()
+    cmds = runcmd(data)
+    helper = cmds.index([MAKE_PASSWORD])
+    config = next(i for i, w in enumerate(cmds) if w[:3] == ["edge-pose", "config", "set"])
+    install = next(i for i, w in enumerate(cmds) if "apt-get install" in " ".join(w))
+    assert install < helper < config, "the package brings the helper; config set needs the file"
+    args = config_set_args(data)
+    assert "http.bind=0.0.0.0" in args and f"http.password_file={HTTP_PASSWORD}" in args
+    # The helper the package installs there is deploy/lib/make-http-password.
+    assert f'"$SCRIPT_DIR/lib/make-http-password" {MAKE_PASSWORD} 0755' in (
+        REPO / "deploy" / "build-deb.sh"
+    ).read_text()
+    password = tmp_path / "http-password"
+    made = subprocess.run(
+        [str(REPO / "deploy" / "lib" / "make-http-password"), str(password)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "EDGE_POSE_PASSWORD_GROUP": ""},
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert password.read_text().strip() not in made.stdout  # cloud-init logs what runcmd prints
+    conf = tmp_path / "config.toml"
+    conf.write_bytes(DEFAULT_CONFIG.read_bytes())
+    wrapper = "import sys; from edge_pose.cli import main; sys.exit(main(['config', *sys.argv[1:]]))"  # noqa: E501
+    args = [a.replace(HTTP_PASSWORD, str(password)) for a in args]
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper, "set", "--config", str(conf), *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    from edge_pose.config import load_config
+
+    http = load_config(conf).http
+    assert (http.bind, http.password_file) == ("0.0.0.0", str(password))
+
+
+def test_images_carry_no_web_password():
+    """The package's postinst makes a password; an image would give it to every card. Both
+    builds remove it after installing the package (each card makes its own at first boot)."""
+    for script, root in ((IG_HOOK, "$root"), (PIGEN_RUN, "${ROOTFS_DIR}")):
+        text = script.read_text()
+        remove = f'rm -f "{root}{HTTP_PASSWORD}"'
+        assert remove in text, script
+        assert text.index("apt-get install") < text.index(remove), script
 
 
 def test_user_data_installs_the_package_and_enables_the_service():

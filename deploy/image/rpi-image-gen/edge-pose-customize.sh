@@ -4,7 +4,8 @@
 #
 #   1. apt-installs the edge-pose .deb inside the root ($IGconf_edgepose_deb). Its postinst makes
 #      the venv, pip-installs the dependencies and fetches the model (network needed during the
-#      build), and enables the service; it does not start it (no systemd in a chroot).
+#      build), and enables the service; it does not start it (no systemd in a chroot). The web
+#      view's password it made is removed: each device makes its own at first boot.
 #   2. optionally installs mosquitto ($IGconf_edgepose_mosquitto = y).
 #   3. optionally places a cloud-init seed on the boot partition ($IGconf_edgepose_seed: a folder
 #      with user-data, network-config, meta-data), else only ships the examples.
@@ -31,6 +32,10 @@ install -m 0644 "$deb" "$root/tmp/"
 chroot "$root" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends "/tmp/$(basename "$deb")"
 rm -f "$root/tmp/$(basename "$deb")"
+# The postinst made the web view's password: an image must not carry one, or every card flashed
+# from it would share it. Each device makes its own at first boot (cloud-init's user-data, or
+# sudo /usr/lib/edge-pose/make-http-password; docs/service.md, "The web view on the LAN").
+rm -f "$root/etc/edge-pose/http-password"
 
 case $mosquitto in
     y|yes|1|true)

@@ -5,7 +5,8 @@
 #                   offline build edge-pose_0.1.0_arm64.deb: `make deb OFFLINE=1 ARCH=arm64`)
 #   EDGE_POSE_MOSQUITTO=1                                   (optional: a local broker too)
 # postinst makes the venv, pip-installs the dependencies and fetches the model (network needed
-# during the build) and enables the service; it starts at the first boot of the image.
+# during the build) and enables the service; it starts at the first boot of the image. The web
+# view's password the postinst made is removed: each device makes its own at first boot.
 # The first-boot settings come from cloud-init's user-data on the boot partition
 # (deploy/cloud-init/, docs/flashing.md); the examples are shipped in the image.
 
@@ -24,6 +25,10 @@ on_chroot <<CHROOT
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "/tmp/${deb_name}"
 rm -f "/tmp/${deb_name}"
 CHROOT
+# The postinst made the web view's password: an image must not carry one, or every card flashed
+# from it would share it. Each device makes its own at first boot (cloud-init's user-data, or
+# sudo /usr/lib/edge-pose/make-http-password; docs/service.md, "The web view on the LAN").
+rm -f "${ROOTFS_DIR}/etc/edge-pose/http-password"
 
 if [ "${EDGE_POSE_MOSQUITTO:-0}" = "1" ]; then
 	on_chroot <<CHROOT
