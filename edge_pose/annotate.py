@@ -26,8 +26,11 @@ def draw_pose(
 
     ``out``, an array of ``image``'s shape and type, receives the copy instead of a new one: a
     long-running stream draws every picture into the same memory rather than making the
-    allocator find 2.7 MB (a 720p frame) per picture."""
-    if out is not None and out.shape == image.shape and out.dtype == image.dtype:
+    allocator find 2.7 MB (a 720p frame) per picture. ``out`` may be ``image`` itself, a copy
+    the caller made (a resized frame): it is drawn on in place."""
+    if out is image:
+        canvas = out  # the caller's own copy: drawn on in place
+    elif out is not None and out.shape == image.shape and out.dtype == image.dtype:
         np.copyto(out, image)
         canvas = out
     else:

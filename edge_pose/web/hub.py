@@ -52,6 +52,7 @@ class WebHub:
         self.latest: FrameResult | None = None  # the newest frame's result (a reference)
         self.frames = 0  # results delivered: the stream encodes a frame only once
         self.followers = 0  # SSE connections open: the sink formats nothing while it is 0
+        self.keypoint_followers = 0  # of those, the ones that want keypoints (not the page)
         self._changed = threading.Condition()
         self._log: deque[Message] = deque(maxlen=LOG_SIZE)
         self._seq = 0
@@ -74,7 +75,7 @@ class WebHub:
                 self._append("event", text)
             if (state := result.state_text()) is not None:
                 self._pose = self._append("pose", state)
-            if self.followers:
+            if self.keypoint_followers:
                 self._keypoints = (self.frames, result.keypoints_text())
             self._changed.notify_all()
 
@@ -102,19 +103,23 @@ class WebHub:
     def document(self) -> StatusDocument | None:
         return self._document
 
-    def follow(self, last_seen: int | None = None) -> Follower:
+    def follow(self, last_seen: int | None = None, keypoints: bool = True) -> Follower:
         """A follower of the messages after ``last_seen`` (a reconnecting browser's
-        ``Last-Event-ID``); None: from now on, the current pose first."""
-        return Follower(self, last_seen)
+        ``Last-Event-ID``); None: from now on, the current pose first. ``keypoints`` False:
+        no keypoints messages (the page shows the picture instead; a phone is spared ~1 kB a
+        frame)."""
+        return Follower(self, last_seen, keypoints)
 
 
 class Follower:
     """One SSE connection's view of the hub: what it has not sent yet."""
 
-    def __init__(self, hub: WebHub, last_seen: int | None) -> None:
+    def __init__(self, hub: WebHub, last_seen: int | None, keypoints: bool = True) -> None:
         self.hub = hub
+        self.keypoints = keypoints
         with hub._changed:
             hub.followers += 1
+            hub.keypoint_followers += keypoints
             if last_seen is None or not 0 <= last_seen <= hub._seq:
                 self.seq = hub._seq
                 self.first: Message | None = hub._pose
@@ -141,7 +146,7 @@ class Follower:
             if hub._document is not None and self.documents_sent != hub._documents:
                 self.documents_sent = hub._documents
                 out.append(("status", "", None))  # the document is serialised outside the lock
-            keypoints = hub._keypoints
+            keypoints = hub._keypoints if self.keypoints else None
             if keypoints is not None and keypoints[0] != self.keypoints_sent:
                 self.keypoints_sent = keypoints[0]
                 out.append(("keypoints", keypoints[1], None))
@@ -154,7 +159,11 @@ class Follower:
             or self.first is not None
             or hub._seq != self.seq
             or (hub._document is not None and self.documents_sent != hub._documents)
-            or (hub._keypoints is not None and hub._keypoints[0] != self.keypoints_sent)
+            or (
+                self.keypoints
+                and hub._keypoints is not None
+                and hub._keypoints[0] != self.keypoints_sent
+            )
         )
 
     def _new_messages(self) -> Iterator[Message]:
@@ -174,6 +183,7 @@ class Follower:
             self._closed = True
             with self.hub._changed:
                 self.hub.followers -= 1
+                self.hub.keypoint_followers -= self.keypoints
 
 
 class WebSink(Sink):

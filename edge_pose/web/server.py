@@ -428,7 +428,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             return
         hub = self.server.web.hub
-        follower = hub.follow(_last_event_id(self.headers.get("Last-Event-ID")))
+        keypoints = "keypoints=0" not in urlsplit(self.path).query.split("&")
+        follower = hub.follow(_last_event_id(self.headers.get("Last-Event-ID")), keypoints)
         try:
             self.wfile.write(b"retry: 2000\n\n")
             while not self.server.web.closing:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import cv2
 import numpy as np
 
 from edge_pose.annotate import draw_pose
+from edge_pose.pose import Pose, Region
 from edge_pose.sinks.base import FrameResult
 from edge_pose.web.hub import WebHub
 
@@ -31,15 +33,50 @@ class Jpeg:
         self.number = number
 
 
+# The pictures' longest side at most: a 720p or 1080p camera is shown at 960 pixels, enough to
+# aim the camera and judge a pose on any screen, for about a third of the encoding time and
+# memory of the full frame (docs/performance.md). A 640x480 camera is shown as it is.
+MAX_SIDE = 960
+
+
 def encode(result: FrameResult, quality: int, canvas: np.ndarray | None = None) -> bytes:
-    """``result``'s frame with its poses drawn, as JPEG bytes; drawn into ``canvas`` when it
-    has the frame's shape (the encoder reuses one), else into a new copy."""
-    canvas = draw_pose(result.frame.image, result.primary, out=canvas)
+    """``result``'s frame with its poses drawn, at most :data:`MAX_SIDE` pixels wide or high,
+    as JPEG bytes; drawn into ``canvas`` when it has the picture's shape (the encoder reuses
+    one), else into new memory."""
+    image, pose = result.frame.image, result.primary
+    height, width = image.shape[:2]
+    scale = MAX_SIDE / max(height, width)
+    if scale < 1.0:
+        size = (round(width * scale), round(height * scale))
+        fits = canvas is not None and canvas.shape[:2] == (size[1], size[0])
+        image = cv2.resize(image, size, dst=canvas if fits else None, interpolation=cv2.INTER_AREA)
+        pose = _scaled(pose, scale)
+        canvas = image  # drawn on in place: the resized copy is ours
+    canvas = draw_pose(image, pose, out=canvas)
     bgr = cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR, dst=canvas)  # in place: the copy is ours
     ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:  # pragma: no cover - OpenCV's JPEG encoder does not fail on uint8 images
         raise RuntimeError("JPEG encoding failed")
     return data.tobytes()
+
+
+def picture_shape(image: np.ndarray) -> tuple[int, ...]:
+    """The shape of the picture :func:`encode` makes of a frame ``image``."""
+    height, width = image.shape[:2]
+    scale = MAX_SIDE / max(height, width)
+    if scale >= 1.0:
+        return image.shape
+    return (round(height * scale), round(width * scale), *image.shape[2:])
+
+
+def _scaled(pose: Pose, scale: float) -> Pose:
+    """``pose`` on a picture ``scale`` times the frame's size."""
+    keypoints = pose.keypoints.copy()
+    keypoints[:, :2] *= scale
+    r = pose.region
+    region = Region(r.x0 * scale, r.y0 * scale, r.x1 * scale, r.y1 * scale)
+    return replace(pose, keypoints=keypoints, region=region,
+                   width=round(pose.width * scale), height=round(pose.height * scale))  # fmt: skip
 
 
 class JpegStream:
@@ -73,9 +110,9 @@ class JpegStream:
                 result, frame = self.hub.latest, self.hub.frames
                 if result is None or (self._latest is not None and self._latest.frame == frame):
                     continue
-                image = result.frame.image
-                if canvas is None or canvas.shape != image.shape:
-                    canvas = np.empty_like(image)
+                shape = picture_shape(result.frame.image)
+                if canvas is None or canvas.shape != shape:
+                    canvas = np.empty(shape, np.uint8)
                 self._changed.release()  # encode outside the lock: viewers keep sending
                 try:
                     data = encode(result, self.quality, canvas)
