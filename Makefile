@@ -13,11 +13,12 @@ export EDGE_POSE_MODEL_MIRROR EDGE_POSE_MODEL_DIR
 VIDEO ?= $(if $(wildcard $(SHARED)/data/tfjs/pose_squats.mp4),$(SHARED)/data/tfjs/pose_squats.mp4)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv models broker test-deps demo test lint typecheck bench deb deb-install-test clean
+.PHONY: help venv models broker test-deps demo test lint typecheck screenshot bench deb deb-install-test clean
 
 help:
 	@echo "make demo [VIDEO=path.mp4]  run edge-pose on a video against a local Mosquitto and show the keypoints"
 	@echo "make test                   run ruff, mypy and the test suite (real model, real broker)"
+	@echo "make screenshot             retake docs/images/web-view.jpg (the web page in headless Chromium)"
 	@echo "make typecheck              run mypy on edge_pose"
 	@echo "make bench [VIDEO=...]      measure throughput, latency and memory"
 	@echo "make deb                    build dist/edge-pose_<version>_all.deb (docs/packaging.md)"
@@ -65,6 +66,11 @@ typecheck: venv
 # Options (workers, progress, slowest tests) are in pyproject.toml, so a bare `pytest` agrees.
 test: venv models test-deps lint typecheck
 	$(BIN)/pytest
+
+# The README's picture of the web page, taken by the browser test on the squat video.
+screenshot: venv models test-deps
+	EDGE_POSE_SCREENSHOT=$(CURDIR)/docs/images/web-view.jpg $(BIN)/pytest -q -n0 \
+	    tests/test_web_page.py -k shows_the_device_live
 
 bench: venv models
 	$(BIN)/edge-pose bench --model movenet_lightning_int8 --threads 2 --camera $(or $(VIDEO),$(error set VIDEO=path/to/video.mp4))

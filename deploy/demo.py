@@ -69,6 +69,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def web_port() -> int:
+    """The web view's usual port, 8080, when it is free here; else any free port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", 8080))
+        except OSError:
+            return free_port()
+    return 8080
+
+
 def start_broker(workdir: Path) -> tuple[subprocess.Popen, int]:
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).is_file():
@@ -132,6 +142,8 @@ def main() -> int:
         sub.loop_start()
         print(f"demo: mosquitto on 127.0.0.1:{port}, subscribed to edge-pose/demo/#; video {video}")
         edge_pose = Path(sys.executable).with_name("edge-pose")
+        page = web_port()
+        print(f"demo: while the video plays, the web view is at http://127.0.0.1:{page}/")
         run = subprocess.run(
             [
                 str(edge_pose),
@@ -144,6 +156,8 @@ def main() -> int:
                 "127.0.0.1",
                 "--mqtt-port",
                 str(port),
+                "--http-port",
+                str(page),
             ],
             check=False,
         )

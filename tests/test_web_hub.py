@@ -69,6 +69,23 @@ def test_keypoints_are_the_newest_only() -> None:
     assert len(keypoints) == 1 and '"frame":5' in keypoints[0]
 
 
+def test_a_follower_without_keypoints_gets_none_and_costs_no_text() -> None:
+    hub = WebHub()
+    page = hub.follow(keypoints=False)  # the page: pictures instead of keypoints
+    frame = result(1, events=1)
+    hub.frame(frame)
+    sent = page.wait(1.0)
+    assert [name for name, _, _ in sent] == ["event"]
+    assert frame._keypoints_text is None  # nobody wants keypoints: none were formatted
+    script = hub.follow()
+    hub.frame(result(2))
+    assert [name for name, _, _ in script.wait(1.0)] == ["keypoints"]
+    assert page.wait(0.05) == []  # still none for the page
+    page.close()
+    script.close()
+    assert hub.followers == 0 and hub.keypoint_followers == 0
+
+
 def test_a_reconnect_with_last_event_id_resumes_exactly() -> None:
     hub = WebHub()
     for index in range(1, 4):
