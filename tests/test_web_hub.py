@@ -4,6 +4,8 @@ nothing but store a reference while nobody follows."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -32,12 +34,28 @@ def result(index: int, events: int = 0, state: str | None = None) -> FrameResult
     return FrameResult(frame, [pose], evts, pose_state, (0, 0, 0, 0), WIRE)
 
 
-def test_nobody_following_costs_a_reference_and_no_text() -> None:
+def test_nobody_following_costs_a_count_and_no_text() -> None:
     hub = WebHub()
     frame = result(1)
     hub.frame(frame)
-    assert hub.latest is frame and hub.frames == 1
+    assert hub.frames == 1 and hub._offered is None  # no frame held
     assert frame._keypoints_text is None  # nothing was formatted
+
+
+def test_take_hands_over_the_next_frame_and_keeps_none() -> None:
+    hub = WebHub()
+    hub.frame(result(1))
+    assert hub.take(0.05) is None  # an earlier frame is not handed over: none came since
+    taken: list[object] = []
+    taker = threading.Thread(target=lambda: taken.append(hub.take(5.0)))
+    taker.start()
+    while not hub._takers:
+        time.sleep(0.001)
+    second = result(2)
+    hub.frame(second)
+    taker.join(5.0)
+    assert taken == [(2, second)]
+    assert hub._offered is None  # handed over and let go: the hub pins no camera image
 
 
 def test_a_follower_gets_the_current_pose_first_then_events_in_order() -> None:
@@ -122,3 +140,13 @@ def test_wake_releases_a_waiting_follower_at_once() -> None:
     hub.wake()
     thread.join(2.0)
     assert done and done[0] < 1.0
+
+
+def test_the_pipeline_and_the_daemon_do_not_import_the_web_package() -> None:
+    """A leaf package: a run with ``--no-http`` loads none of it (nor prometheus_client)."""
+    code = (
+        "import sys, edge_pose.pipeline, edge_pose.service.daemon, edge_pose.commands.run; "
+        "print(sorted(m for m in sys.modules if m.startswith(('edge_pose.web', 'prometheus'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

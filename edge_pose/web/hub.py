@@ -1,10 +1,12 @@
 """What the web server's threads read, and the sink that feeds it from the pipeline.
 
 The pipeline thread must not wait on a browser, so the hand-over is as picamera2's
-``mjpeg_server.py`` does it, one step cheaper: per frame the sink stores a reference to the
-frame's result (the camera makes a new image per frame and never writes it again, so nothing is
-copied) and feeds the metrics. Drawing, encoding and sending happen on the HTTP side, only while
-someone watches (:mod:`edge_pose.web.stream`).
+``mjpeg_server.py`` does it, one step cheaper: the sink feeds the metrics, and when the picture
+maker asks for a frame (:meth:`WebHub.take`, at most ``stream_fps`` times a second while someone
+watches) it hands over a reference to the next frame's result (the camera makes a new image per
+frame and never writes it again, so nothing is copied). The hub holds no frame otherwise: keeping
+the newest one "in case" would pin a whole camera image (2.7 MB at 720p, 6 MB at 1080p) beside
+the pipeline's. Drawing, encoding and sending happen on the HTTP side (:mod:`edge_pose.web.stream`).
 
 Server-Sent Events need more than the newest frame: an event (a rep, a person leaving) must
 reach every follower, in order, even a slow one. Events and pose changes go into one bounded log
@@ -45,12 +47,14 @@ class FallenBehind(Exception):
 
 
 class WebHub:
-    """The newest frame, status document and messages, shared with the HTTP threads."""
+    """What the HTTP threads read: frames on request, the status document and messages."""
 
     def __init__(self) -> None:
         self.metrics = Metrics()
-        self.latest: FrameResult | None = None  # the newest frame's result (a reference)
         self.frames = 0  # results delivered: the stream encodes a frame only once
+        self._picture = threading.Condition()  # take() waits on it for the next frame
+        self._takers = 0  # threads waiting in take(): read by the pipeline without the lock
+        self._offered: tuple[int, FrameResult] | None = None  # (frame count, result) for them
         self.followers = 0  # SSE connections open: the sink formats nothing while it is 0
         self.keypoint_followers = 0  # of those, the ones that want keypoints (not the page)
         self._changed = threading.Condition()
@@ -65,9 +69,13 @@ class WebHub:
     # -- producers -------------------------------------------------------------------------
 
     def frame(self, result: FrameResult) -> None:
-        """A frame's result (pipeline thread): a reference store unless someone follows."""
-        self.latest = result
+        """A frame's result (pipeline thread): a counter, unless a picture is wanted or someone
+        follows."""
         self.frames += 1
+        if self._takers:  # an int read: a taker that just arrived gets the next frame
+            with self._picture:
+                self._offered = (self.frames, result)
+                self._picture.notify_all()
         if not self.followers and not result.events and result.state is None:
             return
         with self._changed:
@@ -99,6 +107,25 @@ class WebHub:
         return message
 
     # -- readers ---------------------------------------------------------------------------
+
+    def take(self, timeout: float) -> tuple[int, FrameResult] | None:
+        """The next frame's result and its number (the count of frames so far), waiting up to
+        ``timeout`` seconds for the pipeline to deliver one; None when none came (a stalled or
+        paused camera). The hub lets go of it at once: the caller holds the only extra
+        reference."""
+        with self._picture:
+            self._takers += 1
+            frames = self.frames
+            try:
+                self._picture.wait_for(
+                    lambda: self._offered is not None and self._offered[0] > frames, timeout
+                )
+                offered = self._offered
+                return offered if offered is not None and offered[0] > frames else None
+            finally:
+                self._takers -= 1
+                if not self._takers:
+                    self._offered = None
 
     def document(self) -> StatusDocument | None:
         return self._document
@@ -190,7 +217,8 @@ class WebSink(Sink):
     """Hands every frame's result to the hub and the metrics (pipeline thread, microseconds).
 
     Untimed: it runs after the frame's latency is taken, so the web view never changes the
-    numbers it shows, and the metrics see the same latency as the status document."""
+    numbers it shows (the metrics' latency histogram reads the clock microseconds after the
+    status document's sample)."""
 
     timed = False
 

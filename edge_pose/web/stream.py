@@ -3,8 +3,9 @@
 One encoder thread serves all viewers (picamera2's ``mjpeg_server.py`` pattern: the newest JPEG
 behind a Condition), so ten viewers cost one encode per frame, not ten. It wakes at most
 ``stream_fps`` times a second and only while someone watches; with no viewer it sleeps on the
-condition and the pipeline pays nothing. Drawing and encoding take a copy of the frame here, on
-this thread, never on the pipeline's.
+condition and the pipeline pays nothing. It asks the hub for the pipeline's next frame
+(:meth:`~edge_pose.web.hub.WebHub.take`) and draws it, scaled, into a canvas of its own before
+encoding, on this thread, never on the pipeline's.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class Jpeg:
 # aim the camera and judge a pose on any screen, for about a third of the encoding time and
 # memory of the full frame (docs/performance.md). A 640x480 camera is shown as it is.
 MAX_SIDE = 960
+# How long the picture maker waits for the pipeline's next frame before it looks again (and a
+# snapshot gives the last picture instead): a camera at 1 fps still makes every picture.
+TAKE_TIMEOUT_S = 1.0
 
 
 def encode(result: FrameResult, quality: int, canvas: np.ndarray | None = None) -> bytes:
@@ -89,6 +93,7 @@ class JpegStream:
         self.viewers = 0
         self.encodes = 0  # pictures made: the benchmark checks viewers share them
         self._latest: Jpeg | None = None
+        self._canvas: np.ndarray | None = None  # the encoder thread draws every picture into it
         self._changed = threading.Condition()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="edge-pose-jpeg", daemon=True)
@@ -96,7 +101,6 @@ class JpegStream:
 
     def _run(self) -> None:
         next_at = 0.0
-        canvas: np.ndarray | None = None  # drawn into again for every picture
         with self._changed:
             while not self._stopped:
                 if not self.viewers:
@@ -107,20 +111,27 @@ class JpegStream:
                     self._changed.wait(delay)
                     continue
                 next_at = time.monotonic() + self.interval
-                result, frame = self.hub.latest, self.hub.frames
-                if result is None or (self._latest is not None and self._latest.frame == frame):
-                    continue
-                shape = picture_shape(result.frame.image)
-                if canvas is None or canvas.shape != shape:
-                    canvas = np.empty(shape, np.uint8)
-                self._changed.release()  # encode outside the lock: viewers keep sending
+                self._changed.release()  # wait and encode outside the lock: viewers keep sending
                 try:
-                    data = encode(result, self.quality, canvas)
+                    jpeg = self._next_picture()
                 finally:
                     self._changed.acquire()
-                self.encodes += 1
-                self._latest = Jpeg(data, frame, self.encodes)
-                self._changed.notify_all()
+                if jpeg is not None:
+                    self.encodes += 1
+                    self._latest = jpeg
+                    self._changed.notify_all()
+
+    def _next_picture(self) -> Jpeg | None:
+        """The pipeline's next frame drawn and encoded; None when no frame came. The frame is
+        let go on return, not held while the thread waits for the next picture."""
+        taken = self.hub.take(TAKE_TIMEOUT_S)
+        if taken is None:
+            return None
+        frame, result = taken
+        shape = picture_shape(result.frame.image)
+        if self._canvas is None or self._canvas.shape != shape:
+            self._canvas = np.empty(shape, np.uint8)
+        return Jpeg(encode(result, self.quality, self._canvas), frame, self.encodes + 1)
 
     def viewer(self, timeout: float) -> _Viewer:
         """A viewer: :meth:`_Viewer.next` gives each new picture (None after ``timeout``)."""
@@ -131,12 +142,16 @@ class JpegStream:
         return self._stopped
 
     def snapshot(self) -> bytes | None:
-        """The newest frame as JPEG: the stream's last picture when it shows the newest frame,
-        else encoded now (on the caller's thread). None before the first frame."""
-        latest, result = self._latest, self.hub.latest
+        """The newest picture as JPEG: the stream's when it shows the newest frame, else the
+        next frame encoded now (on the caller's thread); the stream's last picture when no
+        frame comes within :data:`TAKE_TIMEOUT_S` (a stalled camera); None without either."""
+        latest = self._latest
         if latest is not None and latest.frame == self.hub.frames:
             return latest.data
-        return None if result is None else encode(result, self.quality)
+        taken = self.hub.take(TAKE_TIMEOUT_S)
+        if taken is None:
+            return None if latest is None else latest.data
+        return encode(taken[1], self.quality)
 
     def close(self) -> None:
         with self._changed:
