@@ -53,6 +53,31 @@ def test_bench_json_reports_every_measure(data_dir: Path, lightning_path: Path) 
     assert 30 < result["peak_rss_mb"] < 1000
 
 
+def test_bench_web_reports_the_cost_of_the_web_view(data_dir: Path, lightning_path: Path) -> None:
+    """`bench --web`: ratios with no, one and ten viewers, the stream's pace and the memory
+    figures of two real runs (numbers in docs/performance.md; only sanity is asserted here)."""
+    video = data_dir / "tfjs" / "pose_squats.mp4"
+    done = subprocess.run(
+        [*EDGE_POSE, "bench", "--web", "--camera", str(video), "--frames", "300",
+         "--threads", "1", "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["frames"] == 300 and result["stream_fps"] == 5.0 and result["off_fps"] > 1
+    for name in ("idle", "one", "ten"):
+        assert 0.2 < result[f"{name}_ratio"] < 2.0, name
+        assert len(result[f"{name}_rounds"]) == ROUNDS
+        assert result[f"{name}_ratio"] == pytest.approx(
+            float(np.median(result[f"{name}_rounds"])), abs=1e-3
+        )
+    # The stream's own pace: never above stream_fps, one viewer or ten (they share pictures).
+    for viewers in ("one", "ten"):
+        assert 0 < result["encodes_per_s"][viewers] <= 5.0 * 1.02, result["encodes_per_s"]
+    rss = result["peak_rss_mb"]
+    assert 30 < rss["off"] < 1000 and 30 < rss["one"] < 1000
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [

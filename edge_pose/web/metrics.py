@@ -170,7 +170,9 @@ VALUES = (
     _one("paused", "flag", "1 while paused by an MQTT command.", "paused"),
     _one("last_frame_timestamp_seconds", "gauge", "When the last frame was taken (Unix time).",
          "last_frame"),
-    _one("stall_seconds", "gauge", "Seconds since the camera last delivered a frame.", "stall_s"),
+    _one("stall_limit_seconds", "gauge", "Seconds without a frame after which the daemon "
+         "counts as stalled (a setting: compare the last frame's timestamp with it).",
+         "stall_s"),
     _one("camera_restarts_total", "counter", "Times a live camera was reopened after errors.",
          "camera", "restarts"),
     _Family("frames_per_second", "gauge", "Frame rate over the last seconds, by stage.",
@@ -204,7 +206,15 @@ VALUES = (
 
 
 def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
+    """A label value: text as it is, anything else empty. Text read with ``surrogateescape``
+    (a file name in another encoding) is made encodable, so one odd name cannot fail a scrape."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode()
+    return value
 
 
 def _build_info(doc: AsRead) -> Metric:
@@ -256,7 +266,8 @@ def _pose_and_reps(doc: AsRead) -> Iterator[Metric]:
 
 
 def _throttled(doc: AsRead) -> Iterator[Metric]:
-    if (bits := throttled_value(section(doc, "system").get("throttled"))) is None:
+    bits = throttled_value(section(doc, "system").get("throttled"))
+    if bits is None or bits < 0:  # not the firmware's unsigned flags
         return
     family = GaugeMetricFamily(
         f"{PREFIX}_throttled",

@@ -29,6 +29,7 @@ import http.client
 import io
 import json
 import logging
+import select
 import socket
 import ssl
 import threading
@@ -59,6 +60,9 @@ MAX_FOLLOWERS = 16
 MAX_HEAD_BYTES = 16 * 1024
 SOCKET_TIMEOUT_S = 10.0  # a client that neither sends nor reads for this long is dropped
 KEEPALIVE_S = 15.0  # an idle event stream sends a comment this often (proxies close idle ones)
+# A stream waiting for something to send looks this often whether its client has gone (a viewer
+# counts until then: the picture maker works for it, and a slot is held).
+PEER_CHECK_S = 1.0
 BOUNDARY = "frame"
 # Failed logins: a burst of 10, then one a second, for everyone together (a LAN brute force is
 # slowed to a crawl; the owner mistyping twice is not).
@@ -402,17 +406,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._start_stream(f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         if self.command == "HEAD":
             return
-        viewer = self.server.web.stream.viewer(KEEPALIVE_S)
+        viewer = self.server.web.stream.viewer(PEER_CHECK_S)
         last = b""
+        idle = 0.0
         try:
             while True:
                 data = viewer.next()
                 if data is None:
-                    if viewer.stopped:
+                    if viewer.stopped or self._peer_gone():
                         return
-                    data = last  # a stalled camera: the last picture again (finds dead clients)
-                    if not data:
+                    idle += PEER_CHECK_S
+                    if idle < KEEPALIVE_S or not last:
                         continue
+                    data = last  # a stalled camera: the last picture again, now and then
+                idle = 0.0
                 last = data
                 self.wfile.write(
                     f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
@@ -423,6 +430,19 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             viewer.close()
 
+    def _peer_gone(self) -> bool:
+        """Whether the client closed its end: a stream's client sends nothing after its
+        request, so a readable socket that reads as end-of-file is a client that left. (Over
+        TLS this is not looked at without reading; the next write finds out.)"""
+        connection = self.connection
+        if isinstance(connection, ssl.SSLSocket):
+            return False
+        try:
+            readable, _, _ = select.select([connection], [], [], 0)
+            return bool(readable) and not connection.recv(1, socket.MSG_PEEK)
+        except (OSError, ValueError):
+            return True
+
     def _send_events(self) -> None:
         self._start_stream("text/event-stream; charset=utf-8")
         if self.command == "HEAD":
@@ -430,16 +450,23 @@ class _Handler(BaseHTTPRequestHandler):
         hub = self.server.web.hub
         keypoints = "keypoints=0" not in urlsplit(self.path).query.split("&")
         follower = hub.follow(_last_event_id(self.headers.get("Last-Event-ID")), keypoints)
+        idle = 0.0
         try:
             self.wfile.write(b"retry: 2000\n\n")
             while not self.server.web.closing:
                 try:
-                    messages = follower.wait(KEEPALIVE_S)
+                    messages = follower.wait(PEER_CHECK_S)
                 except FallenBehind:
                     return  # the browser reconnects and starts from the current pose
                 if not messages:
-                    self.wfile.write(b": keep-alive\n\n")
+                    if self._peer_gone():
+                        return
+                    idle += PEER_CHECK_S
+                    if idle >= KEEPALIVE_S:
+                        self.wfile.write(b": keep-alive\n\n")
+                        idle = 0.0
                     continue
+                idle = 0.0
                 out = []
                 for name, text, seq in messages:
                     if name == "status":

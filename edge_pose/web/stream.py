@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import replace
 
 import cv2
@@ -92,8 +93,10 @@ class JpegStream:
         self.quality = quality
         self.viewers = 0
         self.encodes = 0  # pictures made: the benchmark checks viewers share them
+        self.made: deque[float] = deque(maxlen=64)  # when the last pictures were made (bench)
         self._latest: Jpeg | None = None
         self._canvas: np.ndarray | None = None  # the encoder thread draws every picture into it
+        self._taken_at = 0.0  # when the encoder thread last had a frame (or gave up waiting)
         self._changed = threading.Condition()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="edge-pose-jpeg", daemon=True)
@@ -110,13 +113,16 @@ class JpegStream:
                 if delay > 0:
                     self._changed.wait(delay)
                     continue
-                next_at = time.monotonic() + self.interval
                 self._changed.release()  # wait and encode outside the lock: viewers keep sending
                 try:
                     jpeg = self._next_picture()
                 finally:
                     self._changed.acquire()
+                # Paced from the frame's arrival, not from the request: a wait for a frame
+                # (the camera between frames, a stall) never lets two pictures follow closely.
+                next_at = self._taken_at + self.interval
                 if jpeg is not None:
+                    self.made.append(time.monotonic())
                     self.encodes += 1
                     self._latest = jpeg
                     self._changed.notify_all()
@@ -125,6 +131,7 @@ class JpegStream:
         """The pipeline's next frame drawn and encoded; None when no frame came. The frame is
         let go on return, not held while the thread waits for the next picture."""
         taken = self.hub.take(TAKE_TIMEOUT_S)
+        self._taken_at = time.monotonic()
         if taken is None:
             return None
         frame, result = taken
