@@ -369,8 +369,8 @@ class HttpConfig(_Section):
         if exposed and not self.password_file and not self.allow_anonymous:
             raise _bad(
                 "serves the camera to the network without a password: set "
-                "http.password_file (edge-pose config set http.password_file "
-                "/etc/edge-pose/http-password), bind to 127.0.0.1, or set "
+                "http.password_file (edge-pose config set "
+                "http.password_file=/etc/edge-pose/http-password), bind to 127.0.0.1, or set "
                 "http.allow_anonymous = true",
                 key="bind",
                 value=self.bind,
