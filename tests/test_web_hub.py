@@ -124,6 +124,60 @@ def test_a_follower_the_log_has_passed_is_told_so() -> None:
         follower.wait(0.1)
 
 
+def test_a_browser_back_after_the_log_moved_on_starts_afresh() -> None:
+    """A phone asleep overnight reconnects with an id the log no longer holds: it starts from
+    now with the current pose (sending it away would bring it back with the same id)."""
+    hub = WebHub()
+    hub.frame(result(0, state="standing"))
+    for index in range(1, LOG_SIZE + 5):
+        hub.frame(result(index, events=1))
+    for stale in (1, LOG_SIZE + 50):  # too old, and from an earlier run of the daemon
+        follower = hub.follow(last_seen=stale)
+        sent = follower.wait(0.1)
+        assert sent[0][0] == "pose" and '"standing"' in sent[0][1]
+        follower.close()
+    oldest = LOG_SIZE + 5 - LOG_SIZE + 1  # still resumable: the message after it is held
+    assert hub.follow(last_seen=oldest - 1).wait(0.1)[0][2] == oldest
+
+
+def test_the_document_is_served_as_status_json_writes_it() -> None:
+    hub = WebHub()
+    assert hub.document_json() is None
+    document = {"v": 1, "pose": {"confidence": float("nan")}, "fps": {"processed": np.float32(4.5)}}
+    hub.publish_document(document)  # type: ignore[arg-type]
+    expected = b'{"v": 1, "pose": {"confidence": null}, "fps": {"processed": 4.5}}'
+    assert hub.document_json() == expected
+
+
+def test_a_taker_that_gives_up_leaves_no_frame_behind() -> None:
+    hub = WebHub()
+    assert hub.take(0.01) is None
+    hub.frame(result(1))
+    assert hub._offered is None and hub._takers == 0
+
+
+def test_closing_the_stream_returns_a_waiting_taker_at_once() -> None:
+    hub = WebHub()
+    got: list[object] = []
+    taker = threading.Thread(target=lambda: got.append(hub.take(30.0)))
+    started = time.monotonic()
+    taker.start()
+    while not hub._takers:
+        time.sleep(0.001)
+    hub.wake_takers()
+    taker.join(5.0)
+    assert got == [None] and time.monotonic() - started < 2.0
+
+
+def test_keypoints_a_follower_left_are_not_sent_to_the_next() -> None:
+    hub = WebHub()
+    first = hub.follow()
+    hub.frame(result(1))
+    first.close()
+    second = hub.follow()
+    assert not [name for name, _, _ in second.wait(0.05) if name == "keypoints"]
+
+
 def test_wake_releases_a_waiting_follower_at_once() -> None:
     hub = WebHub()
     follower = hub.follow()

@@ -333,9 +333,14 @@ def test_a_password_guards_everything_but_healthz(tmp_path: Path, data_dir: Path
         assert get(run.port, "/api/status", auth=f"edge-pose:{PASSWORD}")[0] == 200
         assert len(mjpeg_parts(run.port, 2, auth=f"edge-pose:{PASSWORD}")) == 2
         assert get(run.port, "/healthz")[0] == 200
-        # Guessing fast is slowed down: after a burst, 429.
+        # Guessing fast is slowed down: after a burst, 429 for any password, the right one too
+        # (else a right guess would stand out); a try comes back each second.
         codes = [get(run.port, "/", auth=f"edge-pose:guess{i}")[0] for i in range(15)]
-        assert codes[-1] == 429 and 401 in codes
+        first = codes.index(429)  # the wrong tries above count too: the burst is 10 in all
+        assert 3 <= first <= 10 and codes[:first] == [401] * first, codes
+        assert codes[first:] == [429] * (15 - first), codes
+        assert get(run.port, "/", auth=f"edge-pose:{PASSWORD}")[0] == 429
+        time.sleep(1.2)
         assert get(run.port, "/", auth=f"edge-pose:{PASSWORD}")[0] == 200
     finally:
         assert "Traceback" not in run.stop()
@@ -387,7 +392,40 @@ def test_a_port_in_use_is_one_line_naming_it(tmp_path: Path, data_dir: Path) -> 
     lines = [line for line in proc.stderr.splitlines() if "error" in line]
     assert len(lines) == 1, proc.stderr
     assert f"http.port = {port}" in lines[0] and "in use by another program" in lines[0]
+    assert f"edge-pose config set http.port={port + 1}" in lines[0]  # as it is typed
     assert "Traceback" not in proc.stderr
+
+
+def test_a_server_that_cannot_bind_leaves_no_thread(tmp_path: Path) -> None:
+    """A reload onto a taken port, again and again, must not pile up encoder threads."""
+    from edge_pose.config import HttpConfig
+    from edge_pose.errors import EdgePoseError
+    from edge_pose.web.hub import WebHub
+    from edge_pose.web.server import WebServer
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    before = threading.active_count()
+    try:
+        for _ in range(3):
+            server = WebServer(HttpConfig(port=holder.getsockname()[1]), WebHub(), None)
+            with pytest.raises(EdgePoseError, match="in use by another program"):
+                server.start()
+    finally:
+        holder.close()
+    assert threading.active_count() == before
+
+
+def test_a_page_asked_for_by_another_name_is_refused_without_a_password(device: Device) -> None:
+    """DNS rebinding: a web page that points its own name at the device sends that name in
+    Host; without a password only the device's names and addresses are served."""
+    for host in ("evil.example", "evil.example:8080", "127.0.0.1.evil.example"):
+        code, _, body = get(device.port, "/api/status", headers={"Host": host})
+        assert code == 421 and b"not this device's name or address" in body, host
+    for host in (f"127.0.0.1:{device.port}", f"localhost:{device.port}", f"[::1]:{device.port}",
+                 f"{socket.gethostname()}.local:{device.port}", "192.168.1.20"):  # fmt: skip
+        assert get(device.port, "/api/status", headers={"Host": host})[0] == 200, host
 
 
 def test_a_lan_bind_without_password_is_refused(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from edge_pose.service.document import StatusDocument
+from edge_pose.service.status import encode_status
 from edge_pose.sinks.base import FrameResult, Sink
 from edge_pose.web.metrics import Metrics
 
@@ -62,6 +63,8 @@ class WebHub:
         self._seq = 0
         self._keypoints: tuple[int, str] | None = None  # (frame count, text), newest only
         self._document: StatusDocument | None = None
+        self._document_json: bytes | None = None  # the document serialised, when asked for
+        self._take_wakes = 0  # calls of wake_takers()
         self._documents = 0  # documents published, so a follower sends each once
         self._pose: Message | None = None  # the newest pose message, sent first on connect
         self._wakes = 0  # calls of wake(): a waiting follower returns to look at its server
@@ -74,8 +77,9 @@ class WebHub:
         self.frames += 1
         if self._takers:  # an int read: a taker that just arrived gets the next frame
             with self._picture:
-                self._offered = (self.frames, result)
-                self._picture.notify_all()
+                if self._takers:  # not one that gave up meanwhile: nobody would let go of it
+                    self._offered = (self.frames, result)
+                    self._picture.notify_all()
         if not self.followers and not result.events and result.state is None:
             return
         with self._changed:
@@ -91,8 +95,15 @@ class WebHub:
         """The newest status document (once a second, from the supervisor)."""
         with self._changed:
             self._document = document
+            self._document_json = None
             self._documents += 1
             self._changed.notify_all()
+
+    def wake_takers(self) -> None:
+        """Return every :meth:`take` at once, with no frame (the stream is closing)."""
+        with self._picture:
+            self._take_wakes += 1
+            self._picture.notify_all()
 
     def wake(self) -> None:
         """Wake every follower (the server is closing: they look and leave)."""
@@ -115,10 +126,12 @@ class WebHub:
         reference."""
         with self._picture:
             self._takers += 1
-            frames = self.frames
+            frames, wakes = self.frames, self._take_wakes
             try:
                 self._picture.wait_for(
-                    lambda: self._offered is not None and self._offered[0] > frames, timeout
+                    lambda: (self._offered is not None and self._offered[0] > frames)
+                    or self._take_wakes != wakes,
+                    timeout,
                 )
                 offered = self._offered
                 return offered if offered is not None and offered[0] > frames else None
@@ -129,6 +142,21 @@ class WebHub:
 
     def document(self) -> StatusDocument | None:
         return self._document
+
+    def document_json(self) -> bytes | None:
+        """The newest document as status.json has it (one line, NaN as null, numpy numbers
+        as numbers), serialised once per document for every reader."""
+        with self._changed:
+            if self._document_json is None and self._document is not None:
+                self._document_json = encode_status(self._document).rstrip(b"\n")
+            return self._document_json
+
+    def resumable(self, last_seen: int) -> bool:
+        """Whether everything after ``last_seen`` is still in the log (call with the lock).
+        A browser asleep for longer, or a ``Last-Event-ID`` of an earlier run, starts afresh
+        with the current pose: sending it away would make it come back with the same id."""
+        oldest = self._log[0].seq if self._log else self._seq + 1
+        return oldest - 1 <= last_seen <= self._seq
 
     def follow(self, last_seen: int | None = None, keypoints: bool = True) -> Follower:
         """A follower of the messages after ``last_seen`` (a reconnecting browser's
@@ -147,7 +175,7 @@ class Follower:
         with hub._changed:
             hub.followers += 1
             hub.keypoint_followers += keypoints
-            if last_seen is None or not 0 <= last_seen <= hub._seq:
+            if last_seen is None or not hub.resumable(last_seen):
                 self.seq = hub._seq
                 self.first: Message | None = hub._pose
             else:
@@ -211,6 +239,8 @@ class Follower:
             with self.hub._changed:
                 self.hub.followers -= 1
                 self.hub.keypoint_followers -= self.keypoints
+                if not self.hub.keypoint_followers:
+                    self.hub._keypoints = None  # the next one gets fresh keypoints, not these
 
 
 class WebSink(Sink):

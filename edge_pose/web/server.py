@@ -21,10 +21,7 @@ and it keeps every response's framing trivially right.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import errno
-import hmac
 import http.client
 import io
 import json
@@ -32,6 +29,7 @@ import logging
 import select
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -44,8 +42,8 @@ from urllib.parse import urlsplit
 from edge_pose import __version__
 from edge_pose.config import HttpConfig
 from edge_pose.errors import EdgePoseError
-from edge_pose.ratelimit import TokenBucket
 from edge_pose.service.health import evaluate
+from edge_pose.web.auth import Logins, Verdict, host_allowed
 from edge_pose.web.hub import FallenBehind, WebHub
 from edge_pose.web.metrics import CONTENT_TYPE as METRICS_TYPE
 from edge_pose.web.stream import JpegStream
@@ -53,7 +51,6 @@ from edge_pose.web.urls import page_url
 
 log = logging.getLogger(__name__)
 
-USER = "edge-pose"  # the one user name of Basic auth
 MAX_CONNECTIONS = 64
 MAX_STREAMS = 16
 MAX_FOLLOWERS = 16
@@ -66,7 +63,6 @@ PEER_CHECK_S = 1.0
 BOUNDARY = "frame"
 # Failed logins: a burst of 10, then one a second, for everyone together (a LAN brute force is
 # slowed to a crawl; the owner mistyping twice is not).
-AUTH_FAILURES_PER_S, AUTH_FAILURES_BURST = 1.0, 10
 
 _HEADERS = {
     "Cache-Control": "no-store",
@@ -75,7 +71,8 @@ _HEADERS = {
 }
 PAGE_CSP = (
     "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
-    "script-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'"
+    "script-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
 )
 
 
@@ -85,9 +82,8 @@ class WebServer:
     def __init__(self, cfg: HttpConfig, hub: WebHub, password: str | None) -> None:
         self.cfg = cfg
         self.hub = hub
-        self.stream = JpegStream(hub, cfg.stream_fps, cfg.jpeg_quality)
-        self._password = password
-        self._failures = TokenBucket(AUTH_FAILURES_PER_S, AUTH_FAILURES_BURST)
+        self.stream = JpegStream(hub, cfg.stream_fps, cfg.jpeg_quality)  # started once bound
+        self.logins = Logins(password)
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._streams = threading.BoundedSemaphore(MAX_STREAMS)
         self._followers = threading.BoundedSemaphore(MAX_FOLLOWERS)
@@ -108,6 +104,7 @@ class WebServer:
             raise EdgePoseError(bind_error(self.cfg, exc)) from None
         server.tls = context
         self._server = server
+        self.stream.start()  # its thread only now: a port that cannot be had leaves none
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.5},
             name="edge-pose-http", daemon=True,
@@ -157,25 +154,6 @@ class WebServer:
     def followers(self) -> int:
         return self.hub.followers
 
-    # -- auth --------------------------------------------------------------------------------
-
-    def authorized(self, header: str | None) -> bool:
-        """Whether an ``Authorization`` header carries the password (always, without one)."""
-        if self._password is None:
-            return True
-        if header is None or header[:6].lower() != "basic ":
-            return False
-        try:
-            user, _, given = base64.b64decode(header[6:], validate=True).partition(b":")
-        except (binascii.Error, ValueError):
-            return False
-        expected = f"{USER}:{self._password}".encode()
-        return hmac.compare_digest(user + b":" + given, expected)
-
-    def login_failed(self) -> bool:
-        """Book a failed login; False when failures come too fast (answer 429)."""
-        return self._failures.allow()
-
 
 def bind_error(cfg: HttpConfig, exc: OSError) -> str:
     """Why ``http.bind``:``http.port`` could not be had, in one line with the fix."""
@@ -183,8 +161,9 @@ def bind_error(cfg: HttpConfig, exc: OSError) -> str:
     if exc.errno == errno.EADDRINUSE:
         return (
             f"{where}: the port is in use by another program — choose another "
-            f"(edge-pose config set http.port {cfg.port + 1 if cfg.port else 8081}) or stop "
-            f"that program (ss -ltnp 'sport = :{cfg.port}' shows it)"
+            f"(edge-pose config set http.port={_another_port(cfg.port)}; under systemd allow it "
+            f"too, docs/web.md \"Another port\") or stop that program "
+            f"(ss -ltnp 'sport = :{cfg.port}' shows it)"
         )
     if exc.errno in (errno.EACCES, errno.EPERM):
         return (
@@ -197,6 +176,10 @@ def bind_error(cfg: HttpConfig, exc: OSError) -> str:
             "0.0.0.0 or one of `ip -brief address`"
         )
     return f"{where}: {exc.strerror or exc}"
+
+
+def _another_port(port: int) -> int:
+    return port + 1 if 0 < port < 65535 else 8081
 
 
 class _Server(ThreadingHTTPServer):
@@ -225,8 +208,13 @@ class _Server(ThreadingHTTPServer):
             self.web._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that went away or sent garbage is no news: a debug line, no traceback."""
-        log.debug("http: connection from %s ended with an error", client_address, exc_info=True)
+        """A client that went away or sent garbage is no news: a debug line, no traceback.
+        Anything else is a defect of ours, and the journal gets its traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError | ValueError):  # ValueError: a write to a closed stream
+            log.debug("http: connection from %s ended: %s", client_address, error)
+        else:
+            log.warning("http: a request from %s failed", client_address, exc_info=True)
 
 
 def _refuse(sock: socket.socket) -> None:
@@ -328,15 +316,28 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {path[:100]}",
                                               "pages": sorted(_ROUTES)})  # fmt: skip
             return
-        given = self.headers.get("Authorization")
-        if path != "/healthz" and not web.authorized(given):
-            # A browser asks without credentials first: only a wrong password counts as a try.
-            if given is not None and not web.login_failed():
-                self._send(
-                    HTTPStatus.TOO_MANY_REQUESTS, b'{"error": "too many failed logins"}',
-                    "application/json", {"Retry-After": "5"},
-                )  # fmt: skip
-                return
+        if web.closing:  # a reload or stop: the new settings (a password) apply from now on
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "restarting"})
+            return
+        host = self.headers.get("Host")
+        if not web.logins.required and not host_allowed(host):
+            self._json(HTTPStatus.MISDIRECTED_REQUEST, {"error": (
+                f"Host {str(host)[:100]!r} is not this device's name or address: open the page "
+                "by its address or host name, or set http.password_file (docs/web.md)"
+            )})  # fmt: skip
+            return
+        verdict = (
+            Verdict.ALLOWED
+            if path == "/healthz"
+            else web.logins.check(self.headers.get("Authorization"), self.client_address[0])
+        )
+        if verdict is Verdict.THROTTLED:
+            self._send(
+                HTTPStatus.TOO_MANY_REQUESTS, b'{"error": "too many failed logins"}',
+                "application/json", {"Retry-After": "5"},
+            )  # fmt: skip
+            return
+        if verdict is Verdict.ASK:
             self._send(
                 HTTPStatus.UNAUTHORIZED, b'{"error": "password required (user edge-pose)"}',
                 "application/json",
@@ -350,15 +351,22 @@ class _Handler(BaseHTTPRequestHandler):
                    {"Content-Security-Policy": PAGE_CSP})  # fmt: skip
 
     def status(self) -> None:
-        document = self.server.web.hub.document()
-        if document is None:
+        data = self.server.web.hub.document_json()
+        if data is None:
             self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "starting: no status yet"})
         else:
-            self._json(HTTPStatus.OK, document)
+            self._send(HTTPStatus.OK, data, "application/json")
 
     def healthz(self) -> None:
-        verdict = evaluate(self.server.web.hub.document(), time.time(), missing="starting")
+        web = self.server.web
+        verdict = evaluate(web.hub.document(), time.time(), missing="starting")
         body = {"label": verdict.label, **verdict.to_json()}
+        header = self.headers.get("Authorization")
+        allowed = header is not None and (
+            web.logins.check(header, self.client_address[0]) is Verdict.ALLOWED
+        )
+        if web.logins.required and not allowed:
+            body["reasons"] = []  # they name the broker and errors: for those with the password
         self._json(HTTPStatus.OK if verdict.code == 0 else HTTPStatus.SERVICE_UNAVAILABLE, body)
 
     def metrics(self) -> None:
@@ -438,8 +446,9 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(connection, ssl.SSLSocket):
             return False
         try:
-            readable, _, _ = select.select([connection], [], [], 0)
-            return bool(readable) and not connection.recv(1, socket.MSG_PEEK)
+            poller = select.poll()  # not select(): it fails for descriptors above 1023
+            poller.register(connection, select.POLLIN)
+            return bool(poller.poll(0)) and not connection.recv(1, socket.MSG_PEEK)
         except (OSError, ValueError):
             return True
 
@@ -470,7 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
                 out = []
                 for name, text, seq in messages:
                     if name == "status":
-                        text = json.dumps(hub.document())
+                        text = (hub.document_json() or b"null").decode()
                     head = f"event: {name}\n" + (f"id: {seq}\n" if seq is not None else "")
                     out.append(f"{head}data: {text}\n\n")
                 self.wfile.write("".join(out).encode())

@@ -103,6 +103,9 @@ class JpegStream:
         self._changed = threading.Condition()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="edge-pose-jpeg", daemon=True)
+
+    def start(self) -> None:
+        """Start the encoder thread (the server does once its port is bound)."""
         self._thread.start()
 
     def _run(self) -> None:
@@ -167,7 +170,9 @@ class JpegStream:
         with self._changed:
             self._stopped = True
             self._changed.notify_all()
-        self._thread.join(2.0)
+        self.hub.wake_takers()  # an encoder waiting for a frame looks up at once
+        if self._thread.is_alive():
+            self._thread.join(2.0)
 
 
 class _Viewer:
