@@ -619,7 +619,9 @@ step_web_lan() {
         say "would run: $(quote "$VENV/bin/edge-pose" config set --config "$CONF_FILE" http.bind=0.0.0.0 "http.password_file=$HTTP_PASSWORD")"
         return 0
     fi
-    read -r -a settings <<<"$(web_lan_settings)"
+    local wanted
+    wanted=$(web_lan_settings) || die "could not read $CONF_FILE for --web-lan (see above)"
+    read -r -a settings <<<"$wanted"
     if ((${#settings[@]} == 0)); then
         say "the web view is served to the LAN already (http.bind, http.password_file in $CONF_FILE)"
         return 0
@@ -629,26 +631,30 @@ step_web_lan() {
     CHANGED=1
 }
 
-# Where the page is, at the end; with --web-lan on a terminal also the password, once.
+# Where the page is, at the end; with --web-lan on a terminal also the password the config
+# names (on a terminal only: never into a log).
 web_summary() {
-    local url
+    local lines=() url password_file
     if ((DRY_RUN)) || [[ -n $ROOT ]]; then
         return 0
     fi
-    url=$("$VENV/bin/python" - "$CONF_FILE" 2>/dev/null <<'EOF' || true
+    mapfile -t lines < <("$VENV/bin/python" - "$CONF_FILE" 2>/dev/null <<'EOF' || true
 import sys
 from pathlib import Path
 from edge_pose.config import load_config
 from edge_pose.web.urls import page_url
-print(page_url(load_config(Path(sys.argv[1])).http) or "")
+http = load_config(Path(sys.argv[1])).http
+print(page_url(http) or "")
+print(http.password_file)
 EOF
 )
+    url=${lines[0]:-} password_file=${lines[1]:-$HTTP_PASSWORD}
     if [[ -z $url ]]; then
         say "web view: off (http.enabled = false in $CONF_FILE)"
     elif ((WEB_LAN)); then
-        say "web view: $url (user edge-pose, the password in $HTTP_PASSWORD: sudo cat $HTTP_PASSWORD)"
-        if [[ -t 0 && -t 1 ]]; then
-            say "its password (shown once, on this terminal only): $(cat "$HTTP_PASSWORD")"
+        say "web view: $url (user edge-pose, the password in $password_file: sudo cat $password_file)"
+        if [[ -t 0 && -t 1 && $password_file == /* && -r $password_file ]]; then
+            say "its password (on this terminal only): $(cat "$password_file")"
         fi
     else
         say "web view: $url (this machine only; for the LAN: sudo $0 --web-lan)"
@@ -746,8 +752,8 @@ do_install() {
     step_links
     step_config
     step_model
+    step_http_password # before validating: a config may name it
     step_validate
-    step_http_password
     step_web_lan
     step_credential
     step_udev

@@ -396,6 +396,27 @@ def test_a_port_in_use_is_one_line_naming_it(tmp_path: Path, data_dir: Path) -> 
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("value", ["abc", "-1", "65536", "8080x", "\u0663"])
+def test_a_bad_port_in_the_environment_names_the_variable(tmp_path: Path, value: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[mqtt]\nenabled = false\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge_pose.cli", "validate", "--config", str(config)],
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "EDGE_POSE_HTTP_PORT": value},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"edge-pose: error: $EDGE_POSE_HTTP_PORT = {value!r}: not a port")
+    # The flag wins over the variable.
+    flagged = subprocess.run(
+        [sys.executable, "-m", "edge_pose.cli", "validate", "--config", str(config),
+         "--http-port", "0"],
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "EDGE_POSE_HTTP_PORT": value},
+    )  # fmt: skip
+    assert flagged.returncode == 0, flagged.stderr
+
+
 def test_a_server_that_cannot_bind_leaves_no_thread(tmp_path: Path) -> None:
     """A reload onto a taken port, again and again, must not pile up encoder threads."""
     from edge_pose.config import HttpConfig

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_pose.argtypes import whole_number_at_least
-from edge_pose.errors import EX_OK
+from edge_pose.errors import EX_OK, UsageError
 
 if TYPE_CHECKING:
     from edge_pose.commands import Subparsers
@@ -45,14 +45,18 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 HTTP_PORT_ENV = "EDGE_POSE_HTTP_PORT"
 
 
-def _env_port() -> int | str | None:
+def _env_port() -> int | None:
     """``$EDGE_POSE_HTTP_PORT`` as the web view's port: several runs on one machine (a test
-    suite, a second camera) each take a free port without editing their configs. A value
-    that is not a number is passed on for the config's own error message."""
+    suite, a second camera) each take a free port without editing their configs."""
     value = os.environ.get(HTTP_PORT_ENV, "").strip()
     if not value:
         return None
-    return int(value) if value.isdigit() else value
+    if not (value.isdecimal() and value.isascii() and int(value) <= 65535):
+        raise UsageError(
+            f"${HTTP_PORT_ENV} = {value[:40]!r}: not a port (0 to 65535, 0 = any free one); "
+            f"fix it or unset it (unset {HTTP_PORT_ENV})"
+        )
+    return int(value)
 
 
 def add_override_flags(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +82,6 @@ def add_override_flags(parser: argparse.ArgumentParser) -> None:
         "--http-port",
         type=int,
         metavar="PORT",
-        default=_env_port(),
         help=f"web view port, 0 = any free one (default ${HTTP_PORT_ENV}, else the config)",
     )
     parser.add_argument("--no-http", action="store_true", help="no web view")
@@ -109,7 +112,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         "camera.realtime": args.realtime,
         "camera.loop": args.loop,
         "mqtt.enabled": False if args.no_mqtt else None,
-        "http.port": args.http_port,
+        "http.port": args.http_port if args.http_port is not None else _env_port(),
         "http.enabled": False if args.no_http else None,
     }
     return {key: value for key, value in pairs.items() if value is not None}
