@@ -524,6 +524,7 @@ def test_a_reload_moves_the_web_view_and_a_taken_port_is_rejected(
         holder.listen()
         taken = holder.getsockname()[1]
         try:
+            processed = run.status()["frames"]["processed"]
             config.write_text(f"[mqtt]\nenabled = false\n[http]\nport = {taken}\n")
             run.proc.send_signal(signal.SIGHUP)
             deadline = time.monotonic() + 30
@@ -536,6 +537,8 @@ def test_a_reload_moves_the_web_view_and_a_taken_port_is_rejected(
                 assert time.monotonic() < deadline, run.status()
                 time.sleep(0.2)
             assert get(second, "/api/status")[0] == 200
+            # Rejected before the running session stopped: the pipeline's counts went on.
+            assert run.status()["frames"]["processed"] > processed
         finally:
             holder.close()
     finally:

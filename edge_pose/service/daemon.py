@@ -354,7 +354,7 @@ class Daemon:
         try:
             cfg = load_config(self.config_path, self.overrides)
             # Files it names that are not there: rejected before the running session stops.
-            if problems := file_problems(cfg):
+            if problems := file_problems(cfg) + self._web_port_problems(cfg):
                 raise ConfigError(problems)
         except ConfigError as exc:
             for line in exc.problems:
@@ -403,6 +403,17 @@ class Daemon:
         self.hub.publish_document(
             self.last_document or self.status.document("starting", cfg, self.last_error)
         )
+
+    def _web_port_problems(self, cfg: Config) -> list[str]:
+        """A new web view port that is taken, found before the running session stops. (Our own
+        server's port is not probed: it is ours, and is given up and bound anew on the switch.)"""
+        new = cfg.http
+        if not new.enabled or new.port in (0, self.web.port if self.web is not None else None):
+            return []
+        from edge_pose.web.server import bind_problem
+
+        problem = bind_problem(new)
+        return [] if problem is None else [problem]
 
     def close_web(self) -> None:
         if self.web is not None:

@@ -178,6 +178,21 @@ def bind_error(cfg: HttpConfig, exc: OSError) -> str:
     return f"{where}: {exc.strerror or exc}"
 
 
+def bind_problem(cfg: HttpConfig) -> str | None:
+    """Why ``http.bind``:``http.port`` cannot be had right now (:func:`bind_error`'s line), or
+    None. A reload asks before it stops the running session, so a taken port rejects it
+    without interrupting the device (a program may still take the port in between: then the
+    start fails as usual and the running config comes back)."""
+    family = socket.AF_INET6 if ":" in cfg.bind else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind((cfg.bind, cfg.port))
+        except OSError as exc:
+            return bind_error(cfg, exc)
+    return None
+
+
 def _another_port(port: int) -> int:
     return port + 1 if 0 < port < 65535 else 8081
 
