@@ -86,4 +86,4 @@ def test_a_doctor_check_that_crashes_is_reported_under_its_name(tmp_path: Path) 
     assert config.fix == "report this as a bug in edge-pose"
     names = [c.name for c in checks]
     assert names[:5] == ["python", "os", "runtime", "numpy", "config"]
-    assert names[-3:] == ["mqtt", "system", "service"]
+    assert names[-4:] == ["mqtt", "web", "system", "service"]

@@ -100,6 +100,8 @@ class JpegStream:
         self._latest: Jpeg | None = None
         self._canvas: np.ndarray | None = None  # the encoder thread draws every picture into it
         self._taken_at = 0.0  # when the encoder thread last had a frame (or gave up waiting)
+        self._snapshots = threading.Lock()  # one snapshot encode at a time
+        self._snapshot: tuple[float, bytes] | None = None  # (when, JPEG) of the last one
         self._changed = threading.Condition()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="edge-pose-jpeg", daemon=True)
@@ -155,16 +157,26 @@ class JpegStream:
         return self._stopped
 
     def snapshot(self) -> bytes | None:
-        """The newest picture as JPEG: the stream's when it shows the newest frame, else the
-        next frame encoded now (on the caller's thread); the stream's last picture when no
-        frame comes within :data:`TAKE_TIMEOUT_S` (a stalled camera); None without either."""
-        latest = self._latest
-        if latest is not None and latest.frame == self.hub.frames:
-            return latest.data
-        taken = self.hub.take(TAKE_TIMEOUT_S)
-        if taken is None:
-            return None if latest is None else latest.data
-        return encode(taken[1], self.quality)
+        """The newest picture as JPEG: the stream's when it shows the newest frame or is
+        younger than a stream interval, else the next frame encoded now (on the caller's
+        thread; one such snapshot at a time, so a flood of requests queues instead of taking
+        the cores from the pipeline); the stream's last picture when no frame comes within
+        :data:`TAKE_TIMEOUT_S` (a stalled camera); None without either."""
+        with self._snapshots:
+            latest = self._latest
+            if latest is not None and (
+                latest.frame == self.hub.frames or time.monotonic() - self.made[-1] < self.interval
+            ):
+                return latest.data
+            snap = self._snapshot
+            if snap is not None and time.monotonic() - snap[0] < self.interval:
+                return snap[1]  # made for a request a moment ago
+            taken = self.hub.take(TAKE_TIMEOUT_S)
+            if taken is None:
+                return None if latest is None else latest.data
+            data = encode(taken[1], self.quality)
+            self._snapshot = (time.monotonic(), data)
+            return data
 
     def close(self) -> None:
         with self._changed:
