@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import resource
 import struct
 import subprocess
 import sys
@@ -170,7 +169,11 @@ def decode_all(folder: Path) -> dict[str, object]:
             continue
         ok = image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
         results[path.name] = "decoded" if ok else f"WRONG SHAPE {image.shape} {image.dtype}"
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: a child of a big test worker would count the worker's pages it
+    # shared before exec, and the figure would depend on which tests ran in that worker.
+    from edge_pose.sysinfo import process_memory_mb
+
+    peak = int((process_memory_mb()["peak_rss_mb"] or 0.0) * (1 << 20))
     return {"results": results, "peak": peak}
 
 
