@@ -204,7 +204,17 @@ class Interleaved:
         return float(np.median(self.ratios(name, reference)))
 
 
-def interleaved(measures: dict[str, Callable[[int], float]], frames: int) -> Interleaved:
+Step = Callable[[str], None]
+"""Told ``what`` was just measured (a progress bar moves one step); see :func:`bench_steps`."""
+
+
+def no_progress(what: str) -> None:
+    """The default :data:`Step`: nobody watches."""
+
+
+def interleaved(
+    measures: dict[str, Callable[[int], float]], frames: int, step: Step = no_progress
+) -> Interleaved:
     """Each measurement run in turn in ROUNDS slices of the frames, their rates per round.
 
     On a shared, noisy machine a slow minute hits every measurement alike instead of one,
@@ -212,10 +222,45 @@ def interleaved(measures: dict[str, Callable[[int], float]], frames: int) -> Int
     """
     per_round = max(1, frames // ROUNDS)
     rounds: dict[str, list[float]] = {name: [] for name in measures}
-    for _ in range(ROUNDS):
+    for number in range(1, ROUNDS + 1):
         for name, measure in measures.items():
             rounds[name].append(per_round / measure(per_round))
+            step(f"round {number}/{ROUNDS}: {name}")
     return Interleaved(rounds)
+
+
+def bench_steps(measures: int) -> int:
+    """How many steps a bench of ``measures`` interleaved measures tells its :data:`Step`:
+    each slice of each round, then the two runs after them (paced latency or a second memory
+    figure, and the memory of a real run)."""
+    return ROUNDS * measures + 2
+
+
+def verdict(result: dict[str, Any], camera_fps: float) -> str:
+    """The bench in plain words: what the pipeline adds to the model per frame, and whether
+    this device keeps up with a camera at ``camera_fps`` (a live camera hands over decoded
+    frames, so the in-memory rate is what it can hold)."""
+    model_ms = 1000.0 / result["bare_fps"]
+    added_ms = max(0.0, model_ms * (1.0 / result["ratio"] - 1.0))
+    capacity = result["pipeline_fps"]
+    threads = result["threads"]
+    cost = (
+        f"the pipeline adds {added_ms:.2f} ms per frame to the model's {model_ms:.2f} ms: "
+        f"{min(result['ratio'], 1.0):.0%} of the model's speed"
+    )
+    runs = (
+        f"this device runs {result['model']} at up to {capacity:.0f} fps with {threads} "
+        f"thread{'s' if threads != 1 else ''}"
+    )
+    if capacity >= camera_fps:
+        keeps = f"a {camera_fps:g} fps camera is kept up with"
+    else:
+        keeps = (
+            f"a {camera_fps:g} fps camera is not: about {capacity:.0f} of its {camera_fps:g} "
+            "frames a second are inferred, the others skipped (more threads, a lower "
+            "camera.fps or a Coral)"
+        )
+    return f"{cost}; {runs}, so {keeps}"
 
 
 def service_peak_rss_mb(video: Path, model: str, threads: int, frames: int) -> float:
@@ -247,10 +292,11 @@ def run_bench(
     runtime: str,
     video: Path,
     frames: int,
+    step: Step = no_progress,
 ) -> BenchResult:
     """All measurements on the same loaded model; pipelines run with the smoothing and
     classification of ``cfg`` and the MQTT sink (on a client that discards), as `edge-pose run`
-    would."""
+    would. ``step`` is told each of the :func:`bench_steps` steps as it ends."""
 
     def make_pipeline() -> Pipeline:
         pipeline = Pipeline(
@@ -281,6 +327,7 @@ def run_bench(
             "naive": naive_file_loop(model, video),
         },
         frames,
+        step,
     )
     result.bare_fps, result.pipeline_fps = rates.fps("bare"), rates.fps("pipeline")
     result.file_fps, result.naive_file_fps = rates.fps("file"), rates.fps("naive")
@@ -292,6 +339,7 @@ def run_bench(
     paced_frames = min(frames, PACED_FRAMES)
     paced = make_pipeline()
     run_pipeline(paced, MemoryCamera(images, paced_frames, LATENCY_FPS), paced_frames)
+    step(f"latency at {LATENCY_FPS:.0f} fps")
 
     result.stages_ms = memory.stats.stage_means_ms()
     result.stages_ms["decode"] = file_run.stats.stage_means_ms()["decode"]
@@ -305,6 +353,7 @@ def run_bench(
         "p99": round(paced.stats.invoke_ms.percentile(99) or 0.0, 3),
     }
     result.peak_rss_mb = round(service_peak_rss_mb(video, model_name, model.threads, frames), 1)
+    step("memory of a real run")
     for name in ("bare_fps", "pipeline_fps", "file_fps", "naive_file_fps", "invoke_ms_p50"):
         setattr(result, name, round(getattr(result, name), 2))
     return result

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_pose.bench import ROUNDS, Interleaved, interleaved
+from edge_pose.bench import ROUNDS, Interleaved, bench_steps, interleaved, verdict
 
 EDGE_POSE = [sys.executable, "-m", "edge_pose.cli"]
 
@@ -51,6 +51,8 @@ def test_bench_json_reports_every_measure(data_dir: Path, lightning_path: Path) 
     # Capture -> publish includes the invoke of that frame.
     assert latency["p50"] >= result["paced_invoke_ms"]["p50"]
     assert 30 < result["peak_rss_mb"] < 1000
+    assert result["verdict"].startswith("the pipeline adds ")
+    assert "fps camera is" in result["verdict"]
 
 
 def test_bench_web_reports_the_cost_of_the_web_view(data_dir: Path, lightning_path: Path) -> None:
@@ -129,3 +131,29 @@ def test_ratio_is_the_median_round_so_one_slow_slice_does_not_move_it() -> None:
     assert rates.ratio("pipeline", "bare") == pytest.approx(0.90)
     # The overall rate keeps the slow slice: it is what was measured.
     assert rates.fps("pipeline") < 80
+
+
+FIGURES = {"model": "movenet_lightning_int8", "threads": 4, "bare_fps": 363.6, "ratio": 0.9,
+           "pipeline_fps": 327.3}  # fmt: skip
+
+
+def test_the_verdict_says_what_the_pipeline_adds_and_whether_the_camera_is_held() -> None:
+    assert verdict(FIGURES, 30.0) == (
+        "the pipeline adds 0.31 ms per frame to the model's 2.75 ms: 90% of the model's speed; "
+        "this device runs movenet_lightning_int8 at up to 327 fps with 4 threads, so a 30 fps "
+        "camera is kept up with"
+    )
+
+
+def test_the_verdict_says_when_the_camera_is_faster_than_the_device() -> None:
+    slow = {**FIGURES, "threads": 1, "bare_fps": 10.5, "ratio": 1.02, "pipeline_fps": 10.7}
+    text = verdict(slow, 30.0)
+    assert text.startswith("the pipeline adds 0.00 ms per frame to the model's 95.24 ms: 100%")
+    assert "with 1 thread, so a 30 fps camera is not: about 11 of its 30 frames" in text
+
+
+def test_every_slice_of_every_round_is_a_step_of_the_progress() -> None:
+    steps: list[str] = []
+    interleaved({"a": lambda n: 0.01, "b": lambda n: 0.02}, 50, steps.append)
+    assert len(steps) == ROUNDS * 2 == bench_steps(2) - 2
+    assert steps[0] == f"round 1/{ROUNDS}: a" and steps[-1] == f"round {ROUNDS}/{ROUNDS}: b"

@@ -89,6 +89,34 @@ def _videos(cameras: list[str]) -> list[Path]:
     return videos
 
 
+class _Progress:
+    """A progress bar on stderr while a bench runs (only on a terminal: a log or a pipe gets
+    the result alone), one step per measured slice; :meth:`step` is the bench's
+    :data:`~edge_pose.bench.Step`."""
+
+    def __init__(self, measures: int) -> None:
+        import sys
+
+        from tqdm import tqdm
+
+        from edge_pose.bench import bench_steps
+
+        self._bar = tqdm(
+            total=bench_steps(measures), desc="bench", unit="step", file=sys.stderr,
+            disable=None, leave=False, dynamic_ncols=True,
+        )  # fmt: skip
+
+    def step(self, what: str) -> None:
+        self._bar.set_description_str(what, refresh=False)
+        self._bar.update()
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.close()
+
+
 def _throughput(
     model: PoseEstimator,
     cfg: Config,
@@ -98,18 +126,21 @@ def _throughput(
     frames: int,
     as_json: bool,
 ) -> int:
-    from edge_pose.bench import LATENCY_FPS, run_bench
+    from edge_pose.bench import LATENCY_FPS, run_bench, verdict
 
-    result = run_bench(
-        model,
-        cfg,
-        model_name=name,
-        backend=backend.kind,
-        runtime=backend.runtime,
-        video=video,
-        frames=frames,
-    ).as_dict()
+    with _Progress(4) as bar:
+        result = run_bench(
+            model,
+            cfg,
+            model_name=name,
+            backend=backend.kind,
+            runtime=backend.runtime,
+            video=video,
+            frames=frames,
+            step=bar.step,
+        ).as_dict()
     result["delegate"] = backend.delegate
+    result["verdict"] = verdict(result, cfg.camera.fps)
     if as_json:
         print(json.dumps(result))
         return EX_OK
@@ -127,7 +158,8 @@ def _throughput(
         f"p99 {result['latency_ms']['p99']:.2f} ms; invoke p50 "
         f"{result['paced_invoke_ms']['p50']:.2f} ms, p99 {result['paced_invoke_ms']['p99']:.2f} ms "
         f"(input paced at {LATENCY_FPS:.0f} fps)\n"
-        f"peak RSS   {result['peak_rss_mb']:.1f} MB"
+        f"peak RSS   {result['peak_rss_mb']:.1f} MB\n"
+        f"\n{result['verdict']}"
     )
     return EX_OK
 
@@ -138,7 +170,10 @@ def _web(
     """The pipeline's rate with the web view serving no, one and ten viewers, against none."""
     from edge_pose.web.bench import run_web_bench
 
-    result = run_web_bench(model, cfg, video=video, model_name=name, frames=frames).as_dict()
+    with _Progress(4) as bar:
+        result = run_web_bench(
+            model, cfg, video=video, model_name=name, frames=frames, step=bar.step
+        ).as_dict()
     if as_json:
         print(json.dumps(result))
         return EX_OK

@@ -26,8 +26,10 @@ from typing import Any
 from edge_pose.bench import (
     DiscardPublisher,
     MemoryCamera,
+    Step,
     decode_frames,
     interleaved,
+    no_progress,
     run_pipeline,
 )
 from edge_pose.config import Config, HttpConfig
@@ -97,8 +99,9 @@ class Viewers:
 
 
 def run_web_bench(model: PoseEstimator, cfg: Config, *, video: Path, model_name: str,
-                  frames: int) -> WebBenchResult:  # fmt: skip
-    """The pipeline without and with the web view (no, one, ten viewers), interleaved."""
+                  frames: int, step: Step = no_progress) -> WebBenchResult:  # fmt: skip
+    """The pipeline without and with the web view (no, one, ten viewers), interleaved;
+    ``step`` is told each of the ``bench_steps(4)`` steps as it ends."""
     hub = WebHub()
     http = HttpConfig(port=0, stream_fps=cfg.http.stream_fps, jpeg_quality=cfg.http.jpeg_quality)
     server = WebServer(http, hub, None)
@@ -142,7 +145,7 @@ def run_web_bench(model: PoseEstimator, cfg: Config, *, video: Path, model_name:
         rates = interleaved(
             {"off": measure("off", 0), "idle": measure("idle", 0),
              "one": measure("one", 1), "ten": measure("ten", 10)},
-            frames,
+            frames, step,
         )  # fmt: skip
     finally:
         server.close()
@@ -154,10 +157,13 @@ def run_web_bench(model: PoseEstimator, cfg: Config, *, video: Path, model_name:
         name: round(statistics.median(values), 2) if values else 0.0
         for name, values in encode_rates.items()
     }
+    off = _peak_rss_mb(video, model_name, model.threads, frames, viewer=False)
+    step("memory without the web view")
     result.peak_rss_mb = {
-        "off": _peak_rss_mb(video, model_name, model.threads, frames, viewer=False),
+        "off": off,
         "one": _peak_rss_mb(video, model_name, model.threads, frames, viewer=True),
     }
+    step("memory with one viewer")
     return result
 
 
