@@ -87,6 +87,20 @@ def lightning_path(model_dir: Path) -> Path:
     return require(model_dir / "movenet_single_pose_lightning_ptq.tflite")
 
 
+@pytest.fixture(scope="session")
+def multipose_path(model_dir: Path) -> Path:
+    """MoveNet MultiPose, installed as a user installs it (`edge-pose models fetch NAME`, from
+    $EDGE_POSE_MODEL_MIRROR: it has no public download) when it is not there yet."""
+    path = model_dir / "movenet_multipose_lightning_256_f16.tflite"
+    if not path.exists():
+        subprocess.run(
+            [sys.executable, "-m", "edge_pose.cli", "models", "fetch",
+             "movenet_multipose_lightning"],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+    return require(path)
+
+
 # --------------------------------------------------------------------------- parallel workers
 
 @pytest.fixture(scope="session", autouse=True)

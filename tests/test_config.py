@@ -229,8 +229,8 @@ def test_float_field_accepts_int_but_not_bool_nan_or_string(tmp_path: Path) -> N
             "model",
             'name = "movenet_giant"',
             "model.name = 'movenet_giant': must be a catalog model "
-            "(movenet_lightning_int8, movenet_lightning_int8_edgetpu, movenet_thunder_int8, "
-            "movenet_thunder_int8_edgetpu) or a path to a .tflite file",
+            "(movenet_lightning_int8, movenet_lightning_int8_edgetpu, movenet_multipose_lightning, "
+            "movenet_thunder_int8, movenet_thunder_int8_edgetpu) or a path to a .tflite file",
         ),
         (
             "mqtt",
@@ -639,7 +639,8 @@ def test_unknown_model_name_is_refused_alike_by_validate_run_and_config_set(
 
     catalog = (
         "must be a catalog model (movenet_lightning_int8, movenet_lightning_int8_edgetpu, "
-        "movenet_thunder_int8, movenet_thunder_int8_edgetpu) or a path to a .tflite file"
+        "movenet_multipose_lightning, movenet_thunder_int8, movenet_thunder_int8_edgetpu) or a "
+        "path to a .tflite file"
     )
     in_file = write(tmp_path, '[model]\nname = "nosuch"\n[mqtt]\nenabled = false\n')
     from_file = f"edge-pose: error: {in_file}: model.name = 'nosuch': {catalog}\n"

@@ -30,6 +30,7 @@ from edge_pose.inference import models
 LIGHTNING = "movenet_lightning_int8"
 LIGHTNING_FILE = "movenet_single_pose_lightning_ptq.tflite"
 EDGETPU_FILE = "movenet_single_pose_lightning_ptq_edgetpu.tflite"
+MULTIPOSE = "movenet_multipose_lightning"
 THUNDER = "movenet_thunder_int8"
 THUNDER_FILE = "movenet_single_pose_thunder_ptq.tflite"
 DEAD = "http://127.0.0.1:1"  # nothing listens on port 1: connection refused at once
@@ -95,12 +96,17 @@ def test_manifest_is_complete_and_pins_the_shared_lightning_models(shared_models
         "movenet_lightning_int8_edgetpu",
         THUNDER,
         "movenet_thunder_int8_edgetpu",
+        MULTIPOSE,
     }
     sums = dict(
         reversed(line.split())
         for line in (shared_models / "SHA256SUMS").read_text().splitlines()
         if line.strip()
     )
+    # MultiPose: built by the project from the TF Hub model (no public .tflite), CPU only.
+    multi = real.pop(MULTIPOSE)
+    assert multi.kind == "movenet_multi" and multi.backend == "cpu" and multi.twin == ""
+    assert multi.url == "" and multi.sha256 == sums[multi.file] and multi.input_size == 256
     for info in real.values():
         assert real[info.twin].twin == info.name
         assert {info.backend, real[info.twin].backend} == {"cpu", "edgetpu"}

@@ -114,7 +114,7 @@ def test_model_that_is_not_movenet(tmp_path: Path) -> None:
     path = write_shape_model(tmp_path / "detector.tflite", [1, 300, 300, 3], [1, 6, 56])
     with pytest.raises(
         ModelError,
-        match=r"not a single-pose MoveNet: input \[1, 300, 300, 3\].*"
+        match=r"not a single-pose MoveNet \(kind movenet_single\): input \[1, 300, 300, 3\].*"
         r"outputs \[\[1, 6, 56\]\]",
     ):
         MoveNet(path)

@@ -49,6 +49,7 @@ from edge_pose.inference.models import (
     resolve_model,
 )
 from edge_pose.inference.movenet import MoveNet
+from edge_pose.inference.multipose import MoveNetMulti
 from edge_pose.inference.runtime import Runtime, resolve_runtime
 from edge_pose.pose import Region
 
@@ -59,6 +60,7 @@ _logged: set[str] = set()
 # Model kind (manifest ``kind``) -> the class that runs it.
 ESTIMATORS: dict[str, EstimatorClass] = {
     "movenet_single": MoveNet,
+    "movenet_multi": MoveNetMulti,
 }
 
 

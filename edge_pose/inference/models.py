@@ -419,6 +419,8 @@ def fetch(name: str, model_dir: Path, *, mirror: str | None = None, progress: bo
             log.warning("%s: skipped source %s", name, failure)
         log.info("%s installed at %s from %s (sha256 %s)", name, dest, url, got)
         return dest
+    if not info.url:
+        failures.append(f"{info.file} has no public download (models/README.md: how it is built)")
     raise ModelError(
         f"cannot fetch model {name!r} into {model_dir}: {'; '.join(failures)}. Without network: "
         f"set {MIRROR_ENV} to a folder or URL holding {info.file}, or install the offline "
@@ -451,7 +453,8 @@ def _sources(info: ModelInfo, mirror: str | None) -> list[str]:
             urls.append(mirror.rstrip("/") + "/" + urllib.parse.quote(info.file))
         else:  # a local folder, relative to the current directory like any CLI path
             urls.append((Path(mirror).expanduser().resolve() / info.file).as_uri())
-    urls.append(info.url)
+    if info.url:  # a model built by the project (models/README.md) has none
+        urls.append(info.url)
     return urls
 
 

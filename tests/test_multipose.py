@@ -1,0 +1,108 @@
+"""MoveNet MultiPose (model kind ``movenet_multi``) on the real model: both people of
+two_people.bmp, nobody in an empty scene, the kinds told apart in one line, and a catalog
+entry that is CPU only and installed from the mirror (it has no public download)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge_pose.camera.file import load_image
+from edge_pose.errors import ModelError
+from edge_pose.inference import models
+from edge_pose.inference.movenet import MoveNet
+from edge_pose.inference.multipose import PEOPLE, MoveNetMulti
+from edge_pose.pose import KEYPOINT_THRESHOLD
+
+MIN_POSE_SCORE = 0.25  # model.min_pose_score's default: who counts as a person
+
+
+@pytest.fixture(scope="module")
+def multi(multipose_path: Path) -> MoveNetMulti:
+    return MoveNetMulti(multipose_path, threads=2)
+
+
+def test_both_people_of_two_people_are_found_apart(multi: MoveNetMulti, data_dir: Path) -> None:
+    image = load_image(data_dir / "coral" / "two_people.bmp")
+    found = multi.estimate(image)
+    assert len(found) == PEOPLE
+    scores = [d.score for d in found]
+    assert scores == sorted(scores, reverse=True)  # best first
+    people = [d for d in found if d.score >= MIN_POSE_SCORE]
+    assert len(people) == 2, scores
+    boxes = sorted((d.box for d in people), key=lambda box: box.x0)  # type: ignore[union-attr]
+    left, right = boxes
+    assert left.x1 < right.x0  # side by side, not overlapping
+    height, width = image.shape[:2]
+    for person in people:
+        assert person.keypoints.shape == (17, 3)
+        seen = person.keypoints[person.keypoints[:, 2] > KEYPOINT_THRESHOLD]
+        assert len(seen) >= 12  # both stand in full view
+        assert (seen[:, 0] >= 0).all() and (seen[:, 0] < width).all()
+        assert (seen[:, 1] >= 0).all() and (seen[:, 1] < height).all()
+    assert 0.55 < people[0].score < 0.7 and 0.55 < people[1].score < 0.7
+
+
+def test_a_scene_without_people_gives_no_one_above_the_threshold(
+    multi: MoveNetMulti, data_dir: Path
+) -> None:
+    found = multi.estimate(load_image(data_dir / "coral" / "cat_720p.jpg"))
+    assert max(d.score for d in found) < MIN_POSE_SCORE
+
+
+def test_one_person_is_one_person(multi: MoveNetMulti, data_dir: Path) -> None:
+    found = multi.estimate(load_image(data_dir / "coral" / "squat.bmp"))
+    assert [d.score >= MIN_POSE_SCORE for d in found].count(True) == 1
+    assert multi.stage_ns[1] > 0  # invoke timed for the pipeline's stages
+
+
+def test_a_region_does_not_hide_the_others(multi: MoveNetMulti, data_dir: Path) -> None:
+    """The single-person crop the pipeline passes is not used: the whole frame is looked at."""
+    from edge_pose.pose import Region
+
+    image = load_image(data_dir / "coral" / "two_people.bmp")
+    cropped = multi.estimate(image, Region(0, 0, 200, 200))
+    assert [d.score >= MIN_POSE_SCORE for d in cropped].count(True) == 2
+
+
+def test_the_kinds_are_told_apart_in_one_line(
+    multipose_path: Path, lightning_path: Path
+) -> None:
+    with pytest.raises(ModelError, match=r"is not a MoveNet MultiPose \(kind movenet_multi\)"):
+        MoveNetMulti(lightning_path)
+    with pytest.raises(
+        ModelError, match=r"is not a single-pose MoveNet .*a MultiPose file is kind movenet_multi"
+    ):
+        MoveNet(multipose_path)
+
+
+def test_the_catalog_entry_is_cpu_only_and_fetched_from_the_mirror(tmp_path: Path) -> None:
+    info = models.catalog()["movenet_multipose_lightning"]
+    assert info.kind == "movenet_multi" and info.backend == "cpu" and not info.twin
+    assert info.pinned and info.input_size == 256
+    # Without a mirror it cannot be had, and the error says why and what to do.
+    done = subprocess.run(
+        [sys.executable, "-m", "edge_pose.cli", "models", "fetch", "movenet_multipose_lightning"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "EDGE_POSE_MODEL_MIRROR": "", "EDGE_POSE_MODEL_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "has no public download (models/README.md: how it is built)" in done.stderr
+    assert "EDGE_POSE_MODEL_MIRROR" in done.stderr
+
+
+def test_the_edge_tpu_is_refused_by_name(multipose_path: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[model]\nname = "movenet_multipose_lightning"\nbackend = "edgetpu"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "edge_pose.cli", "run", "--config", str(config), "--no-mqtt",
+         "--no-http", "--camera", str(multipose_path.parent)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "model 'movenet_multipose_lightning' has no edgetpu build in the catalog" in done.stderr
+    assert "Traceback" not in done.stderr
