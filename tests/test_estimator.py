@@ -54,8 +54,7 @@ def test_a_box_needs_a_keypoint_seen() -> None:
 
 
 def test_every_manifest_kind_has_an_estimator() -> None:
-    # The manifest file itself: catalog() is cached, and other tests of a worker point it elsewhere.
-    kinds = {info.kind for info in models._load_manifest(models.manifest_path()).values()}
+    kinds = {info.kind for info in models.catalog().values()}
     assert kinds == {"movenet_single", "movenet_multi"} and kinds <= set(ESTIMATORS)
     assert estimator_class(None) is MoveNet  # a file outside the catalog
 
