@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge_pose.pose import KEYPOINT_THRESHOLD, SKELETON_EDGES, Pose
+from edge_pose.pose import KEYPOINT_THRESHOLD, SKELETON_EDGES, Pose, seen_box
 
 LEFT, RIGHT, CENTRE = (255, 140, 0), (0, 170, 255), (255, 255, 255)  # RGB
 
@@ -20,7 +20,12 @@ def _side_colour(a: int, b: int) -> tuple[int, int, int]:
 
 
 def draw_pose(
-    image: np.ndarray, pose: Pose, *, show_region: bool = True, out: np.ndarray | None = None
+    image: np.ndarray,
+    pose: Pose,
+    *,
+    show_region: bool = True,
+    out: np.ndarray | None = None,
+    caption: bool = True,
 ) -> np.ndarray:
     """An RGB copy of ``image`` with the keypoints and limbs seen above threshold drawn.
 
@@ -58,20 +63,40 @@ def draw_pose(
         cv2.rectangle(
             canvas, (round(r.x0), round(r.y0)), (round(r.x1), round(r.y1)), (80, 220, 80), 1
         )
-    label = f"score {pose.score:.2f}" + ("" if pose.person else " (no person)")
-    if pose.label:
-        label += f"  {pose.label}"
-    cv2.putText(
-        canvas,
-        label,
-        (8, round(24 * scale)),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.6 * scale,
-        (255, 255, 0),
-        thickness,
-        cv2.LINE_AA,
-    )
+    if caption:
+        label = f"score {pose.score:.2f}" + ("" if pose.person else " (no person)")
+        if pose.label:
+            label += f"  {pose.label}"
+        _text(canvas, label, (8, round(24 * scale)), scale)
     return canvas
+
+
+def draw_people(image: np.ndarray, people: list[Pose]) -> np.ndarray:
+    """An RGB copy of ``image`` with every person drawn: one person as :func:`draw_pose`
+    draws them; several each with their number (as listed, best first) and score above the box
+    of their keypoints, and the count at the top."""
+    if len(people) <= 1:
+        return draw_pose(image, people[0]) if people else image.copy()
+    canvas = image.copy()
+    scale = max(canvas.shape[:2]) / 640
+    for number, pose in enumerate(people, 1):
+        draw_pose(canvas, pose, show_region=False, out=canvas, caption=False)
+        if (box := seen_box(pose.keypoints)) is not None:
+            cv2.rectangle(
+                canvas, (round(box.x0), round(box.y0)), (round(box.x1), round(box.y1)),
+                (80, 220, 80), 1,
+            )  # fmt: skip
+            top = max(round(box.y0) - 6, round(16 * scale))
+            _text(canvas, f"{number}  {pose.score:.2f}", (round(box.x0), top), scale)
+    _text(canvas, f"{len(people)} people", (8, round(24 * scale)), scale)
+    return canvas
+
+
+def _text(canvas: np.ndarray, text: str, where: tuple[int, int], scale: float) -> None:
+    cv2.putText(
+        canvas, text, where, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (255, 255, 0),
+        max(1, round(2 * scale)), cv2.LINE_AA,
+    )  # fmt: skip
 
 
 def save_rgb(path: str, image: np.ndarray) -> bool:

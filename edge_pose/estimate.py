@@ -12,9 +12,9 @@ import numpy as np
 
 from edge_pose.errors import UsageError
 from edge_pose.inference.crop import full_frame, next_region, stretched_frame, torso_visible
-from edge_pose.inference.estimator import PoseEstimator, nobody
+from edge_pose.inference.estimator import Detection, PoseEstimator, nobody
 from edge_pose.outputs import check_image_output, is_image_name, refuse_input_as_output
-from edge_pose.pose import KEYPOINT_NAMES, Pose
+from edge_pose.pose import KEYPOINT_NAMES, Pose, seen_box
 
 
 def estimate_pose(
@@ -27,6 +27,32 @@ def estimate_pose(
 ) -> Pose:
     """The best pose in one image; with ``refine`` a second look at a crop around the person
     found, kept when it scores higher (what the video pipeline does from the second frame on)."""
+    return _estimate(model, image, fit, refine, min_pose_score)[0]
+
+
+def estimate_people(
+    model: PoseEstimator,
+    image: np.ndarray,
+    *,
+    fit: str = "letterbox",
+    refine: bool = True,
+    min_pose_score: float = 0.25,
+) -> list[Pose]:
+    """Everyone in one image, best first: the best as :func:`estimate_pose` finds them, then
+    the others the model saw (a MultiPose model sees several) that count as people. The best is
+    always there, a person or not, as ``estimate`` has always reported it."""
+    best, found = _estimate(model, image, fit, refine, min_pose_score)
+    height, width = image.shape[:2]
+    others = [
+        _pose(d, min_pose_score, width, height) for d in found[1:] if d.score >= min_pose_score
+    ]
+    return [best, *others]
+
+
+def _estimate(
+    model: PoseEstimator, image: np.ndarray, fit: str, refine: bool, min_pose_score: float
+) -> tuple[Pose, list[Detection]]:
+    """The best pose (refined), and the model's first look at the whole image."""
     height, width = image.shape[:2]
     whole = stretched_frame(width, height) if fit == "stretch" else full_frame(width, height)
     found = model.estimate(image, whole)
@@ -37,10 +63,29 @@ def estimate_pose(
             refined = model.estimate(image, crop)
             if refined and refined[0].score > best.score:
                 best = refined[0]
+    return _pose(best, min_pose_score, width, height), found
+
+
+def _pose(detection: Detection, min_pose_score: float, width: int, height: int) -> Pose:
     return Pose(
-        best.keypoints, best.score, best.score >= min_pose_score, best.region,
-        0, 0, 0.0, width, height,
+        detection.keypoints, detection.score, detection.score >= min_pose_score,
+        detection.region, 0, 0, 0.0, width, height,
     )  # fmt: skip
+
+
+def people_list(people: list[Pose]) -> list[dict[str, Any]]:
+    """The people of an image as plain data: a number (as listed, best first), the score, the
+    box of the keypoints seen and the keypoints."""
+    return [
+        {
+            "id": number,
+            "score": round(pose.score, 4),
+            "box": None if (box := seen_box(pose.keypoints)) is None else box.as_list(),
+            "keypoints": _keypoints(pose),
+        }
+        for number, pose in enumerate(people, 1)
+        if pose.person
+    ]
 
 
 def pose_dict(pose: Pose) -> dict[str, Any]:
@@ -51,11 +96,15 @@ def pose_dict(pose: Pose) -> dict[str, Any]:
         "score": round(pose.score, 4),
         "person": pose.person,
         "region": pose.region.as_list(),
-        "keypoints": [
-            {"name": name, "x": round(x, 2), "y": round(y, 2), "score": round(s, 4)}
-            for name, (x, y, s) in zip(KEYPOINT_NAMES, pose.keypoints.tolist(), strict=True)
-        ],
+        "keypoints": _keypoints(pose),
     }
+
+
+def _keypoints(pose: Pose) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "x": round(x, 2), "y": round(y, 2), "score": round(s, 4)}
+        for name, (x, y, s) in zip(KEYPOINT_NAMES, pose.keypoints.tolist(), strict=True)
+    ]
 
 
 def annotation_targets(out: Path, images: list[Path]) -> list[Path]:

@@ -92,3 +92,12 @@ def pose_score(scores: np.ndarray) -> float:
     """
     seen = [s for s in scores.tolist() if s > KEYPOINT_THRESHOLD]
     return sum(seen) / len(seen) if seen else 0.0
+
+
+def seen_box(keypoints: np.ndarray) -> Region | None:
+    """The box around the keypoints seen (score above KEYPOINT_THRESHOLD); None if none is."""
+    seen = keypoints[keypoints[:, 2] > KEYPOINT_THRESHOLD]
+    if not len(seen):
+        return None
+    (x0, y0), (x1, y1) = seen[:, :2].min(axis=0), seen[:, :2].max(axis=0)
+    return Region(float(x0), float(y0), float(x1), float(y1))

@@ -106,3 +106,39 @@ def test_the_edge_tpu_is_refused_by_name(multipose_path: Path, tmp_path: Path) -
     assert done.returncode != 0
     assert "model 'movenet_multipose_lightning' has no edgetpu build in the catalog" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_estimate_lists_and_draws_both_people(
+    multipose_path: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """`edge-pose estimate` with the MultiPose model: the top-level fields are the best person
+    as before, ``people`` lists both apart, and the annotated image shows both skeletons."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    out = tmp_path / "two.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "edge_pose.cli", "estimate", str(data_dir / "coral" /
+         "two_people.bmp"), "--model", "movenet_multipose_lightning", "--json", "--annotate",
+         str(out)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    people = result["people"]
+    assert [p["id"] for p in people] == [1, 2]
+    assert result["score"] == people[0]["score"] and result["person"] is True
+    (_, _, lx1, _), (rx0, _, _, _) = sorted(p["box"] for p in people)
+    assert lx1 < rx0
+    for person in people:
+        x0, y0, x1, y1 = person["box"]
+        assert len(person["keypoints"]) == 17
+        seen = [k for k in person["keypoints"] if k["score"] > KEYPOINT_THRESHOLD]
+        # Inside its box (the JSON rounds boxes to 0.1 px, keypoints to 0.01 px).
+        assert all(x0 - 0.1 <= k["x"] <= x1 + 0.1 and y0 - 0.1 <= k["y"] <= y1 + 0.1 for k in seen)
+    picture = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB).astype(int)
+    red = (picture[..., 0] > 200) & (picture[..., 1] < 90) & (picture[..., 2] < 90)
+    middle = round((lx1 + rx0) / 2)
+    assert np.count_nonzero(red[:, :middle]) > 50 and np.count_nonzero(red[:, middle:]) > 50

@@ -46,9 +46,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_pose.annotate import draw_pose, save_rgb
+    from edge_pose.annotate import draw_people, save_rgb
     from edge_pose.camera.file import load_image
-    from edge_pose.estimate import annotation_targets, estimate_pose, pose_dict
+    from edge_pose.estimate import annotation_targets, estimate_people, people_list, pose_dict
     from edge_pose.inference.backend import load_configured_model
 
     targets = annotation_targets(args.annotate, args.images) if args.annotate else None
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     for index, path in enumerate(args.images):
         try:
             image = load_image(path)
-            pose = estimate_pose(
+            people = estimate_people(
                 model,
                 image,
                 fit=args.fit,
@@ -72,10 +72,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"edge-pose: error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        result = {"image": str(path), **pose_dict(pose)}
+        # The top-level fields describe the best person, as always; ``people`` lists everyone.
+        result = {"image": str(path), **pose_dict(people[0]), "people": people_list(people)}
         if targets is not None:
             target = targets[index]
-            if not save_rgb(str(target), draw_pose(image, pose)):
+            shown = [p for p in people if p.person] or people[:1]  # nobody: the best guess
+            if not save_rgb(str(target), draw_people(image, shown)):
                 print(
                     f"edge-pose: error: cannot write {target} (check the folder exists and "
                     "the file name ends in .png or .jpg)",
@@ -100,5 +102,13 @@ def _print_text(result: dict[str, Any]) -> None:
     )
     for kp in result["keypoints"]:
         print(f"  {kp['name']:<15} x {kp['x']:8.1f}  y {kp['y']:8.1f}  score {kp['score']:.2f}")
+    if len(result["people"]) > 1:
+        print(f"  {len(result['people'])} people:")
+        for person in result["people"]:
+            box = person["box"] or [0.0, 0.0, 0.0, 0.0]
+            print(
+                f"  #{person['id']} score {person['score']:.2f}, box ({box[0]:.0f}, {box[1]:.0f})"
+                f"-({box[2]:.0f}, {box[3]:.0f})"
+            )
     if "annotated" in result:
         print(f"  annotated: {result['annotated']}")

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edge_pose.pose import KEYPOINT_THRESHOLD, Region
+from edge_pose.pose import Region, seen_box
 
 
 @dataclass(slots=True)
@@ -45,11 +45,7 @@ class Detection:
         """The box around the keypoints seen (score above KEYPOINT_THRESHOLD); None if none is.
 
         Computed when asked: the per-frame path does not need it."""
-        seen = self.keypoints[self.keypoints[:, 2] > KEYPOINT_THRESHOLD]
-        if not len(seen):
-            return None
-        (x0, y0), (x1, y1) = seen[:, :2].min(axis=0), seen[:, :2].max(axis=0)
-        return Region(float(x0), float(y0), float(x1), float(y1))
+        return seen_box(self.keypoints)
 
 
 def nobody(region: Region) -> Detection:
