@@ -142,3 +142,33 @@ def test_estimate_lists_and_draws_both_people(
     red = (picture[..., 0] > 200) & (picture[..., 1] < 90) & (picture[..., 2] < 90)
     middle = round((lx1 + rx0) / 2)
     assert np.count_nonzero(red[:, :middle]) > 50 and np.count_nonzero(red[:, middle:]) > 50
+
+
+def test_auto_with_a_coral_plugged_in_runs_it_on_the_cpu_and_says_why(
+    multipose_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Coral is there (simulated at the sysfs/device-node boundary) but this model has no Edge
+    TPU build: the CPU is a choice, said in an info line, not the warning of a broken Coral."""
+    import shutil
+
+    from test_coral import READY, Tree
+
+    from edge_pose.config import ModelConfig
+    from edge_pose.inference.backend import load_estimator
+
+    tree = Tree(tmp_path / "root")
+    tree.usb("2-1", READY, bus=2, num=4)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copyfile(multipose_path, folder / multipose_path.name)
+    cfg = ModelConfig(name="movenet_multipose_lightning", dir=str(folder), threads=2,
+                      sysfs_root=str(tree.sys))  # fmt: skip
+    with caplog.at_level("INFO", logger="edge_pose.inference.backend"):
+        model, backend, name = load_estimator(cfg)
+    assert isinstance(model, MoveNetMulti) and name == "movenet_multipose_lightning"
+    assert (backend.kind, backend.reason) == (
+        "cpu", "auto: movenet_multipose_lightning has no Edge TPU build"
+    )  # fmt: skip
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    lines = [r.getMessage() for r in caplog.records]
+    assert "auto: movenet_multipose_lightning has no Edge TPU build: running on the CPU" in lines

@@ -224,6 +224,12 @@ def _load_auto(
     devices = find_devices(settings.sysfs_root)
     if not devices:
         return _cpu_for_auto(model_cfg, model_dir, runtime, "auto: no Edge TPU found")
+    info = catalog().get(model_cfg.name)
+    if info is not None and info.backend == "cpu" and not info.twin:
+        # A choice, not a failure: an info line, not the warning of a Coral that does not work.
+        reason = f"auto: {info.name} has no Edge TPU build"
+        _log_once(logging.INFO, f"{reason}: running on the CPU")
+        return _cpu_for_auto(model_cfg, model_dir, runtime, reason, device_found=True)
     try:
         model, backend, name = _load_edgetpu(model_cfg, settings, model_dir, runtime, "")
     except EdgeTpuUnavailable as exc:
