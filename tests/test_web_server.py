@@ -467,16 +467,27 @@ def test_a_lan_bind_without_password_is_refused(tmp_path: Path) -> None:
 
 def test_healthz_turns_503_while_the_camera_stalls_and_back(tmp_path: Path) -> None:
     """A named-pipe camera whose writer pauses: /healthz says 503 (no frame for longer than
-    the stall limit: half the watchdog interval, 2 s here) and 200 again once frames flow."""
+    the stall limit: half the watchdog interval, 2 s here) and 200 again once frames flow. The
+    device has a password: /healthz answers without it, its reasons only to those with it."""
     resumed = threading.Event()
+    secret = tmp_path / "http-password"
+    secret.write_text(PASSWORD + "\n")
     writer = PipeWriter(tmp_path, 1500, stall_after=30, stall=7.0)
-    run = Device(tmp_path, "--camera", str(writer.path), env={"WATCHDOG_USEC": "4000000"})
+    run = Device(
+        tmp_path, "--camera", str(writer.path), env={"WATCHDOG_USEC": "4000000"},
+        config=f'[http]\npassword_file = "{secret}"\n',
+    )  # fmt: skip
     try:
         codes: list[tuple[float, int, str]] = []
+        reasons: dict[str, list[str]] = {}
         deadline = time.monotonic() + 25
         while time.monotonic() < deadline:
             code, _, body = get(run.port, "/healthz")
             codes.append((time.monotonic(), code, json.loads(body)["label"]))
+            if code == 503 and not reasons:
+                reasons["anyone"] = json.loads(body)["reasons"]
+                _, _, told = get(run.port, "/healthz", auth=f"edge-pose:{PASSWORD}")
+                reasons["owner"] = json.loads(told)["reasons"]
             if any(c == 503 for _, c, _ in codes) and code == 200:
                 resumed.set()
                 break
@@ -486,6 +497,7 @@ def test_healthz_turns_503_while_the_camera_stalls_and_back(tmp_path: Path) -> N
         assert resumed.is_set(), codes
         stalled = next(body for _, c, body in codes if c == 503)
         assert stalled == "degraded"
+        assert reasons["anyone"] == [] and reasons["owner"], reasons  # the why: for the owner
     finally:
         run.stop()
 
