@@ -83,8 +83,7 @@ def people_list(people: list[Pose]) -> list[dict[str, Any]]:
             "box": None if (box := seen_box(pose.keypoints)) is None else box.as_list(),
             "keypoints": _keypoints(pose),
         }
-        for number, pose in enumerate(people, 1)
-        if pose.person
+        for number, pose in enumerate((p for p in people if p.person), 1)
     ]
 
 

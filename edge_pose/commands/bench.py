@@ -128,7 +128,7 @@ def _throughput(
 ) -> int:
     from edge_pose.bench import LATENCY_FPS, run_bench, verdict
 
-    with _Progress(4) as bar:
+    with _Progress(4) as bar:  # bare, pipeline, file and the single-threaded loop
         result = run_bench(
             model,
             cfg,
@@ -170,7 +170,7 @@ def _web(
     """The pipeline's rate with the web view serving no, one and ten viewers, against none."""
     from edge_pose.web.bench import run_web_bench
 
-    with _Progress(4) as bar:
+    with _Progress(4) as bar:  # no web view, nobody watching, one viewer, ten
         result = run_web_bench(
             model, cfg, video=video, model_name=name, frames=frames, step=bar.step
         ).as_dict()

@@ -105,10 +105,10 @@ def _print_text(result: dict[str, Any]) -> None:
     if len(result["people"]) > 1:
         print(f"  {len(result['people'])} people:")
         for person in result["people"]:
-            box = person["box"] or [0.0, 0.0, 0.0, 0.0]
-            print(
-                f"  #{person['id']} score {person['score']:.2f}, box ({box[0]:.0f}, {box[1]:.0f})"
-                f"-({box[2]:.0f}, {box[3]:.0f})"
-            )
+            box = person["box"]
+            where = "no keypoint seen" if box is None else (
+                f"box ({box[0]:.0f}, {box[1]:.0f})-({box[2]:.0f}, {box[3]:.0f})"
+            )  # fmt: skip
+            print(f"  #{person['id']} score {person['score']:.2f}, {where}")
     if "annotated" in result:
         print(f"  annotated: {result['annotated']}")

@@ -49,11 +49,11 @@ def encode(result: FrameResult, quality: int, canvas: np.ndarray | None = None) 
     as JPEG bytes; drawn into ``canvas`` when it has the picture's shape (the encoder reuses
     one), else into new memory."""
     image, pose = result.frame.image, result.primary
-    height, width = image.shape[:2]
-    scale = MAX_SIDE / max(height, width)
-    if scale < 1.0:
-        size = (round(width * scale), round(height * scale))
-        fits = canvas is not None and canvas.shape[:2] == (size[1], size[0])
+    shape = picture_shape(image)
+    if shape != image.shape:
+        scale = MAX_SIDE / max(image.shape[:2])
+        size = (shape[1], shape[0])
+        fits = canvas is not None and canvas.shape == shape
         # Bilinear down to half size (a tenth of INTER_AREA's time at 720p -> 960, and no
         # visible difference in a preview); area averaging below that, where bilinear aliases.
         interpolation = cv2.INTER_LINEAR if scale >= 0.5 else cv2.INTER_AREA
