@@ -33,13 +33,7 @@ def draw_pose(
     long-running stream draws every picture into the same memory rather than making the
     allocator find 2.7 MB (a 720p frame) per picture. ``out`` may be ``image`` itself, a copy
     the caller made (a resized frame): it is drawn on in place."""
-    if out is image:
-        canvas = out  # the caller's own copy: drawn on in place
-    elif out is not None and out.shape == image.shape and out.dtype == image.dtype:
-        np.copyto(out, image)
-        canvas = out
-    else:
-        canvas = image.copy()
+    canvas = draw_nothing(image, out)
     scale = max(canvas.shape[:2]) / 640
     thickness = max(1, round(2 * scale))
     points = pose.keypoints
@@ -71,13 +65,16 @@ def draw_pose(
     return canvas
 
 
-def draw_people(image: np.ndarray, people: list[Pose]) -> np.ndarray:
-    """An RGB copy of ``image`` with every person drawn: one person as :func:`draw_pose`
-    draws them; several each with their number (as listed, best first) and score above the box
-    of their keypoints, and the count at the top."""
+def draw_people(
+    image: np.ndarray, people: list[Pose], *, out: np.ndarray | None = None
+) -> np.ndarray:
+    """A copy of ``image`` with every person drawn (into ``out`` as :func:`draw_pose` does):
+    one person as :func:`draw_pose` draws them; several each with their id (their number as
+    listed when they have none) and steady label or score above the box of their keypoints,
+    and the count at the top."""
     if len(people) <= 1:
-        return draw_pose(image, people[0]) if people else image.copy()
-    canvas = image.copy()
+        return draw_pose(image, people[0], out=out) if people else draw_nothing(image, out)
+    canvas = draw_nothing(image, out)
     scale = max(canvas.shape[:2]) / 640
     for number, pose in enumerate(people, 1):
         draw_pose(canvas, pose, show_region=False, out=canvas, caption=False)
@@ -87,9 +84,20 @@ def draw_people(image: np.ndarray, people: list[Pose]) -> np.ndarray:
                 (80, 220, 80), 1,
             )  # fmt: skip
             top = max(round(box.y0) - 6, round(16 * scale))
-            _text(canvas, f"{number}  {pose.score:.2f}", (round(box.x0), top), scale)
+            what = pose.label if pose.label is not None else f"{pose.score:.2f}"
+            _text(canvas, f"{pose.person_id or number}  {what}", (round(box.x0), top), scale)
     _text(canvas, f"{len(people)} people", (8, round(24 * scale)), scale)
     return canvas
+
+
+def draw_nothing(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The canvas :func:`draw_pose` would draw on: ``out`` holding ``image``, or a copy."""
+    if out is image:
+        return out
+    if out is not None and out.shape == image.shape and out.dtype == image.dtype:
+        np.copyto(out, image)
+        return out
+    return image.copy()
 
 
 def _text(canvas: np.ndarray, text: str, where: tuple[int, int], scale: float) -> None:

@@ -27,7 +27,10 @@ def estimate_pose(
 ) -> Pose:
     """The best pose in one image; with ``refine`` a second look at a crop around the person
     found, kept when it scores higher (what the video pipeline does from the second frame on)."""
-    return _estimate(model, image, fit, refine, min_pose_score)[0]
+    pose = _estimate(model, image, fit, refine, min_pose_score)[0]
+    if pose.person:
+        pose.person_id = 1
+    return pose
 
 
 def estimate_people(
@@ -46,7 +49,10 @@ def estimate_people(
     others = [
         _pose(d, min_pose_score, width, height) for d in found[1:] if d.score >= min_pose_score
     ]
-    return [best, *others]
+    people = [best, *others]
+    for number, pose in enumerate((pose for pose in people if pose.person), 1):
+        pose.person_id = number
+    return people
 
 
 def _estimate(
@@ -78,12 +84,13 @@ def people_list(people: list[Pose]) -> list[dict[str, Any]]:
     box of the keypoints seen and the keypoints."""
     return [
         {
-            "id": number,
+            "id": pose.person_id,
             "score": round(pose.score, 4),
             "box": None if (box := seen_box(pose.keypoints)) is None else box.as_list(),
             "keypoints": _keypoints(pose),
         }
-        for number, pose in enumerate((p for p in people if p.person), 1)
+        for pose in people
+        if pose.person
     ]
 
 

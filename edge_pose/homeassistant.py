@@ -9,6 +9,7 @@ topics edge-pose already publishes, so no extra state messages are needed:
 entity                platform / class                              state from
 ====================  ============================================  ===========================
 Person                binary_sensor, occupancy                      ``<base>/pose`` ``person``
+People                sensor, state_class measurement               ``<base>/pose`` ``people``
 Pose                  sensor, enum (options = the classifier's      ``<base>/pose`` ``label``
                       labels + ``none`` + ``uncertain``)
 Repetitions           sensor, state_class total_increasing          ``<base>/event`` type rep
@@ -22,11 +23,11 @@ Assistant shows the device unavailable when it stops or its last will fires. Key
 an entity state (Home Assistant drops states over 255 characters, and 30 state writes a second
 would flood its recorder); every state here is a short label or a number.
 
-A component the running config does not have (no classifier: no Person, Pose, Repetitions or
-Pose event) is still in the message, as ``{"platform": ...}`` alone: Home Assistant's documented
-way to delete that one entity. Leaving it out is not enough (Home Assistant keeps the entity with
-its last state), and because :data:`COMPONENTS` lists every component there can be, the retained
-message removes what any earlier run announced, across restarts, without reading the broker.
+A component the running config does not have (no classifier: no Person, People, Pose, Repetitions or
+Pose event) is still in the message, as ``{"platform": ...}`` alone: Home Assistant's documented way
+to delete that one entity. Leaving it out is not enough (Home Assistant keeps the entity with its
+last state), and because :data:`COMPONENTS` lists every component there can be, the retained message
+removes what any earlier run announced, across restarts, without reading the broker.
 For an entity it does not know, Home Assistant ignores such an entry.
 
 Home Assistant's birth message (``online``) comes on its own topic, ``homeassistant/status``
@@ -82,6 +83,7 @@ EVENT_TYPES = ("pose_change", "rep", "person_enter", "person_leave", "error")
 # Every component id the device can announce, with its platform (see the module docstring).
 COMPONENTS = {
     "person": "binary_sensor",
+    "people": "sensor",
     "pose": "sensor",
     "reps": "sensor",
     "event": "event",
@@ -193,6 +195,19 @@ def discovery_config(
             device_class="occupancy",
             state_topic=pose_t,
             value_template="{{ 'ON' if value_json.person else 'OFF' }}",
+        )  # fmt: skip
+        # How many people are present: 0 or 1 with a single-pose model, up to 6 with MultiPose
+        # (one entity for the count, none per person: ids come and go).
+        components["people"] = entity(
+            "sensor", "people", "People",
+            state_class="measurement",
+            suggested_display_precision=0,
+            state_topic=pose_t,
+            value_template=(
+                "{{ value_json.people if value_json.people is defined "
+                "else (1 if value_json.person else 0) }}"
+            ),
+            icon="mdi:account-group",
         )  # fmt: skip
         components["pose"] = entity(
             "sensor", "pose", "Pose",

@@ -9,18 +9,18 @@ turn; the pipeline has no outputs of its own and never waits on the network.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Protocol
 
 from edge_pose.camera.base import Frame
 from edge_pose.camera.grabber import FrameGrabber
-from edge_pose.classify.events import Event, PoseState
+from edge_pose.classify.events import NO_PERSON, Event
 from edge_pose.inference.crop import full_frame
 from edge_pose.inference.estimator import Detection, PoseEstimator, nobody
 from edge_pose.pose import Pose
 from edge_pose.sinks.base import FrameResult, Sink
 from edge_pose.stats import PipelineStats
-from edge_pose.track import PersonTrack, Temporal
+from edge_pose.track import SINGLE_ID, PersonTrack, Temporal
 from edge_pose.wire import DeviceWire
 
 # How long ``run`` waits for a frame before looking at the stop flag again.
@@ -51,6 +51,8 @@ class Pipeline:
         self.min_pose_score = min_pose_score
         self.crop = crop
         self.temporal = temporal or Temporal()
+        self.many = model.max_people > 1  # several people, tracked (edge_pose.tracking)
+        self.temporal.follow_many(self.many)
         self.sinks: list[Sink] = []  # where each frame's result goes, in order
         self.wire = DeviceWire(device_id, compact_keypoints)
         self.stats = PipelineStats()
@@ -63,35 +65,33 @@ class Pipeline:
         self._cut_next = True
 
     def process(self, frame: Frame) -> Pose:
-        """Estimate, follow and label the person in one frame, hand the result to the sinks,
+        """Estimate, follow and label the people in one frame, hand the result to the sinks,
         and return the primary pose."""
         image = frame.image
         height, width = image.shape[:2]
-        tracks = self.temporal.tracks
+        temporal = self.temporal
         if (width, height) != self._frame_size:
             self._frame_size = (width, height)
-            for track in tracks:
-                track.region = None
+            temporal.forget_regions()
         if frame.cut or self._cut_next:
             self._cut_next = False
-            for track in tracks:
-                track.cut()
-        # One person is followed: the track looks where they were last seen, and the best
-        # detection continues it (an empty list is nobody in view). Several people (issue 15)
-        # will match detections to tracks here.
-        track = tracks[0]
-        detections = self.model.estimate(image, track.region)
-        if detections:
-            detection = detections[0]
-        else:
-            detection = nobody(track.region or full_frame(width, height))
+            temporal.cut()
+        # A single-pose model looks where its person was last seen; a multi-person model looks
+        # at the whole frame and the tracker says who is who.
+        region = None if self.many else temporal.people[SINGLE_ID].region
+        detections = self.model.estimate(image, region)
         t_post = time.perf_counter_ns()
-        pose, events, state = self._follow(track, detection, frame, width, height)
+        if self.many:
+            poses, events = self._follow_many(detections, frame, width, height)
+        else:
+            detection = detections[0] if detections else nobody(region or full_frame(width, height))
+            pose = self._pose(detection, frame, width, height)
+            poses, events = [pose], self._follow(SINGLE_ID, temporal.people[SINGLE_ID], pose, frame)
         self.events += len(events)
         pre, invoke, post = self.model.stage_ns
         t_deliver = time.perf_counter_ns()
         result = FrameResult(
-            frame, [pose], events, state,
+            frame, poses, events, temporal.changed_state(),
             (frame.decode_ns, pre, invoke, post + t_deliver - t_post), self.wire,
         )  # fmt: skip
         sinks = self.sinks
@@ -99,24 +99,20 @@ class Pipeline:
             if sink.timed:
                 sink.deliver(result)
         done_ns = time.perf_counter_ns()
-        self.stats.record((*result.stage_ns, done_ns - t_deliver), result.latency_ms(), pose.person)
+        primary = poses[0]
+        latency_ms = result.latency_ms()
+        self.stats.record((*result.stage_ns, done_ns - t_deliver), latency_ms, primary.person)
         for sink in sinks:
             if not sink.timed:
                 sink.deliver(result)
-        return pose
+        return primary
 
-    def _follow(
-        self, track: PersonTrack, detection: Detection, frame: Frame, width: int, height: int
-    ) -> tuple[Pose, Sequence[Event], PoseState | None]:
-        """One person in one frame: smooth, choose the next crop, label; their pose, the
-        events it caused and their new steady state (None: unchanged)."""
-        person = detection.score >= self.min_pose_score
-        # As MoveNet does: the next crop follows the smoothed keypoints, low-passed.
-        track.follow(detection.keypoints, person, frame.scene_ns, width, height, self.crop)
-        pose = Pose(
+    def _pose(self, detection: Detection, frame: Frame, width: int, height: int) -> Pose:
+        """A detection as a pose of this frame; a person if it scores ``min_pose_score``."""
+        return Pose(
             detection.keypoints,
             detection.score,
-            person,
+            detection.score >= self.min_pose_score,
             detection.region,
             frame.index,
             frame.capture_ns,
@@ -124,10 +120,76 @@ class Pipeline:
             width,
             height,
         )
-        events, state = track.label(
-            pose, self.temporal.classifier, frame.scene_ns / 1e9, frame.wall
+
+    def _follow(self, person_id: int, track: PersonTrack, pose: Pose, frame: Frame) -> list[Event]:
+        """One person in one frame: smooth (in place), choose their next crop, label; the events
+        it caused, each with the person's id."""
+        # As MoveNet does: the next crop follows the smoothed keypoints, low-passed.
+        track.follow(
+            pose.keypoints, pose.person, frame.scene_ns, pose.width, pose.height, self.crop
         )
-        return pose, events, state
+        events = track.label(pose, self.temporal.classifier, frame.scene_ns / 1e9, frame.wall)
+        if pose.person:
+            pose.person_id = person_id
+        return _with_person(events, person_id)
+
+    def _follow_many(
+        self, detections: list[Detection], frame: Frame, width: int, height: int
+    ) -> tuple[list[Pose], list[Event]]:
+        """The people of a multi-person model: ids from the tracker, each followed and
+        labelled on their own track; the poses seen, the primary person first (or the best
+        guess, ``person`` false, when nobody is), and the events of every person."""
+        temporal = self.temporal
+        scene_s, wall = frame.scene_ns / 1e9, frame.wall
+        seen = [d for d in detections if d.score >= self.min_pose_score]
+        ids, ended = temporal.tracker.assign([d.keypoints for d in seen], scene_s)
+        events: list[Event] = []
+        for person_id, their_events in temporal.end(ended, wall):
+            events += _with_person(their_events, person_id)
+        poses: list[Pose] = []
+        for person_id, detection in zip(ids, seen, strict=True):
+            if person_id:  # 0: more people than tracking.max_tracks, not followed
+                pose = self._pose(detection, frame, width, height)
+                events += self._follow(person_id, temporal.person(person_id), pose, frame)
+                poses.append(pose)
+        followed = {pose.person_id for pose in poses}
+        for person_id, track in temporal.people.items():
+            if person_id not in followed:
+                events += _with_person(track.miss(scene_s, wall), person_id)
+        if not poses:
+            best = detections[0] if detections else nobody(full_frame(width, height))
+            pose = self._pose(best, frame, width, height)
+            pose.person = False
+            labels = temporal.primary_labels
+            if labels is not None:
+                pose.label, pose.confidence = labels.state.label, labels.state.confidence
+            elif temporal.labelling is not None:
+                pose.label = NO_PERSON
+            return [pose], events
+        first = self._primary(poses)
+        if first:
+            poses.insert(0, poses.pop(first))
+        return poses, events
+
+    def _primary(self, poses: list[Pose]) -> int:
+        """Which of ``poses`` is the primary person: the one who was, while still seen, so the
+        top-level fields do not jump between people; otherwise the longest tracked, then the
+        largest box."""
+        temporal = self.temporal
+        ids = [pose.person_id for pose in poses]
+        if temporal.primary_id in ids:
+            return ids.index(temporal.primary_id)
+        tracks = temporal.tracker.tracks
+
+        def rank(i: int) -> tuple[float, float]:
+            track = tracks[ids[i]]  # type: ignore[index]
+            box = track.box
+            area = 0.0 if box is None else float((box[2] - box[0]) * (box[3] - box[1]))
+            return track.first_seen_s, -area
+
+        first = min(range(len(poses)), key=rank)
+        temporal.primary_id = ids[first]
+        return first
 
     @property
     def handled(self) -> int:
@@ -169,3 +231,10 @@ class Pipeline:
                     return
             elif max_frames is not None and self.stats.processed >= max_frames:
                 return
+
+
+def _with_person(events: list[Event], person_id: int) -> list[Event]:
+    """``events`` (fresh dicts) with the id of the person who caused them."""
+    for event in events:
+        event["person_id"] = person_id
+    return events

@@ -83,6 +83,7 @@ class Pose:
     height: int
     label: str | None = None  # the steady pose label, when a classifier runs
     confidence: float = 0.0
+    person_id: int | None = None  # the track id (1 for a single-pose model); None: nobody
 
 
 def pose_score(scores: np.ndarray) -> float:

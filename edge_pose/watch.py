@@ -4,8 +4,10 @@ It subscribes to ``<prefix>/<device>/{availability,pose,event,stats,state,keypoi
 device or ``+`` for all) and keeps one :class:`DeviceView` per device. On a terminal it draws one
 line per device and redraws them in place; otherwise (a pipe, a file) it prints a line per
 update, and ``--json`` prints one JSON object per update for jq and friends. Keypoints arrive up
-to 30 times a second per device, so they update the view (presence, pose score) but print a
-line only when the presence they show changes.
+to 30 times a second per device, so they update the view (presence, pose score, the track ids
+of the people seen) but print a line only when the presence they show, or the people seen by a
+device that follows several, changes. With several people the PERSON column lists their track
+ids (primary first) and the last event says whose it is (``#4 person_enter``).
 
 Broker, TLS and login are the config's ``[mqtt]`` section with the command's flags on top
 (edge_pose/commands/watch.py). The client id is random (``edge-pose-watch-<hex>``), so a watcher
@@ -61,6 +63,7 @@ MAX_TEXT = 64  # characters shown of a device id, label, event field...
 MAX_EVENT_TEXT = 120  # characters shown of the last-event column
 MAX_NUMBER = 1e15  # beyond any fps, count or timestamp: not a reading, shown as unknown
 MAX_DEVICES = 256  # device ids shown; messages of more (a flood of made-up ids) get a note
+MAX_IDS = 16  # track ids read from a keypoints message (a device sends at most 6 people)
 MAX_SHOWN = 4000  # characters of a message (or last event) shown by --json
 _SHOWN_DEPTH = 6  # nesting kept of a shown message (device messages are 3 deep)
 _SHOWN_NODES = 200  # values kept of a shown message (a stats message has about 60)
@@ -148,6 +151,9 @@ class DeviceView:
     model: str | None = None
     paused: bool | None = None
     score: float | None = None  # pose score of the last keypoints message
+    people: int | None = None  # how many are present (the pose message)
+    ids: tuple[int, ...] = ()  # the track ids of the last keypoints message, primary first
+    several: bool = False  # the device has shown a person other than the one person, id 1
     last_event: dict[str, Any] | None = None
     updated: float = field(default_factory=time.time)
     _pose_seen: bool = False
@@ -164,9 +170,13 @@ class DeviceView:
         data = message
         if suffix == wire.KEYPOINTS:
             self.score = _number(data.get("score"))
+            ids = _ids(data.get("people"))
+            changed = ids != self.ids
+            self.ids = ids
+            self.several = self.several or len(ids) > 1 or ids not in ((), (1,))
             if self._pose_seen or not isinstance(data.get("person"), bool):
-                return False
-            changed = data["person"] != self.person
+                return changed and self.several
+            changed = (changed and self.several) or data["person"] != self.person
             self.person = data["person"]  # no classifier: presence from the keypoints
             return changed
         if suffix == wire.POSE:
@@ -175,6 +185,7 @@ class DeviceView:
             self.confidence = _number(data.get("confidence"))
             self.person = data.get("person") if isinstance(data.get("person"), bool) else None
             self.since = _number(data.get("since"))
+            self.people = _integer(data.get("people"))
         elif suffix == wire.EVENT:
             self.last_event = _event(data)
             if data.get("type") == "rep":
@@ -227,8 +238,18 @@ class DeviceView:
             "model": self.model,
             "paused": self.paused,
             "score": self.score,
+            "people": self.people,
+            "ids": list(self.ids),
             "last_event": self.last_event,
         }
+
+
+def _ids(people: Any) -> tuple[int, ...]:
+    """The track ids of a keypoints message's ``people`` (at most :data:`MAX_IDS`)."""
+    if not isinstance(people, list):
+        return ()
+    ids = (person.get("id") for person in people[:MAX_IDS] if isinstance(person, dict))
+    return tuple(i for i in ids if isinstance(i, int) and not isinstance(i, bool) and i > 0)
 
 
 def _event(data: dict[str, Any]) -> dict[str, Any]:
@@ -239,7 +260,7 @@ def _event(data: dict[str, Any]) -> dict[str, Any]:
     return {key: shown(data.get(key)) for key in _EVENT_FIELDS}
 
 
-_EVENT_FIELDS = ("type", "ts", "count", "exercise", "previous", "label", "error")
+_EVENT_FIELDS = ("type", "ts", "count", "exercise", "previous", "label", "error", "person_id")
 
 
 def _number(value: Any) -> float | None:
@@ -326,20 +347,26 @@ def format_line(view: DeviceView, now: float | None = None) -> str:
     if view.label is not None:
         pose = view.label if view.confidence is None else f"{view.label} {view.confidence:.2f}"
     person = {True: "yes", False: "no", None: "-"}[view.person]
+    if view.several and view.ids:  # several people: who (track ids, primary first)
+        person = ",".join(map(str, view.ids))
+        person = person if len(person) <= 6 else person[:5] + "…"
     reps = "-" if view.reps is None else str(view.reps)
     fps = "-" if view.fps is None else f"{view.fps:.1f}"
     infer = "-" if view.inference_ms is None else f"{view.inference_ms:.1f}ms"
     return (
         f"{view.device:<16} {status:<8} {pose:<22} {person:<6} {reps:>5} {fps:>6} {infer:>8}  "
-        f"{describe_event(view.last_event, now)}"
+        f"{describe_event(view.last_event, now, view.several)}"
     ).rstrip()
 
 
-def describe_event(event: dict[str, Any] | None, now: float) -> str:
-    """The last-event column: at most MAX_EVENT_TEXT characters and the age."""
+def describe_event(event: dict[str, Any] | None, now: float, several: bool = False) -> str:
+    """The last-event column: at most MAX_EVENT_TEXT characters and the age; with ``several``
+    people, whose it is (``#4 person_enter``)."""
     if event is None:
         return "-"
     kind = _text(event.get("type")) or "?"
+    person_id = _integer(event.get("person_id"))
+    who = f"#{person_id} " if several and person_id is not None else ""
     if kind == "pose_change":
         text = f"{_text(event.get('previous')) or '?'} -> {_text(event.get('label')) or '?'}"
     elif kind == "rep":
@@ -350,6 +377,7 @@ def describe_event(event: dict[str, Any] | None, now: float) -> str:
         text = f"error: {_text(event.get('error')) or '?'}"
     else:
         text = kind
+    text = who + text
     text = text if len(text) <= MAX_EVENT_TEXT else text[: MAX_EVENT_TEXT - 1] + "…"
     ts = _number(event.get("ts"))
     if ts is not None:

@@ -11,25 +11,27 @@ the envelope ``device`` and ``ts`` (wall-clock seconds). Version 1 grows only ad
 
 The keypoints message goes out up to 30 times a second, so it is formatted directly from the
 keypoint array with one template (no per-keypoint dicts, no ``json.dumps``); the rare messages
-(pose, event, state, stats) use ``json.dumps``. The compact form (``mqtt.compact_keypoints``)
-has ``"format": "compact"`` and each keypoint as ``[x, y, score]`` in COCO order instead of
-``{"name", "x", "y", "score"}``: the names are the same 17 every time, so leaving them out halves
-the message (about 0.6 KB instead of 1.3 KB), which matters for a fleet at 30 messages per
-second per device.
+(pose, event, state, stats) use ``json.dumps``. Its top-level fields describe the primary
+person and ``people`` lists everyone seen, the primary too, so a consumer of several people
+reads one list (the primary's keypoints are formatted once for both). The compact form
+(``mqtt.compact_keypoints``) has ``"format": "compact"`` and each keypoint as ``[x, y, score]``
+in COCO order instead of ``{"name", "x", "y", "score"}``: the names are the same 17 every time,
+so leaving them out halves the message (1.0 KB instead of 2.2 KB for one person), which matters
+for a fleet at 30 messages per second per device.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from edge_pose.classify.events import Event, PoseState
-from edge_pose.pose import KEYPOINT_NAMES, Pose
+from edge_pose.pose import KEYPOINT_NAMES, Pose, seen_box
 
 PAYLOAD_VERSION = 1
 
@@ -75,46 +77,60 @@ def compact_keypoints_json(keypoints: np.ndarray) -> str:
     return "[" + ",".join(f"[{x:.1f},{y:.1f},{s:.3f}]" for x, y, s in keypoints.tolist()) + "]"
 
 
-def keypoints_payload(pose: Pose, device: str, latency_ms: float) -> str:
-    """The version-1 keypoints message (schema ``keypoints.schema.json``)."""
-    label = None if pose.label is None else f'"{pose.label}"'
-    return _keypoints_message(
-        pose, "", f'"{device}"', label, keypoints_json(pose.keypoints), latency_ms
-    )
+def keypoints_payload(poses: list[Pose], device: str, latency_ms: float) -> str:
+    """The version-1 keypoints message (schema ``keypoints.schema.json``): the top-level fields
+    describe ``poses[0]``, the primary person; ``people`` lists every person followed."""
+    return _keypoints_message(poses, "", f'"{device}"', keypoints_json, latency_ms)
 
 
-def compact_keypoints_payload(pose: Pose, device: str, latency_ms: float) -> str:
+def compact_keypoints_payload(poses: list[Pose], device: str, latency_ms: float) -> str:
     """The version-1 keypoints message in compact form (``keypoints-compact.schema.json``)."""
-    label = None if pose.label is None else json.dumps(pose.label)
     return _keypoints_message(
-        pose,
-        f'"format":"{COMPACT}",',
-        json.dumps(device),
-        label,
-        compact_keypoints_json(pose.keypoints),
-        latency_ms,
+        poses, f'"format":"{COMPACT}",', json.dumps(device), compact_keypoints_json, latency_ms
     )
 
 
 def _keypoints_message(
-    pose: Pose,
+    poses: list[Pose],
     format_field: str,
     device_json: str,
-    label_json: str | None,
-    points_json: str,
+    points: Callable[[np.ndarray], str],
     latency_ms: float,
 ) -> str:
     """The fields both keypoints forms share, around their own keypoints and quoting."""
-    steady = (
-        "null" if label_json is None
-        else f'{{"label":{label_json},"confidence":{pose.confidence:.3f}}}'
-    )  # fmt: skip
+    pose = poses[0]
+    primary_points = points(pose.keypoints)  # formatted once, also for its entry in people
+    people = ",".join(
+        _person_json(person, primary_points if person is pose else points(person.keypoints))
+        for person in poses
+        if person.person and person.person_id is not None
+    )
+    person_id = "null" if pose.person_id is None else pose.person_id
     return (
         f'{{"v":{PAYLOAD_VERSION},{format_field}"device":{device_json},'
         f'"frame":{pose.frame_index},"ts":{pose.capture_wall:.3f},"latency_ms":{latency_ms:.1f},'
         f'"width":{pose.width},"height":{pose.height},"score":{pose.score:.3f},'
-        f'"person":{"true" if pose.person else "false"},'
-        f'"keypoints":{points_json},"pose":{steady}}}'
+        f'"person":{"true" if pose.person else "false"},"person_id":{person_id},'
+        f'"keypoints":{primary_points},"pose":{_steady_json(pose)},"people":[{people}]}}'
+    )
+
+
+def _steady_json(pose: Pose) -> str:
+    """A pose's steady label and confidence; null without a classifier."""
+    if pose.label is None:
+        return "null"
+    return f'{{"label":{json.dumps(pose.label)},"confidence":{pose.confidence:.3f}}}'
+
+
+def _person_json(pose: Pose, points_json: str) -> str:
+    """One entry of ``people``: id, score, the box of the keypoints seen, keypoints, label."""
+    box = seen_box(pose.keypoints)
+    box_json = (
+        "null" if box is None else f"[{box.x0:.1f},{box.y0:.1f},{box.x1:.1f},{box.y1:.1f}]"
+    )
+    return (
+        f'{{"id":{pose.person_id},"score":{pose.score:.3f},"box":{box_json},'
+        f'"keypoints":{points_json},"pose":{_steady_json(pose)}}}'
     )
 
 
@@ -140,6 +156,7 @@ def pose_state_json(state: PoseState) -> str:
             "confidence": round(state.confidence, 3),
             "person": state.person,
             "since": round(state.since, 3),
+            "people": state.people,
         }
     )
 
@@ -179,9 +196,9 @@ class DeviceWire:
     device_id: str
     compact: bool = False
 
-    def keypoints(self, pose: Pose, latency_ms: float) -> str:
+    def keypoints(self, poses: list[Pose], latency_ms: float) -> str:
         form = compact_keypoints_payload if self.compact else keypoints_payload
-        return form(pose, self.device_id, latency_ms)
+        return form(poses, self.device_id, latency_ms)
 
     def event(self, ts: float, event: Event) -> str:
         return event_json(self.device_id, ts, event)

@@ -155,9 +155,11 @@ def test_unknown_section_and_top_level_key(tmp_path: Path) -> None:
     assert problems(path) == [
         f"{path}: fps: unknown key at the top level: keys belong in a section "
         "(did you mean to put it under [camera]?) "
-        "(known sections: device, camera, model, smoothing, classifier, mqtt, status, http)",
+        "(known sections: device, camera, model, smoothing, classifier, tracking, mqtt, status, "
+        "http)",
         f"{path}: [cam]: unknown section (did you mean camera?) "
-        "(known sections: device, camera, model, smoothing, classifier, mqtt, status, http)",
+        "(known sections: device, camera, model, smoothing, classifier, tracking, mqtt, status, "
+        "http)",
     ]
 
 
@@ -474,7 +476,7 @@ def test_several_errors_at_once(tmp_path: Path) -> None:
         f"{path}: mqtt.port = 'x': must be an integer from 1 to 65535, not a string "
         "(remove the quotes)",
         f"{path}: [smooth]: unknown section (did you mean smoothing?) (known sections: device, "
-        "camera, model, smoothing, classifier, mqtt, status, http)",
+        "camera, model, smoothing, classifier, tracking, mqtt, status, http)",
     ]
 
 
@@ -516,7 +518,7 @@ def test_invalid_overrides_are_reported_as_command_line(tmp_path: Path) -> None:
         },
     ) == [
         "filter.alpha: unknown section [filter] (known sections: device, camera, model, "
-        "smoothing, classifier, mqtt, status, http) (from the command line)",
+        "smoothing, classifier, tracking, mqtt, status, http) (from the command line)",
         "verbose: not a config key (expected section.key, e.g. camera.fps) (from the command line)",
         f"{path}: camera.fps = 0: must be >= 1 (allowed: 1 to 240)",
         "camera.sourc: unknown key (did you mean source?) (known keys in [camera]: source, "

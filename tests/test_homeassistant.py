@@ -275,7 +275,9 @@ def test_topic_and_message_pass_home_assistant_rules() -> None:
                                    base="edge-pose/pi-lab") == []
     message = json.loads(payload)
     components = message["components"]
-    assert set(components) == {"person", "pose", "reps", "event", "fps", "inference", "backend"}
+    assert set(components) == {
+        "person", "people", "pose", "reps", "event", "fps", "inference", "backend"
+    }
     assert components["person"]["device_class"] == "occupancy"
     assert components["pose"]["device_class"] == "enum"
     assert components["reps"]["state_class"] == "total_increasing"
@@ -293,10 +295,10 @@ def test_topic_and_message_pass_home_assistant_rules() -> None:
 @pytest.mark.parametrize(
     ("labels", "exercise", "expected", "options"),
     [
-        (LABELS, None, {"person", "pose", "event", "fps", "inference", "backend"},
+        (LABELS, None, {"person", "people", "pose", "event", "fps", "inference", "backend"},
          ["standing", "sitting", "squat_down", "lying", "arms_raised", "uncertain", "none"]),
         (["plank", "pushup_up", "pushup_down"], "pushup",
-         {"person", "pose", "reps", "event", "fps", "inference", "backend"},
+         {"person", "people", "pose", "reps", "event", "fps", "inference", "backend"},
          ["plank", "pushup_up", "pushup_down", "none", "uncertain"]),
         (None, None, {"fps", "inference", "backend"}, None),  # no classifier: no pose entities
     ],
@@ -475,6 +477,7 @@ def test_templates_turn_real_payloads_into_valid_states(real_run: list) -> None:
                 assert isinstance(attributes, dict) and attributes, (cid, attributes)
     assert {"standing", "squat_down"} <= set(states["pose"])
     assert "ON" in states["person"]
+    assert "1" in states["people"] and set(states["people"]) <= {"0", "1"}  # single-pose
     counts = [int(s) for s in states["reps"] if s]
     assert counts and counts == sorted(counts) and counts[0] == 1
     assert all(float(s) > 0 for s in states["fps"])

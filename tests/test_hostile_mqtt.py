@@ -140,7 +140,11 @@ class _Pipeline:
     paused = False
 
     class temporal:
-        tracker = None
+        primary_labels = None
+
+        @staticmethod
+        def reset_reps() -> None:
+            pass
 
 
 def test_a_flood_is_bounded_and_errors_are_rate_limited() -> None:

@@ -208,18 +208,22 @@ def real_poses(lightning_path: Path, data_dir: Path) -> list:
 def test_compact_keypoints_carry_the_same_numbers(real_poses: list) -> None:
     sizes = []
     for pose in real_poses:
-        full = json.loads(keypoints_payload(pose, "pi-lab", 12.34))
-        compact = json.loads(compact_keypoints_payload(pose, "pi-lab", 12.34))
+        full = json.loads(keypoints_payload([pose], "pi-lab", 12.34))
+        compact = json.loads(compact_keypoints_payload([pose], "pi-lab", 12.34))
         assert errors("keypoints", full) == []
         assert errors("keypoints-compact", compact) == []
         assert compact.pop("format") == "compact"
         points = compact.pop("keypoints")
         objects = full.pop("keypoints")
+        people, full_people = compact.pop("people"), full.pop("people")
+        assert [p.pop("keypoints") for p in people] == [points] * len(people)
+        assert [p.pop("keypoints") for p in full_people] == [objects] * len(people)
+        assert len(people) == (1 if pose.person else 0) and people == full_people
         assert compact == full  # everything else is the same
         assert [k["name"] for k in objects] == list(KEYPOINT_NAMES)
         assert points == [[k["x"], k["y"], k["score"]] for k in objects]
-        sizes.append((len(keypoints_payload(pose, "pi-lab", 12.34)),
-                      len(compact_keypoints_payload(pose, "pi-lab", 12.34))))  # fmt: skip
+        sizes.append((len(keypoints_payload([pose], "pi-lab", 12.34)),
+                      len(compact_keypoints_payload([pose], "pi-lab", 12.34))))  # fmt: skip
     assert any(p.label is not None for p in real_poses)
     full_size = sum(f for f, _ in sizes) / len(sizes)
     compact_size = sum(c for _, c in sizes) / len(sizes)
@@ -228,7 +232,7 @@ def test_compact_keypoints_carry_the_same_numbers(real_poses: list) -> None:
 
 def test_compact_payload_escapes_odd_labels_and_devices(real_poses: list) -> None:
     pose = dataclasses.replace(real_poses[-1], label='say "hi"\\', confidence=0.5)
-    message = json.loads(compact_keypoints_payload(pose, "dev", 1.0))
+    message = json.loads(compact_keypoints_payload([pose], "dev", 1.0))
     assert message["pose"] == {"label": 'say "hi"\\', "confidence": 0.5}
     pose = dataclasses.replace(pose, label=None)
-    assert json.loads(compact_keypoints_payload(pose, "dev", 1.0))["pose"] is None
+    assert json.loads(compact_keypoints_payload([pose], "dev", 1.0))["pose"] is None

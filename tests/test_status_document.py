@@ -266,6 +266,8 @@ def test_the_builder_documents_follow_the_schema_in_every_state(grabber: FrameGr
             capture=grabber, stats=stats,
             labels=PoseState(label="standing", confidence=0.91234, person=True, since=5.0,
                              reps=2),
+            people=[(3, PoseState("standing", 0.91234, True, 5.0, 2)),
+                    (7, PoseState("squat_down", 0.8, True, 6.0, 0))],
             mqtt=publisher, paused=False, events=4, last_error=None,
         )  # fmt: skip
 
@@ -277,6 +279,10 @@ def test_the_builder_documents_follow_the_schema_in_every_state(grabber: FrameGr
         "captured": 20, "processed": 18, "skipped": 2, "with_person": 14}  # fmt: skip
     assert doc["pose"] == {"label": "standing", "confidence": 0.912, "person": True, "since": 5.0}
     assert doc["reps"] == {"exercise": "squat", "count": 2}
+    assert doc["people"] == [
+        {"id": 3, "label": "standing", "confidence": 0.912, "since": 5.0, "reps": 2},
+        {"id": 7, "label": "squat_down", "confidence": 0.8, "since": 6.0, "reps": 0},
+    ]
     assert doc["inference_ms"] == {"p50": 5.0, "p95": 5.0}
 
     # every view reads the same document
@@ -284,7 +290,9 @@ def test_the_builder_documents_follow_the_schema_in_every_state(grabber: FrameGr
     assert status_line(doc).endswith(", cpu, MQTT disconnected, standing")
     verdict = evaluate(doc, doc["updated"])
     assert verdict.reasons and verdict.reasons[0].startswith("MQTT disconnected from localhost")
-    assert "pose: standing (0.91)" in format_status(doc, verdict, None, now=doc["updated"])
+    text = format_status(doc, verdict, None, now=doc["updated"])
+    assert "pose: standing (0.91)" in text
+    assert "people: 2: #3 standing (0.91) 2 reps, #7 squat_down (0.80)" in text
 
     builder.mqtt_stopped(cfg.mqtt, publisher)
     stopped = builder.document("stopped", cfg, "camera gone")
@@ -296,10 +304,10 @@ def test_without_mqtt_or_classifier(grabber: FrameGrabber) -> None:
     cfg = load_config(None, {"mqtt.enabled": False})
     doc = StatusBuilder().running(
         cfg, model_name="m.tflite", input_size=256, backend=Backend("edgetpu", "", "", ""),
-        capture=grabber, stats=PipelineStats(), labels=None, mqtt=None, paused=True, events=0,
-        last_error="reload rejected: bad",
+        capture=grabber, stats=PipelineStats(), labels=None, people=None, mqtt=None,
+        paused=True, events=0, last_error="reload rejected: bad",
     )  # fmt: skip
-    assert doc["pose"] is None and doc["reps"] is None
+    assert doc["pose"] is None and doc["reps"] is None and doc["people"] is None
     assert doc["inference_ms"] == {"p50": None, "p95": None}
     assert doc["mqtt"] is not None and not doc["mqtt"]["enabled"] and doc["mqtt"]["sent"] == 0
     assert errors({**doc, "last_frame": None, "stall_s": 10.0}) == []

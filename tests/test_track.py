@@ -1,5 +1,6 @@
 """Per-person temporal state as one object: smoother, crop filter and label stabiliser start,
-reset and forget together; the pipeline's state is a list of such tracks (one for one person)."""
+reset and forget together; the pipeline's state is such tracks by person id (id 1 for one
+person)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from edge_pose.config import load_config
 from edge_pose.inference.crop import next_region
 from edge_pose.inference.movenet import MoveNet
 from edge_pose.pose import Pose, Region
-from edge_pose.track import PersonTrack, Temporal
+from edge_pose.track import SINGLE_ID, PersonTrack, Temporal
 
 
 def squat(lightning_path: Path, data_dir: Path) -> np.ndarray:
@@ -37,41 +38,69 @@ def test_a_track_follows_smooths_and_loses(lightning_path: Path, data_dir: Path)
 
 def test_labels_change_state_only_with_events(lightning_path: Path, data_dir: Path) -> None:
     cfg = load_config(None, {"classifier.person_enter_s": 0.0})
-    track, rules = PersonTrack.start(None, cfg.classifier), RuleClassifier()
+    temporal = Temporal.from_config(cfg)
+    track, rules = temporal.people[SINGLE_ID], temporal.classifier
     keypoints = squat(lightning_path, data_dir)
     pose = Pose(keypoints, 0.7, True, Region(0, 0, 500, 610), 0, 0, 1000.0, 500, 610)
-    events, state = track.label(pose, rules, 0.0, 1000.0)
+    events = track.label(pose, rules, 0.0, 1000.0)
+    state = temporal.changed_state()
     assert [e["type"] for e in events] == ["person_enter", "pose_change"] and state is not None
     assert state is not track.labels.state and (state.person, state.label) == (True, "squat_down")
+    assert state.people == 1
     assert pose.label == "squat_down" and pose.confidence > 0.6
-    steady = [track.label(pose, rules, i / 30, 1000.0 + i / 30) for i in range(1, 30)]
-    assert all(not e and s is None for e, s in steady)  # no change, no event, no message
+    for i in range(1, 30):
+        assert not track.label(pose, rules, i / 30, 1000.0 + i / 30)  # no change, no event
+        assert temporal.changed_state() is None  # ... no message
     away = dataclasses.replace(pose, person=False)
-    events, state = track.label(away, rules, 3.0, 1003.0)  # person_leave_s (1 s) later
+    events = track.label(away, rules, 3.0, 1003.0)  # person_leave_s (1 s) later
+    state = temporal.changed_state()
     assert [e["type"] for e in events] == ["person_leave"] and state is not None
-    assert (state.person, state.label, away.label) == (False, "none", "none")
-    assert PersonTrack().label(pose, rules, 2.0, 1002.0) == ((), None)  # no label tracker
+    assert (state.person, state.label, away.label, state.people) == (False, "none", "none", 0)
+    assert PersonTrack().label(pose, rules, 2.0, 1002.0) == []  # no label tracker
 
 
 def test_temporal_is_one_track_with_the_settings(tmp_path: Path) -> None:
     plain = Temporal()
-    assert len(plain.tracks) == 1 and plain.tracker is None and plain.classifier is None
-    assert plain.tracks[0] == PersonTrack()
+    assert list(plain.people) == [SINGLE_ID] and plain.primary_id == SINGLE_ID
+    assert plain.primary_labels is None and plain.classifier is None
+    assert plain.people[SINGLE_ID] == PersonTrack() and plain.changed_state() is None
     temporal = Temporal.from_config(load_config(None, {"smoothing.enabled": False}))
-    (track,) = temporal.tracks
-    assert temporal.tracker is track.labels is not None
+    (track,) = temporal.people.values()
+    assert temporal.primary_labels is track.labels is not None
     assert track.smoother is None and isinstance(temporal.classifier, RuleClassifier)
     another = temporal.new_track()
     assert another.labels is not None and another.labels is not track.labels
     none = Temporal.from_config(load_config(None, {"classifier.type": "none"}))
-    assert none.tracker is None and none.tracks[0].smoother is not None
+    assert none.primary_labels is None and none.people[SINGLE_ID].smoother is not None
+
+
+def test_several_people_have_a_track_each_dropped_when_it_ends() -> None:
+    temporal = Temporal.from_config(load_config(None, {}))
+    temporal.follow_many(True)
+    assert temporal.people == {} and temporal.primary_id is None
+    first, second = temporal.person(4), temporal.person(9)
+    assert temporal.person(4) is first and first is not second and first.labels is not None
+    first.labels.state.person = second.labels.state.person = True
+    first.labels.state.reps = 2
+    temporal.primary_id = 4
+    assert temporal.present() == 2 and temporal.primary_labels is first.labels
+    temporal.reset_reps()
+    assert first.labels.state.reps == 0
+    assert temporal.end([4, 77], 1234.5) == [(4, [{"type": "person_leave"}])]
+    assert list(temporal.people) == [9] and temporal.primary_id is None
+    state = temporal.changed_state()  # nobody is primary: the pose message says so
+    assert state is not None and (state.label, state.person, state.people) == ("none", False, 1)
+    assert state.since == 1234.5
+    temporal.follow_many(False)  # back to one person: afresh
+    assert list(temporal.people) == [SINGLE_ID] and temporal.primary_id == SINGLE_ID
 
 
 def test_a_cut_forgets_the_footage_but_keeps_the_reps(lightning_path: Path,
                                                       data_dir: Path) -> None:
     temporal = Temporal.from_config(load_config(None, {}))
-    (track,) = temporal.tracks
+    (track,) = temporal.people.values()
     track.labels.state.reps = 3
     track.follow(squat(lightning_path, data_dir), True, 0, 500, 610, crop=True)
-    track.cut()
-    assert track.region is None and not track.smoother.active and temporal.tracker.state.reps == 3
+    temporal.cut()
+    assert track.region is None and not track.smoother.active
+    assert temporal.primary_labels.state.reps == 3

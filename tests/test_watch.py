@@ -357,3 +357,36 @@ def test_connection_speaks_both_protocols(mosquitto: MosquittoBroker, protocol: 
     finally:
         connection.stop()
     assert connection.v5 == (protocol == "5")
+
+
+def test_several_people_show_their_ids_and_whose_event_it_is() -> None:
+    """A device that follows several people: the PERSON column lists the ids seen (primary
+    first), a change of who is seen is worth a line, and the last event says whose it is; a
+    single-pose device (always id 1) looks as before."""
+    watch = Watch("edge-pose")
+
+    def keypoints(*ids: int) -> bytes:
+        people = [{"id": i, "score": 0.5, "box": None, "keypoints": [], "pose": None} for i in ids]
+        return json.dumps({"person": bool(ids), "score": 0.5, "people": people}).encode()
+
+    single = watch.handle("edge-pose/one/keypoints", keypoints(1))
+    assert single is not None and single.worth  # presence seen
+    assert not watch.handle("edge-pose/one/keypoints", keypoints(1)).worth
+    watch.handle("edge-pose/one/event", b'{"type": "person_enter", "person_id": 1, "ts": 1.0}')
+    assert format_line(watch.views["one"], now=2.0).split()[2:4] == ["-", "yes"]
+    assert "person_enter (1s ago)" in format_line(watch.views["one"], now=2.0)
+
+    assert watch.handle("edge-pose/gym/keypoints", keypoints(1, 4)).worth
+    assert not watch.handle("edge-pose/gym/keypoints", keypoints(1, 4)).worth
+    assert watch.handle("edge-pose/gym/keypoints", keypoints(4)).worth  # 1 left
+    watch.handle("edge-pose/gym/pose", b'{"label": "standing", "person": true, "people": 2}')
+    watch.handle("edge-pose/gym/keypoints", keypoints(4, 1, 12, 13))
+    watch.handle("edge-pose/gym/event", b'{"type": "person_enter", "person_id": 13, "ts": 1.0}')
+    view = watch.views["gym"]
+    assert view.people == 2 and view.ids == (4, 1, 12, 13)
+    line = format_line(view, now=2.0)
+    assert line.split()[3] == "4,1,1…" and "#13 person_enter (1s ago)" in line
+    assert view.as_dict()["ids"] == [4, 1, 12, 13]
+    hostile = b'{"person": true, "people": [{"id": true}, {"id": -3}, {"id": 2.5}, 7, {"id": 9}]}'
+    watch.handle("edge-pose/gym/keypoints", hostile)
+    assert view.ids == (9,)

@@ -81,7 +81,7 @@ EXPECTED = (
 # Families of their own shape (checked one by one below) and the two histograms.
 OTHER_NAMES = {
     "edge_pose_build_info", "edge_pose_frames_total", "edge_pose_pose_info", "edge_pose_reps",
-    "edge_pose_throttled",
+    "edge_pose_throttled", "edge_pose_people",
 }  # fmt: skip
 HISTOGRAMS = ("edge_pose_inference_seconds", "edge_pose_latency_seconds")
 
@@ -188,6 +188,7 @@ def test_a_scrape_shows_the_running_device(device: Device) -> None:
     assert (one(samples, "edge_pose_frames_total", result="person") or 0) > 0
     assert (one(samples, "edge_pose_frames_per_second", stage="processed") or 0) > 0
     assert one(samples, "edge_pose_person_present") == 1
+    assert one(samples, "edge_pose_people") == 1
     assert one(samples, "edge_pose_paused") == 0
     assert types["edge_pose_frames"] == types["edge_pose_events"] == "counter"
 

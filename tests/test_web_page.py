@@ -14,6 +14,8 @@ import base64
 import itertools
 import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +25,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import need_tool
+from scenes import load_clips, side_by_side, write_video
 from test_web_server import PASSWORD, SQUATS, Device, get
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -213,3 +216,40 @@ def test_a_password_keeps_the_page_private(browser: Any, tmp_path: Path, data_di
     finally:
         browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
         run.stop()
+
+
+def test_several_people_are_named_on_the_page_and_by_status(
+    browser: Any, tmp_path: Path, data_dir: Path, multipose_path: Path
+) -> None:
+    """MultiPose on a two-person video (made from the shared clips): the person tile counts
+    both and names each by track id with their label, the picture draws both skeletons, and
+    `edge-pose status` lists them too."""
+    clips = load_clips(data_dir)
+    video = write_video(tmp_path / "two.avi", side_by_side(clips), len(clips.squatter))
+    device = Device(tmp_path, "--camera", str(video), "--loop", "--model", str(multipose_path),
+                    "--threads", "2")  # fmt: skip
+    try:
+        browser.get_log("browser")  # what earlier tests left in the console is theirs
+        browser.set_window_size(*WIDE)
+        browser.get(f"http://127.0.0.1:{device.port}/")
+        wait_for("two people", lambda: text(browser, "person") == "2 people")
+        wait_for("both labelled", lambda: "?" not in text(browser, "since"))
+        named = text(browser, "since")
+        people = re.findall(r"#(\d+) (\w+)", named)
+        assert len(people) == 2 and len({i for i, _ in people}) == 2, named
+        wait_for("the picture", lambda: picture_loaded(browser))
+        assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        browser.save_screenshot(str(tmp_path / "two-people.png"))
+        env = {**os.environ, "RUNTIME_DIRECTORY": str(device.status_dir)}
+        both = re.compile(r"people\s*:?\s+2: #\d+ \w+ \([\d.]+\).*, #\d+ \w+")
+
+        def status_names_both() -> bool:
+            status = subprocess.run(
+                [sys.executable, "-m", "edge_pose.cli", "status"], capture_output=True,
+                text=True, timeout=30, check=False, env=env,
+            )  # fmt: skip
+            return bool(both.search(status.stdout))
+
+        wait_for("both people in `edge-pose status`", status_names_both)
+    finally:
+        device.stop()

@@ -1,15 +1,18 @@
-"""The wire format: byte for byte what the device sent before it had one home.
+"""The wire format: byte for byte what the device sent before it had one home, plus what
+version 1 has gained since (additively).
 
 The reference formatters below are the code that built each message before `edge_pose.wire`
 existed (pose.py, payload_compact.py, pipeline.py, service/commands.py), kept verbatim so any
 byte the new module changes shows here, on the real model's poses of the shared stills and on
-odd inputs.
+odd inputs. The keypoints message has since gained ``person_id`` and ``people`` (several
+people): :func:`without_additions` takes them out again, and the rest must not have changed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from pathlib import Path
 
@@ -79,6 +82,12 @@ def old_state_json(paused: bool, rate: float, reps: int | None, command: str | N
                        "command": command, "ts": round(ts, 3)})
 
 
+def without_additions(text: str) -> str:
+    """A keypoints message without ``person_id`` and ``people``: the message as it was."""
+    text = re.sub(r',"person_id":(null|\d+)', "", text, count=1)
+    return text[: text.rindex(',"people":[')] + "}"
+
+
 # --------------------------------------------------------------------------- poses
 
 
@@ -120,34 +129,70 @@ def test_keypoints_messages_are_byte_identical(real_poses: list[Pose], device: s
     assert any(p.person for p in poses) and not all(p.person for p in poses)
     for pose in poses:
         for latency in (0.0, 12.34, 99999.96):
-            assert wire.keypoints_payload(pose, device, latency) == old_keypoints_payload(
+            full = wire.keypoints_payload([pose], device, latency)
+            old = old_keypoints_payload(pose, device, latency)
+            if pose.label is None or pose.label.isascii():
+                assert without_additions(full) == old
+            else:  # the label is now escaped as JSON, as the compact form always did
+                assert json.loads(without_additions(full)) == json.loads(old)
+            compact = wire.compact_keypoints_payload([pose], device, latency)
+            assert without_additions(compact) == old_compact_keypoints_payload(
                 pose, device, latency
             )
-            assert wire.compact_keypoints_payload(
-                pose, device, latency
-            ) == old_compact_keypoints_payload(pose, device, latency)
+
+
+def test_labels_with_quotes_make_valid_json(real_poses: list[Pose]) -> None:
+    pose = dataclasses.replace(real_poses[0], label='say "hi"\\\n', confidence=0.5)
+    assert json.loads(wire.keypoints_payload([pose], "d", 1.0))["pose"]["label"] == pose.label
+
+
+def test_people_list_every_person_seen_primary_first(real_poses: list[Pose]) -> None:
+    """``people`` holds each person seen with its id, box, keypoints and label; the top-level
+    fields stay the primary's; a pose that is no person is not listed."""
+    people = [p for p in real_poses if p.person][:3]
+    assert len(people) == 3
+    poses = [dataclasses.replace(p, person_id=i) for i, p in zip((7, 3, 12), people, strict=True)]
+    nobody = dataclasses.replace(real_poses[3], person=False)  # the cat
+    for form in (wire.keypoints_payload, wire.compact_keypoints_payload):
+        message = json.loads(form([*poses, nobody], "d", 1.0))
+        assert message["person_id"] == 7
+        assert [p["id"] for p in message["people"]] == [7, 3, 12]
+        for entry, pose in zip(message["people"], poses, strict=True):
+            alone = json.loads(form([pose], "d", 1.0))
+            assert entry["keypoints"] == alone["keypoints"] and entry["pose"] == alone["pose"]
+            assert entry["score"] == alone["score"]
+            seen = pose.keypoints[pose.keypoints[:, 2] > 0.2, :2]
+            assert entry["box"] == pytest.approx(
+                [*seen.min(axis=0), *seen.max(axis=0)], abs=0.051
+            )
+        empty = json.loads(form([nobody], "d", 1.0))
+        assert empty["people"] == [] and empty["person_id"] is None and not empty["person"]
 
 
 def test_compact_quoting_of_odd_labels_and_devices_is_unchanged(real_poses: list[Pose]) -> None:
     pose = dataclasses.replace(real_poses[-1], label='say "hi"\\\n', confidence=0.5)
     for device in ('dev"ice', "tab\there"):
-        text = wire.compact_keypoints_payload(pose, device, 1.0)
-        assert text == old_compact_keypoints_payload(pose, device, 1.0)
+        text = wire.compact_keypoints_payload([pose], device, 1.0)
+        assert without_additions(text) == old_compact_keypoints_payload(pose, device, 1.0)
         assert json.loads(text)["device"] == device
 
 
 def test_device_wire_picks_the_form(real_poses: list[Pose]) -> None:
     pose = real_poses[-1]
-    assert wire.DeviceWire("d").keypoints(pose, 5.0) == old_keypoints_payload(pose, "d", 5.0)
-    assert wire.DeviceWire("d", compact=True).keypoints(pose, 5.0) == (
+    assert without_additions(wire.DeviceWire("d").keypoints([pose], 5.0)) == (
+        old_keypoints_payload(pose, "d", 5.0)
+    )
+    assert without_additions(wire.DeviceWire("d", compact=True).keypoints([pose], 5.0)) == (
         old_compact_keypoints_payload(pose, "d", 5.0)
     )
 
 
 def test_rare_messages_are_byte_identical() -> None:
     now = time.time()
-    for state in (PoseState(), PoseState("squat_down", 0.91234, True, now, 3)):
-        assert wire.pose_state_json(state) == old_pose_state_json(state)
+    for state in (PoseState(), PoseState("squat_down", 0.91234, True, now, 3, 2)):
+        # ... and then how many people are present (added within version 1)
+        people = f', "people": {state.people}}}'
+        assert wire.pose_state_json(state) == old_pose_state_json(state)[:-1] + people
     events = [{"type": "pose_change", "label": "squat_down", "previous": "standing",
                "confidence": 0.91}, {"type": "rep", "exercise": "squat", "count": 3},
               {"type": "person_enter"}, {"type": "error", "error": 'bad "x"'}]

@@ -72,6 +72,7 @@ class PoseState:
     person: bool = False
     since: float = 0.0  # wall clock of the last label or presence change
     reps: int = 0
+    people: int = 0  # how many people are present (the published copy sets it)
 
 
 class WindowedEma:

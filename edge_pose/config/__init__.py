@@ -44,6 +44,7 @@ from edge_pose.config.schema import (
     MqttConfig,
     SmoothingConfig,
     StatusConfig,
+    TrackingConfig,
     to_toml_dict,
 )
 
@@ -66,6 +67,7 @@ __all__ = [
     "MqttConfig",
     "SmoothingConfig",
     "StatusConfig",
+    "TrackingConfig",
     "classifier_file_problems",
     "config_path",
     "file_problems",

@@ -322,6 +322,19 @@ class ClassifierConfig(_Section):
         return self
 
 
+class TrackingConfig(_Section):
+    """How a multi-person model's people keep their ids from frame to frame (docs/tracking.md);
+    tfjs-models' tracker defaults."""
+
+    method: Literal["boxes", "keypoints"] = "boxes"
+    max_tracks: Annotated[int, Field(ge=1, le=64)] = 18
+    max_age_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    min_iou: Fraction = 0.15  # method "boxes"
+    min_oks: Fraction = 0.2  # method "keypoints"
+    keypoint_threshold: Fraction = 0.3
+    min_keypoints: Annotated[int, Field(ge=1, le=17)] = 4
+
+
 class HttpConfig(_Section):
     """The built-in web view, status API and metrics (docs/web.md).
 
@@ -398,6 +411,7 @@ class Config(BaseModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)

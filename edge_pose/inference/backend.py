@@ -103,6 +103,10 @@ class EdgeTpuEstimator:
     def interpreter(self) -> Interpreter:
         return self.estimator.interpreter
 
+    @property
+    def max_people(self) -> int:
+        return self.estimator.max_people
+
     def estimate(self, image: np.ndarray, region: Region | None = None) -> list[Detection]:
         try:
             return self.estimator.estimate(image, region)

@@ -89,6 +89,11 @@ class PoseEstimator(Protocol):
     @property
     def interpreter(self) -> Interpreter: ...
 
+    @property
+    def max_people(self) -> int:
+        """How many people one call can find: 1 for a single-pose model, which follows one
+        person through its crop; more, and the pipeline tracks them (edge_pose.tracking)."""
+
     def estimate(self, image: np.ndarray, region: Region | None = None) -> list[Detection]:
         """The people in ``region`` of ``image`` (RGB uint8 HxWx3), best first."""
         ...

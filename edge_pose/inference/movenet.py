@@ -33,6 +33,7 @@ class MoveNet(TfliteModel):
         "input [1, N, N, 3] uint8 or float32 and output [1, 1, 17, 3] (a MultiPose file is kind "
         "movenet_multi)"
     )
+    max_people = 1
     _whole = ((0, 0), Region(0, 0, 1, 1))  # the whole-frame region of the last frame size
 
     def accepts(self, dtype: np.dtype, out_shapes: list[tuple[int, ...]]) -> bool:

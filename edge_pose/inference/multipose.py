@@ -37,6 +37,7 @@ class MoveNetMulti(TfliteModel):
         f"input [1, N, N, 3] and output {list(OUTPUT_SHAPE)} (a single-pose file is kind "
         "movenet_single)"
     )
+    max_people = PEOPLE
 
     def accepts(self, dtype: np.dtype, out_shapes: list[tuple[int, ...]]) -> bool:
         return out_shapes == [OUTPUT_SHAPE]

@@ -29,6 +29,7 @@ class TfliteModel:
     KIND: ClassVar[str]  # the manifest's kind
     WHAT: ClassVar[str]  # the model in words, for errors ("a single-pose MoveNet")
     EXPECTED: ClassVar[str]  # the tensors it takes, for errors
+    max_people: ClassVar[int]  # how many people one call can find
 
     def __init__(
         self,

@@ -182,8 +182,8 @@ class RemoteControl:
         pipeline = self.pipeline
         if command.name in ("pause", "resume"):
             pipeline.paused = command.name == "pause"
-        elif command.name == "reset_reps" and pipeline.temporal.tracker is not None:
-            pipeline.temporal.tracker.reset_reps()
+        elif command.name == "reset_reps":
+            pipeline.temporal.reset_reps()
         elif command.name == "keypoints_rate" and command.value is not None:
             self.publisher.set_keypoints_rate(command.value)
         log.info("MQTT command: %s%s", command.name,
@@ -202,10 +202,10 @@ class RemoteControl:
         self._event({"type": "error", "error": f"command rejected: {why}"})
 
     def publish_state(self, last_command: str | None) -> None:
-        tracker = self.pipeline.temporal.tracker
+        labels = self.pipeline.temporal.primary_labels
         state = wire.state_json(
             paused=self.pipeline.paused, keypoints_rate=self.publisher.keypoints_rate,
-            reps=None if tracker is None else tracker.state.reps, command=last_command,
+            reps=None if labels is None else labels.state.reps, command=last_command,
             ts=time.time(),
         )  # fmt: skip
         self.publisher.publish(wire.STATE, state, qos=1, retain=True)

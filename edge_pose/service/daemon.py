@@ -150,8 +150,8 @@ class Daemon:
         publisher = None
         if old is not None and (old.cfg.mqtt, old.cfg.device) == (cfg.mqtt, cfg.device):
             publisher = old.publisher
-        if old is not None and (old.cfg.smoothing, old.cfg.classifier) == (
-            cfg.smoothing, cfg.classifier
+        if old is not None and (old.cfg.smoothing, old.cfg.classifier, old.cfg.tracking) == (
+            cfg.smoothing, cfg.classifier, cfg.tracking
         ):
             temporal = old.temporal
         else:
@@ -430,7 +430,7 @@ class Daemon:
 
     def snapshot(self, parts: Parts, pipeline: Pipeline, grabber: FrameGrabber) -> StatusDocument:
         """The running status document, built once a second."""
-        tracker = pipeline.temporal.tracker
+        labels = pipeline.temporal.primary_labels
         self.last_document = self.status.running(
             parts.cfg,
             model_name=parts.model_name,
@@ -438,7 +438,8 @@ class Daemon:
             backend=parts.backend,
             capture=grabber,
             stats=pipeline.stats,
-            labels=None if tracker is None else tracker.state,
+            labels=None if labels is None else labels.state,
+            people=pipeline.temporal.present_people(),
             mqtt=parts.publisher,
             paused=pipeline.paused,
             events=pipeline.events,

@@ -106,6 +106,16 @@ class RepsStatus(TypedDict, total=False):
     count: int
 
 
+class PersonStatus(TypedDict, total=False):
+    """One person present: their track id, steady label and repetitions."""
+
+    id: int
+    label: str
+    confidence: float
+    since: float  # wall clock of their last label or presence change
+    reps: int
+
+
 class SystemStatus(TypedDict, total=False):
     cpu_temp_c: float | None
     throttled: str | None  # vcgencmd get_throttled, "0x50005" (readers accept an int too)
@@ -145,6 +155,7 @@ class StatusDocument(TypedDict, total=False):
     mqtt: MqttStatus | None
     pose: PoseStatus | None  # None without a classifier
     reps: RepsStatus | None  # None without a repetition rule
+    people: list[PersonStatus] | None  # the people present, primary first; None: no classifier
     min_fps: float
     paused: bool
     events: int

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from edge_pose import __version__
@@ -186,13 +187,15 @@ class StatusBuilder:
         capture: CaptureCounters,
         stats: PipelineStats,
         labels: LabelState | None,
+        people: Sequence[tuple[int, LabelState]] | None,
         mqtt: MqttCounters | None,
         paused: bool,
         events: int,
         last_error: str | None,
     ) -> StatusDocument:
-        """The ``running`` document from the live parts (``labels`` is None without a
-        classifier, ``mqtt`` without a client); its numbers are kept for the next documents."""
+        """The ``running`` document from the live parts (``labels``, the primary person's, and
+        ``people``, everyone present by track id, are None without a classifier; ``mqtt`` is
+        None without a client); its numbers are kept for the next documents."""
         self._numbers = {
             "v": FORMAT_VERSION,
             "version": __version__,
@@ -234,6 +237,18 @@ class StatusBuilder:
             "reps": None
             if labels is None or not cfg.classifier.rep_up
             else {"exercise": cfg.classifier.rep_name, "count": labels.reps},
+            "people": None
+            if people is None
+            else [
+                {
+                    "id": person_id,
+                    "label": state.label,
+                    "confidence": round(state.confidence, 3),
+                    "since": state.since,
+                    "reps": state.reps,
+                }
+                for person_id, state in people
+            ],
             "min_fps": cfg.status.min_fps,
             "paused": paused,
             "events": events,
@@ -270,5 +285,6 @@ def _configured(cfg: Config) -> StatusDocument:
         "mqtt": None,
         "pose": None,
         "reps": None,
+        "people": None,
         "min_fps": cfg.status.min_fps,
     }

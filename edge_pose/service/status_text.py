@@ -167,6 +167,9 @@ def _doc_rows(doc: AsRead, now: float, live: bool) -> list[tuple[str, str]]:
     reps = doc.get("reps")
     if isinstance(reps, dict):
         rows.append(("reps", f"{_text(reps.get('exercise'))}: {_num(reps.get('count'), 'd')}"))
+    people = doc.get("people")
+    if isinstance(people, list) and _several(people):
+        rows.append(("people", _people_text(people, now)))
 
     rows.append(("last error", _text(doc.get("last_error"))))
 
@@ -224,6 +227,31 @@ def _web_text(web: AsRead, live: bool) -> str:
     if isinstance(viewers, int) and viewers:
         parts.append(f"{viewers} watching")
     return ", ".join(parts)
+
+
+def _several(people: list[object]) -> bool:
+    """Whether the people line says more than the pose line: several people, or one who is not
+    the single-pose model's person 1."""
+    if len(people) != 1:
+        return len(people) > 1
+    only = people[0]
+    return not isinstance(only, dict) or only.get("id") != 1
+
+
+def _people_text(people: list[object], now: float) -> str:
+    """``3: #1 squat_down (0.88) 4 reps, #2 standing (0.93), #5 unknown (0.00)``."""
+    shown = []
+    for person in people[:8]:
+        if not isinstance(person, dict):
+            continue
+        text = f"#{_num(person.get('id'), 'd')} {_text(person.get('label'))}"
+        text += f" ({_num(person.get('confidence'), '.2f')})"
+        reps = number(person.get("reps"))
+        if reps:
+            text += f" {reps:.0f} reps"
+        shown.append(text)
+    more = f", {len(people) - 8} more" if len(people) > 8 else ""
+    return f"{len(people)}: " + ", ".join(shown) + more
 
 
 def _pose_text(pose: object, now: float) -> str:

@@ -30,9 +30,10 @@ from edge_pose.wire import DeviceWire, pose_state_json
 class FrameResult:
     """Everything one frame produced.
 
-    ``poses`` holds one pose per person followed, the primary one first; the single-pose model
-    follows one person, so it always holds one (``person`` False when nobody is in view: the
-    model's best guess still goes out as keypoints). ``events`` are the events the frame caused,
+    ``poses`` holds one pose per person seen, the primary person first (each with its
+    ``person_id``); when nobody is seen it holds one pose with ``person`` False, the model's best
+    guess, which still goes out as keypoints. The single-pose model follows one person, so it
+    always holds one. ``events`` are the events the frame caused,
     ``state`` the primary person's steady label and presence when this frame changed them (the
     retained pose message), else None. ``stage_ns`` are the decode, preprocess, invoke and
     postprocess times of the frame, nanoseconds.
@@ -59,7 +60,7 @@ class FrameResult:
     def keypoints_text(self) -> str:
         """The keypoints message (its latency measured now, the first time it is asked for)."""
         if self._keypoints_text is None:
-            self._keypoints_text = self.wire.keypoints(self.primary, self.latency_ms())
+            self._keypoints_text = self.wire.keypoints(self.poses, self.latency_ms())
         return self._keypoints_text
 
     def event_texts(self) -> list[str]:

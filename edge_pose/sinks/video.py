@@ -12,7 +12,7 @@ from pathlib import Path
 
 import cv2
 
-from edge_pose.annotate import draw_pose
+from edge_pose.annotate import draw_people
 from edge_pose.errors import EdgePoseError
 from edge_pose.sinks.base import FrameResult, Sink
 
@@ -31,7 +31,7 @@ class VideoSink(Sink):
         self._writer: cv2.VideoWriter | None = None
 
     def deliver(self, result: FrameResult) -> None:
-        canvas = cv2.cvtColor(draw_pose(result.frame.image, result.primary), cv2.COLOR_RGB2BGR)
+        canvas = cv2.cvtColor(draw_people(result.frame.image, result.poses), cv2.COLOR_RGB2BGR)
         if self._writer is None:
             self._writer = self._open(canvas.shape[1], canvas.shape[0])
         self._writer.write(canvas)

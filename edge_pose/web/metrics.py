@@ -254,6 +254,13 @@ def _pose_and_reps(doc: AsRead) -> Iterator[Metric]:
         info = InfoMetricFamily(f"{PREFIX}_pose", "The steady pose label.")
         info.add_metric([], {"label": label})
         yield info
+    if isinstance(people := doc.get("people"), list):
+        present = GaugeMetricFamily(
+            f"{PREFIX}_people", "People present (steady, debounced): 0 or 1 with a single-pose "
+            "model, up to 6 with MultiPose.",
+        )  # fmt: skip
+        present.add_metric([], float(len(people)))
+        yield present
     reps = section(doc, "reps")
     if (count := number(reps.get("count"))) is not None:
         family = GaugeMetricFamily(

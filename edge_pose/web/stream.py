@@ -18,7 +18,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from edge_pose.annotate import draw_pose
+from edge_pose.annotate import draw_people
 from edge_pose.pose import Pose, Region
 from edge_pose.sinks.base import FrameResult
 from edge_pose.web.hub import WebHub
@@ -48,7 +48,7 @@ def encode(result: FrameResult, quality: int, canvas: np.ndarray | None = None) 
     """``result``'s frame with its poses drawn, at most :data:`MAX_SIDE` pixels wide or high,
     as JPEG bytes; drawn into ``canvas`` when it has the picture's shape (the encoder reuses
     one), else into new memory."""
-    image, pose = result.frame.image, result.primary
+    image, poses = result.frame.image, result.poses
     shape = picture_shape(image)
     if shape != image.shape:
         scale = MAX_SIDE / max(image.shape[:2])
@@ -58,9 +58,9 @@ def encode(result: FrameResult, quality: int, canvas: np.ndarray | None = None) 
         # visible difference in a preview); area averaging below that, where bilinear aliases.
         interpolation = cv2.INTER_LINEAR if scale >= 0.5 else cv2.INTER_AREA
         image = cv2.resize(image, size, dst=canvas if fits else None, interpolation=interpolation)
-        pose = _scaled(pose, scale)
+        poses = [_scaled(pose, scale) for pose in poses]
         canvas = image  # drawn on in place: the resized copy is ours
-    canvas = draw_pose(image, pose, out=canvas)
+    canvas = draw_people(image, poses, out=canvas)
     bgr = cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR, dst=canvas)  # in place: the copy is ours
     ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:  # pragma: no cover - OpenCV's JPEG encoder does not fail on uint8 images
