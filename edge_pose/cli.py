@@ -83,6 +83,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return EX_INTERRUPTED
+    except Exception as exc:
+        # Python 3.11 wraps an exception raised while a class is built (pydantic's, during a
+        # lazy import) in a RuntimeError: a Ctrl-C at that moment is still a Ctrl-C.
+        if not _interrupted(exc):
+            raise
+        print(INTERRUPTED, file=sys.stderr)
+        return EX_INTERRUPTED
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is among the causes of ``exc``."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _main(argv: Sequence[str] | None) -> int:

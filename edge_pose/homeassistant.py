@@ -196,7 +196,7 @@ def discovery_config(
             state_topic=pose_t,
             value_template="{{ 'ON' if value_json.person else 'OFF' }}",
         )  # fmt: skip
-        # How many people are present: 0 or 1 with a single-pose model, up to 6 with MultiPose
+        # How many people are present: 0 or 1 with a single-pose model, several with MultiPose
         # (one entity for the count, none per person: ids come and go).
         components["people"] = entity(
             "sensor", "people", "People",
@@ -223,12 +223,17 @@ def discovery_config(
         )  # fmt: skip
         if exercise:
             # Other events render "" and Home Assistant ignores an empty numeric state, so the
-            # count stays until the next rep; a reset_reps shows as a new count from 1.
+            # count stays until the next rep; a reset_reps shows as a new count from 1. It is
+            # the device's total (every person's), which only grows, as total_increasing wants;
+            # an event without one (an older device) gives its count.
             components["reps"] = entity(
                 "sensor", "repetitions", "Repetitions",
                 state_class="total_increasing",
                 state_topic=event_t,
-                value_template="{% if value_json.type == 'rep' %}{{ value_json.count }}{% endif %}",
+                value_template=(
+                    "{% if value_json.type == 'rep' %}{{ value_json.total "
+                    "if value_json.total is defined else value_json.count }}{% endif %}"
+                ),
                 icon="mdi:counter",
             )  # fmt: skip
         components["event"] = entity(

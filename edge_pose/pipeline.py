@@ -14,7 +14,7 @@ from typing import Protocol
 
 from edge_pose.camera.base import Frame
 from edge_pose.camera.grabber import FrameGrabber
-from edge_pose.classify.events import NO_PERSON, Event
+from edge_pose.classify.events import Event
 from edge_pose.inference.crop import full_frame
 from edge_pose.inference.estimator import Detection, PoseEstimator, nobody
 from edge_pose.pose import Pose
@@ -53,8 +53,8 @@ class Pipeline:
         self.temporal = temporal or Temporal()
         self.many = model.max_people > 1  # several people, tracked (edge_pose.tracking)
         self.temporal.follow_many(self.many)
+        self.wire = DeviceWire(device_id, compact_keypoints, people=self.many)
         self.sinks: list[Sink] = []  # where each frame's result goes, in order
-        self.wire = DeviceWire(device_id, compact_keypoints)
         self.stats = PipelineStats()
         self.events = 0
         self.paused = False  # frames are taken from the camera and dropped, not inferred
@@ -75,7 +75,7 @@ class Pipeline:
             temporal.forget_regions()
         if frame.cut or self._cut_next:
             self._cut_next = False
-            temporal.cut()
+            temporal.cut(frame.scene_ns / 1e9)
         # A single-pose model looks where its person was last seen; a multi-person model looks
         # at the whole frame and the tracker says who is who.
         region = None if self.many else temporal.people[SINGLE_ID].region
@@ -87,6 +87,8 @@ class Pipeline:
             detection = detections[0] if detections else nobody(region or full_frame(width, height))
             pose = self._pose(detection, frame, width, height)
             poses, events = [pose], self._follow(SINGLE_ID, temporal.people[SINGLE_ID], pose, frame)
+        if temporal.pending:  # people dropped between frames (a reload, a change of model kind)
+            events, temporal.pending = temporal.pending + events, []
         self.events += len(events)
         pre, invoke, post = self.model.stage_ns
         t_deliver = time.perf_counter_ns()
@@ -124,14 +126,19 @@ class Pipeline:
     def _follow(self, person_id: int, track: PersonTrack, pose: Pose, frame: Frame) -> list[Event]:
         """One person in one frame: smooth (in place), choose their next crop, label; the events
         it caused, each with the person's id."""
-        # As MoveNet does: the next crop follows the smoothed keypoints, low-passed.
-        track.follow(
-            pose.keypoints, pose.person, frame.scene_ns, pose.width, pose.height, self.crop
-        )
+        # As MoveNet does: the next crop follows the smoothed keypoints, low-passed (a
+        # multi-person model looks at the whole frame: no crop to choose).
+        crop = self.crop and not self.many
+        track.follow(pose.keypoints, pose.person, frame.scene_ns, pose.width, pose.height, crop)
         events = track.label(pose, self.temporal.classifier, frame.scene_ns / 1e9, frame.wall)
         if pose.person:
             pose.person_id = person_id
-        return _with_person(events, person_id)
+        for event in events:
+            event["person_id"] = person_id
+            if event["type"] == "rep":  # the device's count too, for a counter of everyone's
+                self.temporal.total_reps += 1
+                event["total"] = self.temporal.total_reps
+        return events
 
     def _follow_many(
         self, detections: list[Detection], frame: Frame, width: int, height: int
@@ -160,11 +167,8 @@ class Pipeline:
             best = detections[0] if detections else nobody(full_frame(width, height))
             pose = self._pose(best, frame, width, height)
             pose.person = False
-            labels = temporal.primary_labels
-            if labels is not None:
-                pose.label, pose.confidence = labels.state.label, labels.state.confidence
-            elif temporal.labelling is not None:
-                pose.label = NO_PERSON
+            if (state := temporal.spoken_of()) is not None:
+                pose.label, pose.confidence = state.label, state.confidence
             return [pose], events
         first = self._primary(poses)
         if first:
@@ -172,24 +176,28 @@ class Pipeline:
         return poses, events
 
     def _primary(self, poses: list[Pose]) -> int:
-        """Which of ``poses`` is the primary person: the one who was, while still seen, so the
-        top-level fields do not jump between people; otherwise the longest tracked, then the
-        largest box."""
+        """Which of ``poses`` the top-level fields describe: the primary person, who stays so
+        while their track lasts, so the fields do not jump between people in view. When there
+        is none, the best of those seen becomes it: present (announced) first, then the longest
+        tracked, then the largest box; while the primary is missed for a moment, that best one
+        stands in for the frame."""
         temporal = self.temporal
         ids = [pose.person_id for pose in poses]
         if temporal.primary_id in ids:
             return ids.index(temporal.primary_id)
         tracks = temporal.tracker.tracks
 
-        def rank(i: int) -> tuple[float, float]:
+        def rank(i: int) -> tuple[bool, float, float]:
             track = tracks[ids[i]]  # type: ignore[index]
+            labels = temporal.people[track.id].labels
             box = track.box
-            area = 0.0 if box is None else float((box[2] - box[0]) * (box[3] - box[1]))
-            return track.first_seen_s, -area
+            area = 0.0 if box is None else (box[2] - box[0]) * (box[3] - box[1])
+            return labels is None or not labels.state.person, track.first_seen_s, -area
 
-        first = min(range(len(poses)), key=rank)
-        temporal.primary_id = ids[first]
-        return first
+        best = min(range(len(poses)), key=rank)
+        if temporal.primary_id not in tracks:
+            temporal.primary_id = ids[best]
+        return best
 
     @property
     def handled(self) -> int:

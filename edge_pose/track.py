@@ -15,7 +15,7 @@ and ``[tracking]`` settings hold, so repetition counts survive a reload.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -34,7 +34,6 @@ from edge_pose.pose import Pose, Region
 from edge_pose.smoothing import KeypointSmoother, RegionFilter
 from edge_pose.tracking import Tracker
 
-NO_EVENTS: Sequence[Event] = ()
 SINGLE_ID = 1  # the one person a single-pose model follows
 
 
@@ -123,7 +122,12 @@ class PersonTrack:
 
 class Temporal:
     """The state the pipeline keeps across frames: one :class:`PersonTrack` per person id, the
-    tracker of a multi-person model, the primary person and the classifier they share."""
+    tracker of a multi-person model, the primary person and the classifier they share.
+
+    Events that happen between frames (people dropped by a switch between single- and
+    multi-person models, or by a reload that starts a new state) wait in ``pending`` and go out
+    with the next frame, so a ``person_leave`` is never lost; track ids go on from where the
+    previous state stopped, so none is reused while the device runs."""
 
     def __init__(
         self,
@@ -131,22 +135,30 @@ class Temporal:
         classifier: Classifier | None = None,
         labelling: ClassifierConfig | None = None,
         tracking: TrackingConfig | None = None,
+        previous: Temporal | None = None,
     ) -> None:
         self.smoothing = smoothing
         self.classifier = classifier
         self.labelling = labelling if classifier is not None else None
         self.tracking = tracking or TrackingConfig()
-        self.tracker = Tracker(self.tracking)
-        self.many = False  # following several people (a multi-person model)
-        self.people: dict[int, PersonTrack] = {SINGLE_ID: self.new_track()}
-        self.primary_id: int | None = SINGLE_ID
-        self._nobody = PoseState(since=time.time())  # the pose message when no one is followed
+        first_id = 1 if previous is None else previous.next_id()
+        self.tracker: Tracker = Tracker(self.tracking, first_id)
+        self.many: bool = False if previous is None else previous.many  # several followed
+        self.people: dict[int, PersonTrack] = {} if self.many else {SINGLE_ID: self.new_track()}
+        self.primary_id: int | None = None if self.many else SINGLE_ID
+        self.total_reps = 0  # every person's repetitions since start or reset_reps
+        self.pending: list[Event] = []
+        self._nobody = PoseState(since=time.time())  # the pose message when no one is there
         self._published: tuple[str, bool, int] = (NO_PERSON, False, 0)
+        if previous is not None:  # still running until the switch: read, not changed
+            self.pending = previous.pending + previous.leaves()
+            self._published = previous._published  # the broker holds that: say what changed
 
     @classmethod
-    def from_config(cls, cfg: Config) -> Temporal:
+    def from_config(cls, cfg: Config, previous: Temporal | None = None) -> Temporal:
         """Smoothing, classification and tracking as ``[smoothing]``, ``[classifier]`` and
-        ``[tracking]`` say."""
+        ``[tracking]`` say; ``previous``, the state it replaces (a reload), hands on its id
+        count and the leaves of the people it followed."""
         kind = cfg.classifier.type
         classifier: Classifier | None = None
         if kind == "rules":
@@ -159,21 +171,43 @@ class Temporal:
             classifier = load_trained_classifier(cfg.classifier)
         if classifier is not None:
             warn_unreachable_reps(cfg.classifier, classifier.labels)
-        return cls(cfg.smoothing, classifier, cfg.classifier, cfg.tracking)
+        return cls(cfg.smoothing, classifier, cfg.classifier, cfg.tracking, previous)
+
+    def next_id(self) -> int:
+        """The track id the next new person gets."""
+        return self.tracker.next_id
 
     def new_track(self) -> PersonTrack:
         """A track for a person newly in view, with this state's settings."""
         return PersonTrack.start(self.smoothing, self.labelling)
 
     def follow_many(self, many: bool) -> None:
-        """Follow several people (a multi-person model) or one; a change starts afresh (ids
-        go on counting, so none is reused)."""
+        """Follow several people (a multi-person model) or one. A change starts afresh: the
+        people followed leave (their events go out with the next frame) and ids go on
+        counting."""
         if many == self.many:
             return
         self.many = many
+        self.pending += self.drop_everyone()
+        if not many:
+            self.people = {SINGLE_ID: self.new_track()}
+            self.primary_id = SINGLE_ID
+
+    def leaves(self) -> list[Event]:
+        """The ``person_leave`` events (with the id) that ending every track now would cause."""
+        return [
+            {**event, "person_id": person_id}
+            for person_id, track in self.people.items()
+            for event in track.end()
+        ]  # fmt: skip
+
+    def drop_everyone(self) -> list[Event]:
+        """Every track ends now: ``person_leave`` (with the id) for each person present."""
+        events = self.leaves()
+        self.people, self.primary_id = {}, None
         self.tracker.clear()
-        self.people = {} if many else {SINGLE_ID: self.new_track()}
-        self.primary_id = None if many else SINGLE_ID
+        self._nobody = PoseState(since=time.time())
+        return events
 
     def person(self, person_id: int) -> PersonTrack:
         """The track of ``person_id``, started on their first frame."""
@@ -190,15 +224,18 @@ class Temporal:
             track = self.people.pop(person_id, None)
             if track is not None:
                 ended.append((person_id, track.end()))
+                self._nobody = PoseState(since=wall)  # nobody, if no one else is left, since now
             if person_id == self.primary_id:
                 self.primary_id = None
-                self._nobody = PoseState(since=wall)
         return ended
 
-    def cut(self) -> None:
-        """The footage jumped: every track forgets what it saw (labels and reps are kept)."""
+    def cut(self, scene_s: float) -> None:
+        """The footage jumped (a looped file, a pause, a reload) at scene time ``scene_s``:
+        every track forgets what it saw (labels and reps are kept), and a multi-person
+        tracker does not count the gap as time its people were away."""
         for track in self.people.values():
             track.cut()
+        self.tracker.rebase(scene_s)
 
     def forget_regions(self) -> None:
         """The frame size changed: every crop region is meaningless."""
@@ -206,48 +243,55 @@ class Temporal:
             track.region = None
 
     def reset_reps(self) -> None:
-        """Every person's repetitions start from 0 (the ``reset_reps`` command)."""
+        """Every person's repetitions, and the total, start from 0 (the ``reset_reps``
+        command)."""
+        self.total_reps = 0
         for track in self.people.values():
             if track.labels is not None:
                 track.labels.reset_reps()
 
-    @property
-    def primary_labels(self) -> LabelTracker | None:
-        """The label stabiliser of the primary person (what status, reps and remote control
-        speak of); None without a classifier or while no one is followed."""
-        track = None if self.primary_id is None else self.people.get(self.primary_id)
-        return None if track is None else track.labels
-
     def present(self) -> int:
-        """How many people are present (their ``person_enter`` announced, not yet left)."""
-        return sum(
-            1 for track in self.people.values()
-            if track.labels is not None and track.labels.state.person
-        )  # fmt: skip
+        """How many tracks have a person present (``person_enter`` announced, not yet left)."""
+        return sum(1 for _, state in self._states() if state.person)
+
+    def spoken_of(self) -> PoseState | None:
+        """The state the pose message, status and remote control speak of: the primary
+        person's while they are present, else the first present person's (the longest
+        tracked), else the primary's or nobody's; None without a classifier."""
+        if self.labelling is None:
+            return None
+        states = self._states()
+        for _, state in states:
+            if state.person:
+                return state
+        return states[0][1] if states and states[0][0] == self.primary_id else self._nobody
 
     def present_people(self) -> list[tuple[int, PoseState]] | None:
-        """Everyone present (announced by ``person_enter``, not yet left) by track id, the
-        primary person first; None without a classifier."""
+        """Everyone present by track id, the one :meth:`spoken_of` first; None without a
+        classifier."""
         if self.labelling is None:
             return None
-        present = [
-            (person_id, track.labels.state) for person_id, track in self.people.items()
-            if track.labels is not None and track.labels.state.person
-        ]  # fmt: skip
-        present.sort(key=lambda item: item[0] != self.primary_id)
-        return present
+        return [(person_id, state) for person_id, state in self._states() if state.person]
 
     def changed_state(self) -> PoseState | None:
-        """The retained pose message's state (the primary person's label and presence, and how
-        many people are present) when it differs from the last one returned; else None, and
-        always None without a classifier."""
-        if self.labelling is None:
+        """The retained pose message's state (:meth:`spoken_of`, and how many people are
+        present) when it differs from the last one returned; else None, and always None
+        without a classifier."""
+        state = self.spoken_of()
+        if state is None:
             return None
-        labels = self.primary_labels
-        state = self._nobody if labels is None else labels.state
         people = self.present()
         key = (state.label, state.person, people)
         if key == self._published:
             return None
         self._published = key
         return replace(state, people=people)
+
+    def _states(self) -> list[tuple[int, PoseState]]:
+        """The label states by track id: the primary first, then by id (longest tracked)."""
+        states = [
+            (person_id, track.labels.state) for person_id, track in self.people.items()
+            if track.labels is not None
+        ]  # fmt: skip
+        states.sort(key=lambda item: (item[0] != self.primary_id, item[0]))
+        return states

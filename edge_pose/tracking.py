@@ -63,10 +63,15 @@ class Tracker:
     call overhead is larger than the work for a few boxes) and keypoints as one array of all
     pairs (17 keypoints times every pair)."""
 
-    def __init__(self, cfg: TrackingConfig) -> None:
+    def __init__(self, cfg: TrackingConfig, first_id: int = 1) -> None:
         self.cfg = cfg
         self.tracks: dict[int, Track] = {}
-        self._next_id = 1
+        self._next_id = first_id
+
+    @property
+    def next_id(self) -> int:
+        """The id the next new person gets (a tracker that replaces this one starts there)."""
+        return self._next_id
 
     def assign(
         self, people: Sequence[np.ndarray], scene_s: float
@@ -84,18 +89,20 @@ class Tracker:
         for tid in ended:
             del self.tracks[tid]
         boxes = [self._box(keypoints) for keypoints in people]
+        opened_from = self._next_id  # ids from here on are opened in this call
         ids = [0] * len(people)
         tracks = list(self.tracks.values())
         if people and tracks:
             self._match(ids, self._similarity(people, boxes, tracks), tracks)
         for i, keypoints in enumerate(people):
+            kept = keypoints.copy()  # the caller smooths its keypoints in place afterwards
             if ids[i] == 0:
                 ids[i] = self._next_id
                 self._next_id += 1
-                self.tracks[ids[i]] = Track(ids[i], keypoints, boxes[i], scene_s, scene_s)
+                self.tracks[ids[i]] = Track(ids[i], kept, boxes[i], scene_s, scene_s)
             else:
                 track = self.tracks[ids[i]]
-                track.keypoints, track.box, track.last_seen_s = keypoints, boxes[i], scene_s
+                track.keypoints, track.box, track.last_seen_s = kept, boxes[i], scene_s
         excess = len(self.tracks) - self.cfg.max_tracks
         if excess > 0:
             # The least recently seen go; of those seen now, the newest (a person never followed).
@@ -104,13 +111,21 @@ class Tracker:
                 del self.tracks[track.id]
                 if track.id in ids:  # pushed out in the frame it was seen: it is not followed
                     ids[ids.index(track.id)] = 0
-                if track.first_seen_s != scene_s:  # a track opened in this call never began
+                if track.id < opened_from:  # a track opened in this call never began
                     ended.append(track.id)
         return ids, ended
 
     def clear(self) -> None:
         """Forget every track (ids still never come back)."""
         self.tracks.clear()
+
+    def rebase(self, scene_s: float) -> None:
+        """The footage jumped to ``scene_s`` (a looped file, a pause, a reload): the gap is not
+        time anyone was away, so every track counts as last seen now and matching goes on by
+        where people were (a person who moved far meanwhile gets a new id)."""
+        for track in self.tracks.values():
+            track.first_seen_s -= track.last_seen_s - scene_s
+            track.last_seen_s = scene_s
 
     def _match(self, ids: list[int], similarity: list[list[float]], tracks: list[Track]) -> None:
         """Fill ``ids`` (0: unmatched) greedily, best person first, each with the unmatched

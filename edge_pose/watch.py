@@ -248,8 +248,8 @@ def _ids(people: Any) -> tuple[int, ...]:
     """The track ids of a keypoints message's ``people`` (at most :data:`MAX_IDS`)."""
     if not isinstance(people, list):
         return ()
-    ids = (person.get("id") for person in people[:MAX_IDS] if isinstance(person, dict))
-    return tuple(i for i in ids if isinstance(i, int) and not isinstance(i, bool) and i > 0)
+    ids = (_integer(person.get("id")) for person in people[:MAX_IDS] if isinstance(person, dict))
+    return tuple(i for i in ids if i is not None and i > 0)
 
 
 def _event(data: dict[str, Any]) -> dict[str, Any]:

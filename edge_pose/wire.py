@@ -12,12 +12,14 @@ the envelope ``device`` and ``ts`` (wall-clock seconds). Version 1 grows only ad
 The keypoints message goes out up to 30 times a second, so it is formatted directly from the
 keypoint array with one template (no per-keypoint dicts, no ``json.dumps``); the rare messages
 (pose, event, state, stats) use ``json.dumps``. Its top-level fields describe the primary
-person and ``people`` lists everyone seen, the primary too, so a consumer of several people
-reads one list (the primary's keypoints are formatted once for both). The compact form
-(``mqtt.compact_keypoints``) has ``"format": "compact"`` and each keypoint as ``[x, y, score]``
-in COCO order instead of ``{"name", "x", "y", "score"}``: the names are the same 17 every time,
-so leaving them out halves the message (1.0 KB instead of 2.2 KB for one person), which matters
-for a fleet at 30 messages per second per device.
+person; a device that follows several people (a multi-person model) adds ``people``, everyone
+seen, the primary too, so a consumer of several people reads one list (the primary's keypoints
+are formatted once for both). A single-pose device leaves ``people`` out: it would repeat the
+top level and double the message. The compact form (``mqtt.compact_keypoints``) has ``"format":
+"compact"`` and each keypoint as ``[x, y, score]`` in COCO order instead of ``{"name", "x",
+"y", "score"}``: the names are the same 17 every time, so leaving them out halves the message
+(about 0.55 KB instead of 1.15 KB), which matters for a fleet at 30 messages per second per
+device.
 """
 
 from __future__ import annotations
@@ -77,17 +79,23 @@ def compact_keypoints_json(keypoints: np.ndarray) -> str:
     return "[" + ",".join(f"[{x:.1f},{y:.1f},{s:.3f}]" for x, y, s in keypoints.tolist()) + "]"
 
 
-def keypoints_payload(poses: list[Pose], device: str, latency_ms: float) -> str:
+def keypoints_payload(
+    poses: list[Pose], device: str, latency_ms: float, people: bool = False
+) -> str:
     """The version-1 keypoints message (schema ``keypoints.schema.json``): the top-level fields
-    describe ``poses[0]``, the primary person; ``people`` lists every person followed."""
-    return _keypoints_message(poses, "", f'"{device}"', keypoints_json, latency_ms)
+    describe ``poses[0]``, the primary person; with ``people`` (several are followed) the
+    ``people`` list has everyone seen."""
+    return _keypoints_message(poses, "", f'"{device}"', keypoints_json, latency_ms, people)
 
 
-def compact_keypoints_payload(poses: list[Pose], device: str, latency_ms: float) -> str:
+def compact_keypoints_payload(
+    poses: list[Pose], device: str, latency_ms: float, people: bool = False
+) -> str:
     """The version-1 keypoints message in compact form (``keypoints-compact.schema.json``)."""
     return _keypoints_message(
-        poses, f'"format":"{COMPACT}",', json.dumps(device), compact_keypoints_json, latency_ms
-    )
+        poses, f'"format":"{COMPACT}",', json.dumps(device), compact_keypoints_json, latency_ms,
+        people,
+    )  # fmt: skip
 
 
 def _keypoints_message(
@@ -96,22 +104,26 @@ def _keypoints_message(
     device_json: str,
     points: Callable[[np.ndarray], str],
     latency_ms: float,
+    people: bool,
 ) -> str:
     """The fields both keypoints forms share, around their own keypoints and quoting."""
     pose = poses[0]
     primary_points = points(pose.keypoints)  # formatted once, also for its entry in people
-    people = ",".join(
-        _person_json(person, primary_points if person is pose else points(person.keypoints))
-        for person in poses
-        if person.person and person.person_id is not None
-    )
+    listed = ""
+    if people:
+        entries = ",".join(
+            _person_json(person, primary_points if person is pose else points(person.keypoints))
+            for person in poses
+            if person.person and person.person_id is not None
+        )
+        listed = f',"people":[{entries}]'
     person_id = "null" if pose.person_id is None else pose.person_id
     return (
         f'{{"v":{PAYLOAD_VERSION},{format_field}"device":{device_json},'
         f'"frame":{pose.frame_index},"ts":{pose.capture_wall:.3f},"latency_ms":{latency_ms:.1f},'
         f'"width":{pose.width},"height":{pose.height},"score":{pose.score:.3f},'
         f'"person":{"true" if pose.person else "false"},"person_id":{person_id},'
-        f'"keypoints":{primary_points},"pose":{_steady_json(pose)},"people":[{people}]}}'
+        f'"keypoints":{primary_points},"pose":{_steady_json(pose)}{listed}}}'
     )
 
 
@@ -195,10 +207,11 @@ class DeviceWire:
 
     device_id: str
     compact: bool = False
+    people: bool = False  # several people are followed: the message lists them (``people``)
 
     def keypoints(self, poses: list[Pose], latency_ms: float) -> str:
         form = compact_keypoints_payload if self.compact else keypoints_payload
-        return form(poses, self.device_id, latency_ms)
+        return form(poses, self.device_id, latency_ms, self.people)
 
     def event(self, ts: float, event: Event) -> str:
         return event_json(self.device_id, ts, event)

@@ -87,3 +87,26 @@ def test_a_doctor_check_that_crashes_is_reported_under_its_name(tmp_path: Path) 
     names = [c.name for c in checks]
     assert names[:5] == ["python", "os", "runtime", "numpy", "config"]
     assert names[-4:] == ["mqtt", "web", "system", "service"]
+
+
+def test_ctrl_c_wrapped_by_a_class_being_built_is_still_ctrl_c(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Python 3.11 turns a KeyboardInterrupt raised while pydantic builds a config class (a
+    lazy import) into RuntimeError("Error calling __set_name__ ..."): one line, exit 130."""
+
+    def interrupted_while_importing(_argv: object) -> int:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Error calling __set_name__ on 'PydanticDescriptorProxy'") from exc
+
+    def broken(_argv: object) -> int:
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr(cli, "_main", interrupted_while_importing)
+    assert cli.main([]) == cli.EX_INTERRUPTED
+    assert capsys.readouterr().err == cli.INTERRUPTED + "\n"
+    monkeypatch.setattr(cli, "_main", broken)
+    with pytest.raises(RuntimeError, match="a defect"):
+        cli.main([])

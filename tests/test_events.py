@@ -199,7 +199,7 @@ def test_squat_video_three_descents(model: MoveNet, data_dir: Path) -> None:
         "standing",
         "squat_down",
     ]
-    assert pipeline.temporal.primary_labels.state.reps == 2
+    assert pipeline.temporal.spoken_of().reps == 2
     first_standing = labels.index("standing")
     assert all(label == "standing" for label in labels[first_standing : first_standing + 4])
 

@@ -140,7 +140,9 @@ class _Pipeline:
     paused = False
 
     class temporal:
-        primary_labels = None
+        @staticmethod
+        def spoken_of() -> None:
+            return None
 
         @staticmethod
         def reset_reps() -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_pose.camera.file import load_image
@@ -172,3 +173,44 @@ def test_auto_with_a_coral_plugged_in_runs_it_on_the_cpu_and_says_why(
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
     lines = [r.getMessage() for r in caplog.records]
     assert "auto: movenet_multipose_lightning has no Edge TPU build: running on the CPU" in lines
+
+
+def test_a_non_square_build_runs_without_black_bars(tmp_path: Path) -> None:
+    """A W x H build (models/convert_multipose.py --height 192) is accepted and fed a frame of
+    its own aspect without black bars. The stand-in model outputs the mean of its input
+    everywhere, so a white 4:3 frame reads 255 only if no bar was added (a square input would
+    read 255 * 192 / 256); a single-pose kind stays square only."""
+    from tflite_builder import write_shape_model
+
+    from edge_pose.inference.crop import full_frame
+
+    region = full_frame(640, 480, 256 / 192)
+    assert (region.x0, region.y0, region.x1, region.y1) == (0.0, 0.0, 640.0, 480.0)
+    wide = full_frame(960, 540, 256 / 192)  # 16:9 into 4:3: bars above and below
+    assert wide.x0 == 0.0 and wide.width == 960.0 and wide.height == 720.0
+    assert full_frame(640, 480) == full_frame(640, 480, 1.0)
+    white = np.full((480, 640, 3), 255, np.uint8)
+    for (height, width), expected in (((192, 256), 255.0), ((256, 256), 255.0 * 192 / 256)):
+        path = write_shape_model(tmp_path / f"multi_{width}x{height}.tflite",
+                                 (1, height, width, 3), (1, 6, 56))  # fmt: skip
+        model = MoveNetMulti(path, threads=1)
+        assert (model.input_width, model.input_height) == (width, height)
+        assert model.estimate(white)[0].score == pytest.approx(expected, abs=0.5)
+    single = write_shape_model(tmp_path / "single.tflite", (1, 192, 256, 3), (1, 1, 17, 3))
+    with pytest.raises(ModelError, match="is not a single-pose MoveNet"):
+        MoveNet(single, threads=1)
+
+
+def test_a_file_outside_the_catalog_runs_as_the_kind_its_tensors_say(tmp_path: Path) -> None:
+    """A model built by the user (a non-square MultiPose, say) given by path: the kind whose
+    tensors it has runs it; a file of no kind gets single-pose's error, which names the other."""
+    from tflite_builder import write_shape_model
+
+    from edge_pose.inference.backend import estimator_class
+
+    multi = write_shape_model(tmp_path / "mine.tflite", (1, 160, 256, 3), (1, 6, 56))
+    model = estimator_class(None)(multi, threads=1, delegates=None, cpu_twin=None, runtime="auto")
+    assert isinstance(model, MoveNetMulti) and model.max_people == PEOPLE
+    odd = write_shape_model(tmp_path / "odd.tflite", (1, 192, 192, 3), (1, 10))
+    with pytest.raises(ModelError, match=r"not a single-pose MoveNet.*kind movenet_multi"):
+        estimator_class(None)(odd, threads=1, delegates=None, cpu_twin=None, runtime="auto")

@@ -293,6 +293,12 @@ def test_the_builder_documents_follow_the_schema_in_every_state(grabber: FrameGr
     text = format_status(doc, verdict, None, now=doc["updated"])
     assert "pose: standing (0.91)" in text
     assert "people: 2: #3 standing (0.91) 2 reps, #7 squat_down (0.80)" in text
+    hostile = {**doc, "people": [{"id": 10**400, "label": "\x1b[2J" + "x" * 500}, "junk", {}]}
+    line = next(x for x in format_status(hostile, verdict, None, now=1.0).splitlines()
+                if "people" in x)  # fmt: skip
+    assert "\x1b" not in line and len(line) < 200, line
+    parsed = parse_document({**doc, "people": [{"id": "x", "label": 3, "reps": True}]})
+    assert parsed["people"] == [{}]  # every field of the wrong type left out
 
     builder.mqtt_stopped(cfg.mqtt, publisher)
     stopped = builder.document("stopped", cfg, "camera gone")

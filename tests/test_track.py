@@ -62,37 +62,63 @@ def test_labels_change_state_only_with_events(lightning_path: Path, data_dir: Pa
 def test_temporal_is_one_track_with_the_settings(tmp_path: Path) -> None:
     plain = Temporal()
     assert list(plain.people) == [SINGLE_ID] and plain.primary_id == SINGLE_ID
-    assert plain.primary_labels is None and plain.classifier is None
+    assert plain.spoken_of() is None and plain.classifier is None
     assert plain.people[SINGLE_ID] == PersonTrack() and plain.changed_state() is None
     temporal = Temporal.from_config(load_config(None, {"smoothing.enabled": False}))
     (track,) = temporal.people.values()
-    assert temporal.primary_labels is track.labels is not None
+    assert temporal.spoken_of() is track.labels.state
     assert track.smoother is None and isinstance(temporal.classifier, RuleClassifier)
     another = temporal.new_track()
     assert another.labels is not None and another.labels is not track.labels
     none = Temporal.from_config(load_config(None, {"classifier.type": "none"}))
-    assert none.primary_labels is None and none.people[SINGLE_ID].smoother is not None
+    assert none.spoken_of() is None and none.people[SINGLE_ID].smoother is not None
 
 
 def test_several_people_have_a_track_each_dropped_when_it_ends() -> None:
     temporal = Temporal.from_config(load_config(None, {}))
     temporal.follow_many(True)
     assert temporal.people == {} and temporal.primary_id is None
+    state = temporal.spoken_of()  # nobody yet: the pose message says so, not "no classifier"
+    assert state is not None and (state.label, state.person, state.reps) == ("none", False, 0)
     first, second = temporal.person(4), temporal.person(9)
     assert temporal.person(4) is first and first is not second and first.labels is not None
-    first.labels.state.person = second.labels.state.person = True
-    first.labels.state.reps = 2
-    temporal.primary_id = 4
-    assert temporal.present() == 2 and temporal.primary_labels is first.labels
+    second.labels.state.person, second.labels.state.label = True, "standing"
+    temporal.primary_id = 4  # seen, not yet announced: the one who is present is spoken of
+    assert temporal.present() == 1 and temporal.spoken_of() is second.labels.state
+    assert temporal.present_people() == [(9, second.labels.state)]
+    first.labels.state.person, first.labels.state.reps = True, 2
+    assert temporal.present() == 2 and temporal.spoken_of() is first.labels.state
+    assert [person_id for person_id, _ in temporal.present_people()] == [4, 9]
+    temporal.total_reps = 5
     temporal.reset_reps()
-    assert first.labels.state.reps == 0
+    assert first.labels.state.reps == 0 and temporal.total_reps == 0
     assert temporal.end([4, 77], 1234.5) == [(4, [{"type": "person_leave"}])]
     assert list(temporal.people) == [9] and temporal.primary_id is None
-    state = temporal.changed_state()  # nobody is primary: the pose message says so
-    assert state is not None and (state.label, state.person, state.people) == ("none", False, 1)
-    assert state.since == 1234.5
-    temporal.follow_many(False)  # back to one person: afresh
-    assert list(temporal.people) == [SINGLE_ID] and temporal.primary_id == SINGLE_ID
+    state = temporal.changed_state()  # the one still present is spoken of now
+    assert state is not None and (state.label, state.person, state.people) == ("standing", True, 1)
+    temporal.end([9], 1240.0)
+    state = temporal.changed_state()
+    assert state is not None and (state.label, state.person, state.people) == ("none", False, 0)
+    assert state.since == 1240.0
+
+
+def test_a_change_of_model_kind_or_settings_loses_no_leave_and_reuses_no_id() -> None:
+    cfg = load_config(None, {})
+    temporal = Temporal.from_config(cfg)
+    temporal.people[SINGLE_ID].labels.state.person = True
+    temporal.follow_many(True)  # the single-pose person leaves, with the next frame
+    assert temporal.pending == [{"type": "person_leave", "person_id": SINGLE_ID}]
+    assert temporal.people == {} and temporal.next_id() == 1
+    temporal.pending = []
+    temporal.tracker.assign([np.zeros((17, 3), np.float32)], 0.0)
+    temporal.person(1).labels.state.person = True
+    assert temporal.changed_state() is not None  # published: one person present
+    newer = Temporal.from_config(cfg, temporal)  # a reload with other settings
+    assert newer.many and newer.next_id() == 2 and newer.people == {}
+    assert newer.pending == [{"type": "person_leave", "person_id": 1}]
+    assert temporal.people[1].labels.state.person  # the running state is only read
+    state = newer.changed_state()  # the broker holds "1 present": the new state says 0
+    assert state is not None and (state.person, state.people) == (False, 0)
 
 
 def test_a_cut_forgets_the_footage_but_keeps_the_reps(lightning_path: Path,
@@ -101,6 +127,6 @@ def test_a_cut_forgets_the_footage_but_keeps_the_reps(lightning_path: Path,
     (track,) = temporal.people.values()
     track.labels.state.reps = 3
     track.follow(squat(lightning_path, data_dir), True, 0, 500, 610, crop=True)
-    temporal.cut()
+    temporal.cut(0.0)
     assert track.region is None and not track.smoother.active
-    assert temporal.primary_labels.state.reps == 3
+    assert temporal.spoken_of().reps == 3

@@ -37,8 +37,10 @@ from scenes import (
 
 from edge_pose.camera.base import Frame
 from edge_pose.config import TrackingConfig, load_config
+from edge_pose.inference.estimator import Detection
 from edge_pose.inference.multipose import MoveNetMulti
 from edge_pose.pipeline import Pipeline
+from edge_pose.pose import Region
 from edge_pose.schemas import load_schema
 from edge_pose.sinks.base import FrameResult, Sink
 from edge_pose.track import Temporal
@@ -351,3 +353,74 @@ def test_a_run_publishes_everyone_and_draws_them_with_their_ids(
         left, right = changed[:, 40:240].mean(), changed[:, 700:900].mean()
         drawn += left > 0.005 and right > 0.005
     assert drawn >= 0.9 * len(clips.squatter)
+
+
+# --------------------------------------------------------------------------- scripted people
+
+
+class Scripted:
+    """A multi-person estimator that finds, each frame, the people a test scripts (boxes of
+    17 keypoints), so the pipeline's rules can be played exactly."""
+
+    max_people = 6
+    input_size = 256
+
+    def __init__(self) -> None:
+        self.next: list[np.ndarray] = []
+        self.stage_ns = [0, 0, 0]
+
+    def estimate(self, image: np.ndarray, region: object = None) -> list[Detection]:
+        height, width = image.shape[:2]
+        found = [Detection(k.copy(), 0.8, Region(0, 0, width, height)) for k in self.next]
+        return found or [Detection(np.zeros((17, 3), np.float32), 0.0, Region(0, 0, 1, 1))]
+
+
+def scripted_run(script: list[list[float]], cuts: dict[int, float] | None = None,
+                 **overrides: object) -> tuple[Pipeline, list[dict], list[dict]]:
+    """Play ``script`` (per frame: the x of each person seen, best first) at 10 fps; ``cuts``:
+    frames that follow a jump in the footage, with the seconds skipped."""
+    model = Scripted()
+    cfg = load_config(None, {"classifier.person_enter_s": 0.0, **overrides})
+    pipeline = Pipeline(model, device_id="t", temporal=Temporal.from_config(cfg))  # type: ignore[arg-type]
+    recorder = Recorder()
+    pipeline.sinks.append(recorder)
+    image = np.zeros((480, 960, 3), np.uint8)
+    skipped = 0.0
+    for step, xs in enumerate(script):
+        skipped += (cuts or {}).get(step, 0.0)
+        model.next = [person_at(x, size=150) for x in xs]
+        scene_ns = round((step / 10 + skipped) * 1e9)
+        pipeline.process(Frame(image, time.monotonic_ns(), 1e9 + scene_ns / 1e9, step,
+                               scene_ns=scene_ns, cut=step in (cuts or {})))  # fmt: skip
+    return pipeline, recorder.messages, recorder.events
+
+
+def test_the_primary_stays_while_missed_for_a_frame() -> None:
+    """A (first seen) and B in view; A is missed for one frame: B stands in for that frame,
+    then A is the primary again; when A's track ends, B becomes the primary."""
+    script = [[100, 600]] * 5 + [[600]] + [[100, 600]] * 5 + [[600]] * 15
+    pipeline, messages, _ = scripted_run(script)
+    assert [m["person_id"] for m in messages[:11]] == [1] * 5 + [2] + [1] * 5
+    assert [m["person_id"] for m in messages[-5:]] == [2] * 5
+    assert pipeline.temporal.primary_id == 2
+
+
+def test_someone_present_keeps_person_true_in_the_pose_message() -> None:
+    """The primary is re-found under a new id far away while another person is present: the
+    retained pose message never says nobody is there."""
+    script = [[100, 600]] * 10 + [[800, 600]] * 20
+    pipeline, _, events = scripted_run(script)
+    temporal = pipeline.temporal
+    assert temporal.spoken_of() is not None and temporal.spoken_of().person
+    leaves = [e for e in events if e["type"] == "person_leave"]
+    assert [e["person_id"] for e in leaves] == [1]  # the old track, after max_age_s
+    assert temporal.present() == 2  # 2 (still there) and 3 (the one re-found)
+
+
+def test_a_pause_keeps_everyone_and_their_reps() -> None:
+    """The footage jumps 5 s (a pause, a reload, a loop): nobody leaves, ids and reps stay."""
+    script = [[100, 600]] * 10 + [[105, 600]] * 10
+    pipeline, messages, events = scripted_run(script, cuts={10: 5.0})
+    assert {tuple(sorted(p["id"] for p in m["people"])) for m in messages} == {(1, 2)}
+    assert not [e for e in events if e["type"] == "person_leave"]
+    assert pipeline.temporal.present() == 2

@@ -387,6 +387,7 @@ def test_several_people_show_their_ids_and_whose_event_it_is() -> None:
     line = format_line(view, now=2.0)
     assert line.split()[3] == "4,1,1…" and "#13 person_enter (1s ago)" in line
     assert view.as_dict()["ids"] == [4, 1, 12, 13]
-    hostile = b'{"person": true, "people": [{"id": true}, {"id": -3}, {"id": 2.5}, 7, {"id": 9}]}'
+    hostile = b'{"person": true, "people": [{"id": true}, {"id": -3}, {"id": 2.5}, 7, {"id": 9}, ' \
+        b'{"id": ' + b"9" * 4000 + b"}]}"
     watch.handle("edge-pose/gym/keypoints", hostile)
-    assert view.ids == (9,)
+    assert view.ids == (9,)  # no booleans, negatives, fractions or 4000-digit numbers

@@ -9,13 +9,12 @@
   reason is logged once and kept in ``Backend.reason`` (status file, ``bench``). With no device
   present nothing is loaded or probed, so CPU-only users pay nothing for it.
 
-Which class runs a model is a table, :data:`ESTIMATORS`, keyed by the manifest's ``kind`` (a
-model file given by path is a ``movenet_single``): a new kind of model is its estimator module,
-one line here and its manifest entries. Whatever the kind, on the Edge TPU it is wrapped in
-:class:`EdgeTpuEstimator`, so a device that fails while running raises
-:class:`~edge_pose.inference.edgetpu.EdgeTpuLost` from ``estimate``; :func:`fallback_after_loss`
-is what the daemon calls with it.
-"""
+Which class runs a model is a table, :data:`ESTIMATORS`, keyed by the manifest's ``kind`` (a model
+file outside the catalog is run by the kind whose tensors it has): a new kind of model is its
+estimator module, one line here and its manifest entries. Whatever the kind, on the Edge TPU it is
+wrapped in :class:`EdgeTpuEstimator`, so a device that fails while running raises
+:class:`~edge_pose.inference.edgetpu.EdgeTpuLost` from ``estimate``; :func:`fallback_after_loss` is
+what the daemon calls with it. """
 
 from __future__ import annotations
 
@@ -51,6 +50,7 @@ from edge_pose.inference.models import (
 from edge_pose.inference.movenet import MoveNet
 from edge_pose.inference.multipose import MoveNetMulti
 from edge_pose.inference.runtime import Runtime, resolve_runtime
+from edge_pose.inference.tflite_model import NotThisKind
 from edge_pose.pose import Region
 
 log = logging.getLogger(__name__)
@@ -152,16 +152,39 @@ def fallback_after_loss(
 
 
 def estimator_class(info: ModelInfo | None) -> EstimatorClass:
-    """The class that runs a model of the catalog's ``kind``; a file outside the catalog is
-    taken for a single-pose MoveNet (whose loading checks that it is one)."""
+    """The class that runs a model of the catalog's ``kind``; a file outside the catalog (a
+    model built or trained by the user) is run by the kind whose tensors it has."""
     if info is None:
-        return ESTIMATORS[DEFAULT_KIND]
+        return _kind_by_tensors
     if info.kind not in ESTIMATORS:
         raise ModelError(
             f"model {info.name!r} is of kind {info.kind!r}, which this edge-pose cannot run "
             f"(it runs {', '.join(ESTIMATORS)}): update edge-pose, or choose another model"
         )
     return ESTIMATORS[info.kind]
+
+
+def _kind_by_tensors(
+    model_path: Path,
+    *,
+    threads: int,
+    delegates: list[object] | None,
+    cpu_twin: str | None,
+    runtime: str,
+) -> PoseEstimator:
+    """The first kind (single-pose first) that takes the file; none: single-pose's error, which
+    names the other kind too."""
+    first: NotThisKind | None = None
+    for kind in (DEFAULT_KIND, *(k for k in ESTIMATORS if k != DEFAULT_KIND)):
+        try:
+            return ESTIMATORS[kind](
+                model_path, threads=threads, delegates=delegates, cpu_twin=cpu_twin,
+                runtime=runtime,
+            )  # fmt: skip
+        except NotThisKind as exc:
+            first = first or exc
+    assert first is not None
+    raise first
 
 
 def _load_cpu(

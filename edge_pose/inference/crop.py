@@ -19,11 +19,14 @@ TORSO_SCALE = 1.9
 BODY_SCALE = 1.2
 
 
-def full_frame(width: int, height: int) -> Region:
-    """The whole frame as a square centred on it (letterbox: black bars on the short side)."""
-    half = max(width, height) / 2
+def full_frame(width: int, height: int, aspect: float = 1.0) -> Region:
+    """The whole frame in a region of ``aspect`` (width / height: the model input's) centred on
+    it: a square by default (letterbox: black bars on the short side); a frame of the input's
+    own aspect exactly, without bars."""
+    half_w = max(width, height * aspect) / 2
+    half_h = half_w / aspect
     cx, cy = width / 2, height / 2
-    return Region(cx - half, cy - half, cx + half, cy + half)
+    return Region(cx - half_w, cy - half_h, cx + half_w, cy + half_h)
 
 
 def stretched_frame(width: int, height: int) -> Region:

@@ -74,7 +74,7 @@ class PoseEstimator(Protocol):
     # Read-only to the pipeline (a plain attribute satisfies these, as does a wrapper's property).
     @property
     def input_size(self) -> int:
-        """The model's square input, pixels."""
+        """The model input's width, pixels (its side: every single-pose input is square)."""
 
     @property
     def input_dtype(self) -> np.dtype: ...
@@ -112,3 +112,9 @@ class EstimatorClass(Protocol):
         cpu_twin: str | None,
         runtime: str,
     ) -> PoseEstimator: ...
+
+
+def input_dims(model: PoseEstimator) -> tuple[int, int]:
+    """The model input's width and height, pixels (``input_size`` is the width alone)."""
+    height, width = model.interpreter.get_input_details()[0]["shape"][1:3]
+    return int(width), int(height)

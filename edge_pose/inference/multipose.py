@@ -1,9 +1,11 @@
 """MoveNet MultiPose Lightning on a TFLite interpreter (model kind ``movenet_multi``): the whole
 frame in, up to six people out.
 
-The model takes a fixed 256x256 int32 RGB input and returns ``[1, 6, 56]``: per candidate 17 x
-(y, x, score) normalized to the input, then its box (ymin, xmin, ymax, xmax) and its score. The
-frame is letterboxed into the input with one affine warp, as single-pose does
+The model takes a fixed 256x256 int32 RGB input (a build of another W x H, both multiples of
+32, from ``models/convert_multipose.py`` too: a frame of that aspect then fills it without black
+bars) and returns ``[1, 6, 56]``: per candidate 17 x (y, x, score) normalized to the input, then
+its box (ymin, xmin, ymax, xmax) and its score. The frame is letterboxed into the input with one
+affine warp, as single-pose does
 (:meth:`~edge_pose.inference.tflite_model.TfliteModel.load_input`), and the candidates are
 mapped back to frame pixels in a few vector operations, best first.
 
@@ -38,6 +40,7 @@ class MoveNetMulti(TfliteModel):
         "movenet_single)"
     )
     max_people = PEOPLE
+    square_only = False
 
     def accepts(self, dtype: np.dtype, out_shapes: list[tuple[int, ...]]) -> bool:
         return out_shapes == [OUTPUT_SHAPE]
@@ -46,7 +49,7 @@ class MoveNetMulti(TfliteModel):
         """The candidates in the whole frame, best first (``region`` is not used: see the
         module docstring)."""
         height, width = image.shape[:2]
-        whole = full_frame(width, height)
+        whole = full_frame(width, height, self.input_width / self.input_height)
         t0 = time.perf_counter_ns()
         self.load_input(image, whole)
         t1 = time.perf_counter_ns()

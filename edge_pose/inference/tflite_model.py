@@ -1,5 +1,5 @@
 """What every MoveNet kind shares: loading a TFLite file on an interpreter, checking its shapes
-against the kind, and warping a frame region into its square input.
+against the kind, and warping a frame region into its input.
 
 A model kind (:mod:`edge_pose.inference.movenet`, :mod:`edge_pose.inference.multipose`) is a
 subclass that says what it expects of the tensors (:meth:`TfliteModel.accepts`) and decodes the
@@ -22,6 +22,10 @@ from edge_pose.pose import Region
 EDGETPU_OP = "edgetpu-custom-op"
 
 
+class NotThisKind(ModelError):
+    """The file loads, but its tensors are not those of the kind asked for."""
+
+
 class TfliteModel:
     """A loaded pose model of one kind; see :class:`~edge_pose.inference.estimator.PoseEstimator`
     for what the pipeline reads of it."""
@@ -30,6 +34,7 @@ class TfliteModel:
     WHAT: ClassVar[str]  # the model in words, for errors ("a single-pose MoveNet")
     EXPECTED: ClassVar[str]  # the tensors it takes, for errors
     max_people: ClassVar[int]  # how many people one call can find
+    square_only: ClassVar[bool] = True  # a kind whose input may be W x H sets this False
 
     def __init__(
         self,
@@ -48,13 +53,15 @@ class TfliteModel:
         shape = tuple(dims(inp["shape"]))
         out_shapes = [tuple(dims(o["shape"])) for o in outputs]
         dtype = np.dtype(inp["dtype"])
-        square = len(shape) == 4 and shape[0] == 1 and shape[1] == shape[2] and shape[3] == 3
+        rgb = len(shape) == 4 and shape[0] == 1 and shape[3] == 3
+        square = rgb and (shape[1] == shape[2] or not self.square_only)
         if not (square and self.accepts(dtype, out_shapes)):
-            raise ModelError(
+            raise NotThisKind(
                 f"{model_path} is not {self.WHAT} (kind {self.KIND}): input {list(shape)} "
                 f"{dtype.name}, outputs {[list(s) for s in out_shapes]}; expected {self.EXPECTED}"
             )
-        self.input_size = shape[1]
+        self.input_height, self.input_width = shape[1], shape[2]
+        self.input_size = shape[2]  # the width: a square input's side
         self.input_dtype = dtype
         # Hold the accessor functions, not the arrays: the interpreter refuses to run while
         # numpy views of its buffers are alive.
@@ -66,29 +73,32 @@ class TfliteModel:
         self.stage_ns = [0, 0, 0]  # preprocess, invoke, postprocess of the last call
 
     def accepts(self, dtype: np.dtype, out_shapes: list[tuple[int, ...]]) -> bool:
-        """Whether a square RGB input of ``dtype`` and these outputs are this kind's."""
+        """Whether an RGB input of ``dtype`` and these outputs are this kind's."""
         raise NotImplementedError
 
     def load_input(self, image: np.ndarray, region: Region) -> None:
         """``region`` of ``image`` into the input tensor, in one warp."""
+        size = (self.input_width, self.input_height)
         if self._scratch is None:
-            warp(image, region, self.input_size, self._matrix, self._input()[0])
+            warp(image, region, size, self._matrix, self._input()[0])
         else:
-            warp(image, region, self.input_size, self._matrix, self._scratch)
+            warp(image, region, size, self._matrix, self._scratch)
             np.copyto(self._input()[0], self._scratch, casting="unsafe")
 
 
-def warp(image: np.ndarray, region: Region, size: int, m: np.ndarray, out: np.ndarray) -> None:
-    """``region`` of ``image`` scaled into the ``size`` x ``size`` uint8 image ``out``, black
-    outside the frame: crop, scale and padding in one OpenCV call. ``m`` is a (2, 3) float64
-    scratch matrix the caller keeps (no allocation per frame)."""
-    sx, sy = size / region.width, size / region.height
+def warp(
+    image: np.ndarray, region: Region, size: tuple[int, int], m: np.ndarray, out: np.ndarray
+) -> None:
+    """``region`` of ``image`` scaled into the uint8 image ``out`` of ``size`` (width, height),
+    black outside the frame: crop, scale and padding in one OpenCV call. ``m`` is a (2, 3)
+    float64 scratch matrix the caller keeps (no allocation per frame)."""
+    sx, sy = size[0] / region.width, size[1] / region.height
     # Pixel edges align: input pixel centre u + 0.5 samples frame x0 + (u + 0.5) / sx, the
     # convention the output's normalized coordinates are mapped back with.
     m[0, 0], m[0, 2] = sx, (0.5 - region.x0) * sx - 0.5
     m[1, 1], m[1, 2] = sy, (0.5 - region.y0) * sy - 0.5
     cv2.warpAffine(
-        image, m, (size, size), dst=out, flags=cv2.INTER_LINEAR,
+        image, m, size, dst=out, flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT, borderValue=0,
     )  # fmt: skip
 

@@ -202,10 +202,10 @@ class RemoteControl:
         self._event({"type": "error", "error": f"command rejected: {why}"})
 
     def publish_state(self, last_command: str | None) -> None:
-        labels = self.pipeline.temporal.primary_labels
+        spoken = self.pipeline.temporal.spoken_of()
         state = wire.state_json(
             paused=self.pipeline.paused, keypoints_rate=self.publisher.keypoints_rate,
-            reps=None if labels is None else labels.state.reps, command=last_command,
+            reps=None if spoken is None else spoken.reps, command=last_command,
             ts=time.time(),
         )  # fmt: skip
         self.publisher.publish(wire.STATE, state, qos=1, retain=True)

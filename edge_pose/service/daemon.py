@@ -30,7 +30,7 @@ from edge_pose.errors import ConfigError, EdgePoseError
 from edge_pose.homeassistant import start_discovery
 from edge_pose.inference.backend import Backend, fallback_after_loss, load_estimator
 from edge_pose.inference.edgetpu import EdgeTpuLost
-from edge_pose.inference.estimator import PoseEstimator
+from edge_pose.inference.estimator import PoseEstimator, input_dims
 from edge_pose.mqtt import MqttPublisher
 from edge_pose.mqtt.remote import RemoteControl
 from edge_pose.pipeline import Pipeline
@@ -140,8 +140,7 @@ class Daemon:
             log.info(
                 "model %s (%dx%d) on %s: %s, %s (%s)",
                 name,
-                model.input_size,
-                model.input_size,
+                *input_dims(model),
                 backend.kind,
                 backend.delegate,
                 backend.runtime,
@@ -154,8 +153,8 @@ class Daemon:
             cfg.smoothing, cfg.classifier, cfg.tracking
         ):
             temporal = old.temporal
-        else:
-            temporal = Temporal.from_config(cfg)
+        else:  # new settings: a new state, which hands on the id count and the leaves
+            temporal = Temporal.from_config(cfg, None if old is None else old.temporal)
         return Parts(cfg, model, backend, name, publisher, temporal)
 
     def connect(self, parts: Parts) -> None:
@@ -430,7 +429,6 @@ class Daemon:
 
     def snapshot(self, parts: Parts, pipeline: Pipeline, grabber: FrameGrabber) -> StatusDocument:
         """The running status document, built once a second."""
-        labels = pipeline.temporal.primary_labels
         self.last_document = self.status.running(
             parts.cfg,
             model_name=parts.model_name,
@@ -438,7 +436,7 @@ class Daemon:
             backend=parts.backend,
             capture=grabber,
             stats=pipeline.stats,
-            labels=None if labels is None else labels.state,
+            labels=pipeline.temporal.spoken_of(),
             people=pipeline.temporal.present_people(),
             mqtt=parts.publisher,
             paused=pipeline.paused,

@@ -214,8 +214,10 @@ def _parse(kind: object, value: object) -> object:
         return _INVALID
     if origin is list:
         (item,) = get_args(kind)
-        ok = isinstance(value, list) and all(_parse(item, v) is not _INVALID for v in value)
-        return value if ok else _INVALID
+        if not isinstance(value, list):
+            return _INVALID
+        items = [_parse(item, v) for v in value]  # each checked as its type says (parsed)
+        return _INVALID if any(v is _INVALID for v in items) else items
     if kind is type(None):
         return value if value is None else _INVALID
     if isinstance(value, bool):  # JSON true is no number

@@ -169,7 +169,7 @@ def _doc_rows(doc: AsRead, now: float, live: bool) -> list[tuple[str, str]]:
         rows.append(("reps", f"{_text(reps.get('exercise'))}: {_num(reps.get('count'), 'd')}"))
     people = doc.get("people")
     if isinstance(people, list) and _several(people):
-        rows.append(("people", _people_text(people, now)))
+        rows.append(("people", _people_text(people)))
 
     rows.append(("last error", _text(doc.get("last_error"))))
 
@@ -238,13 +238,15 @@ def _several(people: list[object]) -> bool:
     return not isinstance(only, dict) or only.get("id") != 1
 
 
-def _people_text(people: list[object], now: float) -> str:
-    """``3: #1 squat_down (0.88) 4 reps, #2 standing (0.93), #5 unknown (0.00)``."""
+def _people_text(people: list[object]) -> str:
+    """``3: #1 squat_down (0.88) 4 reps, #2 standing (0.93), #5 unknown (0.00)``: at most 8,
+    each id and label cut short and made printable (the file is anyone's who can write it)."""
     shown = []
     for person in people[:8]:
         if not isinstance(person, dict):
             continue
-        text = f"#{_num(person.get('id'), 'd')} {_text(person.get('label'))}"
+        label = "".join(c if c.isprintable() else "?" for c in _text(person.get("label"))[:32])
+        text = f"#{_num(person.get('id'), 'd')[:12]} {label}"
         text += f" ({_num(person.get('confidence'), '.2f')})"
         reps = number(person.get("reps"))
         if reps:
