@@ -23,11 +23,12 @@ def _interrupted_while_loading(_signum: int, _frame: object) -> None:
     os._exit(EX_INTERRUPTED)
 
 
-signal.signal(signal.SIGINT, _interrupted_while_loading)  # main() restores KeyboardInterrupt
+signal.signal(signal.SIGINT, _interrupted_while_loading)  # main() raises KeyboardInterrupt
 
 import argparse  # noqa: E402 (after the Ctrl-C handler, on purpose)
 import importlib  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
+from types import FrameType  # noqa: E402
 from typing import cast  # noqa: E402
 
 from edge_pose import __version__  # noqa: E402
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a Ctrl-C at any moment (numpy and OpenCV take a while to import) ends
     it with one line and exit 130, never a traceback."""
     try:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _interrupt)
         return _main(argv)
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
@@ -90,6 +91,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(INTERRUPTED, file=sys.stderr)
         return EX_INTERRUPTED
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C: a KeyboardInterrupt for :func:`main` to catch, except while a module is being
+    imported (commands import their libraries when they start): raised there, a C extension's
+    import turns it into an ImportError of its own (numpy's "PyCapsule_Import could not import
+    module datetime"), so it ends the process at once with the one line instead."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            _interrupted_while_loading(signum, frame)
+        frame = frame.f_back
+    raise KeyboardInterrupt
 
 
 def _interrupted(exc: BaseException) -> bool:

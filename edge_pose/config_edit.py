@@ -66,7 +66,8 @@ def parse_assignment(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ValueError(f"{text!r}: expected KEY=VALUE, e.g. mqtt.host=broker.lan")
+        shown = repr(text) if len(text) <= 80 else f"{text[:77]!r}..."  # one readable line
+        raise ValueError(f"{shown}: expected KEY=VALUE, e.g. mqtt.host=broker.lan")
     return key, value.strip()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from edge_pose.config import load_config
-from edge_pose.config_edit import EditError, convert_value, edit_text
+from edge_pose.config_edit import EditError, convert_value, edit_text, parse_assignment
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULTS = REPO / "config" / "edge-pose.toml"
@@ -390,3 +390,13 @@ def test_set_warns_about_what_run_would_refuse_but_writes(
     conf.write_bytes(DEFAULTS.read_bytes())
     ok = run("set", "--config", conf, f"model.dir={model_dir}", f"camera.source={conf}")
     assert ok.returncode == 0 and ok.stderr == "", ok.stderr
+
+
+def test_an_argument_without_equals_is_echoed_short() -> None:
+    """A 5000-character argument without '=' is named in one readable line, not echoed whole."""
+    for argument in ("x" * 5000, "=" + "{a " * 1000):  # no '=', or no key before it
+        with pytest.raises(ValueError, match="expected KEY=VALUE") as caught:
+            parse_assignment(argument)
+        message = str(caught.value)
+        assert len(message) < 140 and message.startswith(repr(argument[:5])[:-1])
+    assert parse_assignment(" mqtt.host = broker.lan ") == ("mqtt.host", "broker.lan")

@@ -214,3 +214,42 @@ def test_a_file_outside_the_catalog_runs_as_the_kind_its_tensors_say(tmp_path: P
     odd = write_shape_model(tmp_path / "odd.tflite", (1, 192, 192, 3), (1, 10))
     with pytest.raises(ModelError, match=r"not a single-pose MoveNet.*kind movenet_multi"):
         estimator_class(None)(odd, threads=1, delegates=None, cpu_twin=None, runtime="auto")
+
+
+def test_refine_looks_again_at_each_person_with_single_pose(
+    multipose_path: Path, lightning_path: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """tracking.refine: both people of a wide two-person frame (made from the shared clips)
+    are still found, each now with single-pose's keypoints on their crop (higher scores, still
+    on their own side), and the stage times count both models; a single-pose model is never
+    wrapped; a refine_model that finds several people is refused by name."""
+    from scenes import load_clips, side_by_side
+
+    from edge_pose.config import load_config
+    from edge_pose.inference.refine import Refined, refined
+
+    image = side_by_side(load_clips(data_dir))(0)[0]
+    multi = MoveNetMulti(multipose_path, threads=2)
+    first = [d for d in multi.estimate(image) if d.score >= 0.25]
+    model = Refined(multi, MoveNet(lightning_path, threads=2), 0.25)
+    again = [d for d in model.estimate(image) if d.score >= 0.25]
+    assert len(first) == len(again) == 2 and model.max_people == PEOPLE
+    for before, after in zip(first, again, strict=True):
+        assert after.score > before.score + 0.05
+        assert after.region != before.region  # a crop, not the whole frame
+        box = before.box
+        assert box is not None
+        seen = after.keypoints[after.keypoints[:, 2] > KEYPOINT_THRESHOLD]
+        centre = seen[:, 0].mean()
+        assert box.x0 - 20 <= centre <= box.x1 + 20  # still the same person
+    assert model.stage_ns[1] > multi.stage_ns[1]  # two single-pose invokes on top
+    cfg = load_config(None, {"tracking.refine": True, "model.dir": str(lightning_path.parent)})
+    single = MoveNet(lightning_path, threads=1)
+    assert refined(single, cfg) is single
+    assert isinstance(refined(multi, cfg), Refined)
+    assert refined(multi, load_config(None, {})) is multi  # off by default
+    wrong = load_config(
+        None, {"tracking.refine": True, "tracking.refine_model": str(multipose_path)}
+    )
+    with pytest.raises(ModelError, match=r"tracking\.refine_model = .* finds several people"):
+        refined(multi, wrong)

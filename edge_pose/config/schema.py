@@ -333,6 +333,8 @@ class TrackingConfig(_Section):
     min_oks: Fraction = 0.2  # method "keypoints"
     keypoint_threshold: Fraction = 0.3
     min_keypoints: Annotated[int, Field(ge=1, le=17)] = 4
+    refine: bool = False  # a second look at each person with a single-pose model
+    refine_model: str = "movenet_lightning_int8"
 
 
 class HttpConfig(_Section):

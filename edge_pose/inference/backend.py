@@ -39,7 +39,13 @@ from edge_pose.inference.edgetpu import (
     load_delegate,
     probe,
 )
-from edge_pose.inference.estimator import Detection, EstimatorClass, Interpreter, PoseEstimator
+from edge_pose.inference.estimator import (
+    Detection,
+    EstimatorClass,
+    LoadsModel,
+    PoseEstimator,
+    Wrapped,
+)
 from edge_pose.inference.models import (
     DEFAULT_KIND,
     ModelInfo,
@@ -50,7 +56,7 @@ from edge_pose.inference.models import (
 from edge_pose.inference.movenet import MoveNet
 from edge_pose.inference.multipose import MoveNetMulti
 from edge_pose.inference.runtime import Runtime, resolve_runtime
-from edge_pose.inference.tflite_model import NotThisKind
+from edge_pose.inference.tflite_model import peek
 from edge_pose.pose import Region
 
 log = logging.getLogger(__name__)
@@ -74,42 +80,17 @@ class Backend:
     reason: str
 
 
-class EdgeTpuEstimator:
+class EdgeTpuEstimator(Wrapped):
     """Any estimator running on an Edge TPU: a failing ``invoke`` (device unplugged or reset)
     becomes :class:`EdgeTpuLost`, one exception type the daemon can act on."""
 
     def __init__(self, estimator: PoseEstimator, device: str) -> None:
-        self.estimator = estimator
+        super().__init__(estimator)
         self.device = device
-
-    # Read through, never copied: an estimator may rebind what it reports after each call.
-    @property
-    def input_size(self) -> int:
-        return self.estimator.input_size
-
-    @property
-    def input_dtype(self) -> np.dtype:
-        return self.estimator.input_dtype
-
-    @property
-    def threads(self) -> int:
-        return self.estimator.threads
-
-    @property
-    def stage_ns(self) -> list[int]:
-        return self.estimator.stage_ns
-
-    @property
-    def interpreter(self) -> Interpreter:
-        return self.estimator.interpreter
-
-    @property
-    def max_people(self) -> int:
-        return self.estimator.max_people
 
     def estimate(self, image: np.ndarray, region: Region | None = None) -> list[Detection]:
         try:
-            return self.estimator.estimate(image, region)
+            return self.inner.estimate(image, region)
         except (RuntimeError, ValueError, OSError) as exc:
             raise EdgeTpuLost(self.device or "(any)", exc) from exc
 
@@ -151,7 +132,7 @@ def fallback_after_loss(
 # --------------------------------------------------------------------------- the backends
 
 
-def estimator_class(info: ModelInfo | None) -> EstimatorClass:
+def estimator_class(info: ModelInfo | None) -> LoadsModel:
     """The class that runs a model of the catalog's ``kind``; a file outside the catalog (a
     model built or trained by the user) is run by the kind whose tensors it has."""
     if info is None:
@@ -172,19 +153,17 @@ def _kind_by_tensors(
     cpu_twin: str | None,
     runtime: str,
 ) -> PoseEstimator:
-    """The first kind (single-pose first) that takes the file; none: single-pose's error, which
-    names the other kind too."""
-    first: NotThisKind | None = None
-    for kind in (DEFAULT_KIND, *(k for k in ESTIMATORS if k != DEFAULT_KIND)):
-        try:
-            return ESTIMATORS[kind](
-                model_path, threads=threads, delegates=delegates, cpu_twin=cpu_twin,
-                runtime=runtime,
-            )  # fmt: skip
-        except NotThisKind as exc:
-            first = first or exc
-    assert first is not None
-    raise first
+    """The kind whose tensors the file has (its tensors read first, so it is loaded once);
+    none: single-pose's error, which names the other kind too."""
+    try:
+        shape, dtype, out_shapes = peek(model_path, runtime)
+    except ValueError:  # not a TFLite file: single-pose's loading says so in its words
+        shape, dtype, out_shapes = (), np.dtype(np.uint8), []
+    kinds = [cls for cls in ESTIMATORS.values() if cls.takes(shape, dtype, out_shapes)]
+    load = kinds[0] if kinds else ESTIMATORS[DEFAULT_KIND]
+    return load(
+        model_path, threads=threads, delegates=delegates, cpu_twin=cpu_twin, runtime=runtime
+    )
 
 
 def _load_cpu(
@@ -360,7 +339,9 @@ def load_configured_model(
     ``flags`` are the model flags a command was given (``name``, ``threads``, ``backend``);
     None means not given, so the config (or its default) applies.
     """
+    from edge_pose.inference.refine import refined
+
     overrides = {f"model.{key}": value for key, value in flags.items() if value is not None}
     cfg = load_config(config_path, overrides)
     model, backend, name = load_estimator(cfg.model)
-    return cfg, model, backend, name
+    return cfg, refined(model, cfg), backend, name

@@ -99,8 +99,8 @@ class PoseEstimator(Protocol):
         ...
 
 
-class EstimatorClass(Protocol):
-    """How the backend loads a model kind: the file, the CPU threads, the delegates (the Edge
+class LoadsModel(Protocol):
+    """How the backend loads a model: the file, the CPU threads, the delegates (the Edge
     TPU's), the CPU twin named in errors, and the TFLite runtime."""
 
     def __call__(
@@ -112,6 +112,49 @@ class EstimatorClass(Protocol):
         cpu_twin: str | None,
         runtime: str,
     ) -> PoseEstimator: ...
+
+
+class Wrapped:
+    """Base of an estimator around another (``inner``): what the pipeline reads of it is read
+    through, never copied, since an estimator may rebind what it reports after each call. A
+    subclass adds what it does around ``estimate`` (the Edge TPU's loss, a second look)."""
+
+    def __init__(self, inner: PoseEstimator) -> None:
+        self.inner = inner
+
+    @property
+    def input_size(self) -> int:
+        return self.inner.input_size
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return self.inner.input_dtype
+
+    @property
+    def threads(self) -> int:
+        return self.inner.threads
+
+    @property
+    def stage_ns(self) -> list[int]:
+        return self.inner.stage_ns
+
+    @property
+    def interpreter(self) -> Interpreter:
+        return self.inner.interpreter
+
+    @property
+    def max_people(self) -> int:
+        return self.inner.max_people
+
+
+class EstimatorClass(LoadsModel, Protocol):
+    """A model kind's class: it loads a file (:class:`LoadsModel`) and tells its files apart."""
+
+    def takes(
+        self, shape: tuple[int, ...], dtype: np.dtype, out_shapes: list[tuple[int, ...]]
+    ) -> bool:
+        """Whether a file of these tensors (read without loading it) is this kind's."""
+        ...
 
 
 def input_dims(model: PoseEstimator) -> tuple[int, int]:

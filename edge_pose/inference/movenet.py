@@ -36,7 +36,8 @@ class MoveNet(TfliteModel):
     max_people = 1
     _whole = ((0, 0), Region(0, 0, 1, 1))  # the whole-frame region of the last frame size
 
-    def accepts(self, dtype: np.dtype, out_shapes: list[tuple[int, ...]]) -> bool:
+    @classmethod
+    def accepts(cls, dtype: np.dtype, out_shapes: list[tuple[int, ...]]) -> bool:
         return out_shapes == [OUTPUT_SHAPE] and dtype in INPUT_DTYPES
 
     def estimate(self, image: np.ndarray, region: Region | None = None) -> list[Detection]:

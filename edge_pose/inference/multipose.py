@@ -42,7 +42,8 @@ class MoveNetMulti(TfliteModel):
     max_people = PEOPLE
     square_only = False
 
-    def accepts(self, dtype: np.dtype, out_shapes: list[tuple[int, ...]]) -> bool:
+    @classmethod
+    def accepts(cls, dtype: np.dtype, out_shapes: list[tuple[int, ...]]) -> bool:
         return out_shapes == [OUTPUT_SHAPE]
 
     def estimate(self, image: np.ndarray, region: Region | None = None) -> list[Detection]:

@@ -101,13 +101,20 @@ def quiet_stderr() -> Iterator[None]:
 
 
 def make_interpreter(
-    model_path: str, threads: int, delegates: list[Any] | None = None, runtime: str = "auto"
+    model_path: str,
+    threads: int,
+    delegates: list[Any] | None = None,
+    runtime: str = "auto",
+    *,
+    allocate: bool = True,
 ) -> Any:
-    """A TFLite interpreter (XNNPACK on the CPU) with tensors allocated, created quietly."""
+    """A TFLite interpreter (XNNPACK on the CPU) with tensors allocated (unless ``allocate`` is
+    False: enough to read its tensors' shapes), created quietly."""
     interpreter_module = resolve_runtime(runtime).module
     with quiet_stderr():
         interpreter = interpreter_module.Interpreter(
             model_path=model_path, num_threads=threads, experimental_delegates=delegates
         )
-        interpreter.allocate_tensors()
+        if allocate:
+            interpreter.allocate_tensors()
     return interpreter

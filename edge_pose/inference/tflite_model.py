@@ -50,12 +50,8 @@ class TfliteModel:
         self.interpreter, inp, outputs = load_interpreter(
             model_path, threads, delegates, cpu_twin, runtime
         )
-        shape = tuple(dims(inp["shape"]))
-        out_shapes = [tuple(dims(o["shape"])) for o in outputs]
-        dtype = np.dtype(inp["dtype"])
-        rgb = len(shape) == 4 and shape[0] == 1 and shape[3] == 3
-        square = rgb and (shape[1] == shape[2] or not self.square_only)
-        if not (square and self.accepts(dtype, out_shapes)):
+        shape, dtype, out_shapes = tensors(inp, outputs)
+        if not self.takes(shape, dtype, out_shapes):
             raise NotThisKind(
                 f"{model_path} is not {self.WHAT} (kind {self.KIND}): input {list(shape)} "
                 f"{dtype.name}, outputs {[list(s) for s in out_shapes]}; expected {self.EXPECTED}"
@@ -72,7 +68,19 @@ class TfliteModel:
         self._matrix = np.zeros((2, 3), np.float64)
         self.stage_ns = [0, 0, 0]  # preprocess, invoke, postprocess of the last call
 
-    def accepts(self, dtype: np.dtype, out_shapes: list[tuple[int, ...]]) -> bool:
+    @classmethod
+    def takes(
+        cls, shape: tuple[int, ...], dtype: np.dtype, out_shapes: list[tuple[int, ...]]
+    ) -> bool:
+        """Whether a model of these tensors is this kind's: one RGB image in (square unless the
+        kind says otherwise) and the kind's outputs (:meth:`accepts`)."""
+        rgb = len(shape) == 4 and shape[0] == 1 and shape[3] == 3
+        return rgb and (shape[1] == shape[2] or not cls.square_only) and cls.accepts(
+            dtype, out_shapes
+        )
+
+    @classmethod
+    def accepts(cls, dtype: np.dtype, out_shapes: list[tuple[int, ...]]) -> bool:
         """Whether an RGB input of ``dtype`` and these outputs are this kind's."""
         raise NotImplementedError
 
@@ -101,6 +109,23 @@ def warp(
         image, m, size, dst=out, flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT, borderValue=0,
     )  # fmt: skip
+
+
+def tensors(
+    inp: dict[str, Any], outputs: list[dict[str, Any]]
+) -> tuple[tuple[int, ...], np.dtype, list[tuple[int, ...]]]:
+    """An interpreter's input shape, input dtype and output shapes, as plain values."""
+    return (
+        tuple(dims(inp["shape"])), np.dtype(inp["dtype"]),
+        [tuple(dims(o["shape"])) for o in outputs],
+    )  # fmt: skip
+
+
+def peek(model_path: Path, runtime: str) -> tuple[tuple[int, ...], np.dtype, list[tuple[int, ...]]]:
+    """A model file's tensors without loading it to run (no tensors allocated: a few MB, not the
+    tens a loaded model takes), to choose the kind that will load it."""
+    interpreter = make_interpreter(str(model_path), 1, None, runtime, allocate=False)
+    return tensors(interpreter.get_input_details()[0], interpreter.get_output_details())
 
 
 def dims(shape: Any) -> list[int]:

@@ -31,6 +31,7 @@ from edge_pose.homeassistant import start_discovery
 from edge_pose.inference.backend import Backend, fallback_after_loss, load_estimator
 from edge_pose.inference.edgetpu import EdgeTpuLost
 from edge_pose.inference.estimator import PoseEstimator, input_dims
+from edge_pose.inference.refine import refined
 from edge_pose.mqtt import MqttPublisher
 from edge_pose.mqtt.remote import RemoteControl
 from edge_pose.pipeline import Pipeline
@@ -133,10 +134,14 @@ class Daemon:
         """Load what the config asks for, reusing the model, the MQTT client and the labelling
         state of ``old`` when their settings are unchanged. Touches nothing that runs."""
         self.notifier.extend_timeout(START_EXTENSION_SECONDS)
-        if old is not None and old.cfg.model == cfg.model:
+        def loads(c: Config) -> tuple[object, ...]:  # what the model (and its refiner) depend on
+            return c.model, c.tracking.refine, c.tracking.refine_model
+
+        if old is not None and loads(old.cfg) == loads(cfg):
             model, backend, name = old.model, old.backend, old.model_name
         else:
             model, backend, name = load_estimator(cfg.model)
+            model = refined(model, cfg)
             log.info(
                 "model %s (%dx%d) on %s: %s, %s (%s)",
                 name,

@@ -1,0 +1,72 @@
+"""A second look at each person a multi-person model finds: ``tracking.refine``.
+
+MultiPose sees the whole frame at 256x256, so a person far from the camera covers few of its
+input pixels. Single-pose MoveNet on a crop around that person (the crop rule of
+:mod:`edge_pose.inference.crop`, as the single-pose pipeline uses from its second frame) sees
+them at its full input size. :class:`Refined` runs the multi-person model, then single-pose
+Lightning INT8 on each person's crop, and keeps the second look's keypoints when it scores
+higher. It costs one single-pose invoke per person per frame (docs/performance.md measures it),
+so it is off by default.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_pose.config import Config
+from edge_pose.errors import ModelError
+from edge_pose.inference.crop import full_frame, next_region, torso_visible
+from edge_pose.inference.estimator import Detection, PoseEstimator, Wrapped
+from edge_pose.pose import Region
+
+
+class Refined(Wrapped):
+    """A :class:`~edge_pose.inference.estimator.PoseEstimator`: ``people`` finds everyone,
+    ``single`` looks again at each one's crop. It reads as ``people`` (input, interpreter,
+    ``max_people``); ``stage_ns`` adds both models' times."""
+
+    def __init__(self, people: PoseEstimator, single: PoseEstimator, min_pose_score: float):
+        super().__init__(people)
+        self.single = single
+        self.min_pose_score = min_pose_score
+        self._stage_ns = [0, 0, 0]
+
+    @property
+    def stage_ns(self) -> list[int]:
+        return self._stage_ns
+
+    def estimate(self, image: np.ndarray, region: Region | None = None) -> list[Detection]:
+        found = self.inner.estimate(image, region)
+        stages = list(self.inner.stage_ns)
+        height, width = image.shape[:2]
+        whole = full_frame(width, height)
+        for i, detection in enumerate(found):
+            if detection.score < self.min_pose_score or not torso_visible(detection.keypoints):
+                continue
+            crop = next_region(detection.keypoints, width, height)
+            if crop == whole:  # the crop rule gave up: nothing better to look at
+                continue
+            better = self.single.estimate(image, crop)
+            stages = [a + b for a, b in zip(stages, self.single.stage_ns, strict=True)]
+            if better and better[0].score > detection.score:
+                found[i] = better[0]
+        self._stage_ns = stages
+        return found
+
+
+def refined(model: PoseEstimator, cfg: Config) -> PoseEstimator:
+    """``model`` with the second look when ``tracking.refine`` asks for it and ``model`` finds
+    several people (a single-pose model already looks at a crop); the refining model is loaded
+    on the CPU with ``model.threads``."""
+    if not cfg.tracking.refine or model.max_people <= 1:
+        return model
+    from edge_pose.inference.backend import load_estimator
+
+    single_cfg = cfg.model.model_copy(update={"name": cfg.tracking.refine_model, "backend": "cpu"})
+    single, _, _ = load_estimator(single_cfg)
+    if single.max_people != 1:
+        raise ModelError(
+            f"tracking.refine_model = {cfg.tracking.refine_model!r} finds several people: the "
+            "second look needs a single-pose model (e.g. movenet_lightning_int8)"
+        )
+    return Refined(model, single, cfg.model.min_pose_score)
