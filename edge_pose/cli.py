@@ -84,37 +84,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return EX_INTERRUPTED
-    except Exception as exc:
-        # Python 3.11 wraps an exception raised while a class is built (pydantic's, during a
-        # lazy import) in a RuntimeError: a Ctrl-C at that moment is still a Ctrl-C.
-        if not _interrupted(exc):
-            raise
-        print(INTERRUPTED, file=sys.stderr)
-        return EX_INTERRUPTED
+    finally:  # a Ctrl-C while Python shuts down: the one line too, not "Exception ignored"
+        signal.signal(signal.SIGINT, _interrupted_while_loading)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     """Ctrl-C: a KeyboardInterrupt for :func:`main` to catch, except while a module is being
     imported (commands import their libraries when they start): raised there, a C extension's
     import turns it into an ImportError of its own (numpy's "PyCapsule_Import could not import
-    module datetime"), so it ends the process at once with the one line instead."""
+    module datetime") and pydantic's class building into a RuntimeError, so it ends the process
+    at once with the one line instead."""
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
             _interrupted_while_loading(signum, frame)
         frame = frame.f_back
     raise KeyboardInterrupt
-
-
-def _interrupted(exc: BaseException) -> bool:
-    """Whether a KeyboardInterrupt is among the causes of ``exc``."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, KeyboardInterrupt):
-            return True
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return False
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -224,8 +224,9 @@ def discovery_config(
         if exercise:
             # Other events render "" and Home Assistant ignores an empty numeric state, so the
             # count stays until the next rep; a reset_reps shows as a new count from 1. It is
-            # the device's total (every person's), which only grows, as total_increasing wants;
-            # an event without one (an older device) gives its count.
+            # the device's total (every person's), which grows until a reset, as
+            # total_increasing wants (a drop is a reset to it); an event without one (an older
+            # device) gives its count.
             components["reps"] = entity(
                 "sensor", "repetitions", "Repetitions",
                 state_class="total_increasing",

@@ -20,7 +20,7 @@ from edge_pose.inference.estimator import Detection, PoseEstimator, nobody
 from edge_pose.pose import Pose
 from edge_pose.sinks.base import FrameResult, Sink
 from edge_pose.stats import PipelineStats
-from edge_pose.track import SINGLE_ID, PersonTrack, Temporal
+from edge_pose.track import PersonTrack, Temporal
 from edge_pose.wire import DeviceWire
 
 # How long ``run`` waits for a frame before looking at the stop flag again.
@@ -78,7 +78,7 @@ class Pipeline:
             temporal.cut(frame.scene_ns / 1e9)
         # A single-pose model looks where its person was last seen; a multi-person model looks
         # at the whole frame and the tracker says who is who.
-        region = None if self.many else temporal.people[SINGLE_ID].region
+        region = None if self.many else temporal.single().region
         detections = self.model.estimate(image, region)
         t_post = time.perf_counter_ns()
         if self.many:
@@ -86,7 +86,7 @@ class Pipeline:
         else:
             detection = detections[0] if detections else nobody(region or full_frame(width, height))
             pose = self._pose(detection, frame, width, height)
-            poses, events = [pose], self._follow(SINGLE_ID, temporal.people[SINGLE_ID], pose, frame)
+            poses, events = [pose], self._follow(temporal.single_id, temporal.single(), pose, frame)
         if temporal.pending:  # people dropped between frames (a reload, a change of model kind)
             events, temporal.pending = temporal.pending + events, []
         self.events += len(events)

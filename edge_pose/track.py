@@ -34,7 +34,7 @@ from edge_pose.pose import Pose, Region
 from edge_pose.smoothing import KeypointSmoother, RegionFilter
 from edge_pose.tracking import Tracker
 
-SINGLE_ID = 1  # the one person a single-pose model follows
+SINGLE_ID = 1  # the id of the one person a single-pose model follows, unless taken before
 
 
 @dataclass
@@ -144,8 +144,15 @@ class Temporal:
         first_id = 1 if previous is None else previous.next_id()
         self.tracker: Tracker = Tracker(self.tracking, first_id)
         self.many: bool = False if previous is None else previous.many  # several followed
-        self.people: dict[int, PersonTrack] = {} if self.many else {SINGLE_ID: self.new_track()}
-        self.primary_id: int | None = None if self.many else SINGLE_ID
+        self.single_id = SINGLE_ID  # the single-pose person's id
+        self._single_used = False  # frames went through the single-pose person's track
+        if previous is not None and previous._single_used:
+            self.single_id = previous.next_id()
+            self.tracker.skip_to(self.single_id + 1)
+        self.people: dict[int, PersonTrack] = {}
+        if not self.many:
+            self.people[self.single_id] = self.new_track()
+        self.primary_id: int | None = None if self.many else self.single_id
         self.total_reps = 0  # every person's repetitions since start or reset_reps
         self.pending: list[Event] = []
         self._nobody = PoseState(since=time.time())  # the pose message when no one is there
@@ -184,14 +191,26 @@ class Temporal:
     def follow_many(self, many: bool) -> None:
         """Follow several people (a multi-person model) or one. A change starts afresh: the
         people followed leave (their events go out with the next frame) and ids go on
-        counting."""
+        counting, the single-pose person's included."""
         if many == self.many:
             return
         self.many = many
         self.pending += self.drop_everyone()
-        if not many:
-            self.people = {SINGLE_ID: self.new_track()}
-            self.primary_id = SINGLE_ID
+        if many:
+            if self._single_used:
+                self.tracker.skip_to(self.single_id + 1)
+        else:
+            if self.tracker.next_id > SINGLE_ID:  # ids were given: the single person's is new
+                self.single_id = self.tracker.next_id
+                self.tracker.skip_to(self.single_id + 1)
+            self.people = {self.single_id: self.new_track()}
+            self.primary_id = self.single_id
+        self._single_used = False
+
+    def single(self) -> PersonTrack:
+        """The single-pose person's track (the pipeline's one person)."""
+        self._single_used = True
+        return self.people[self.single_id]
 
     def leaves(self) -> list[Event]:
         """The ``person_leave`` events (with the id) that ending every track now would cause."""

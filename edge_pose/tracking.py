@@ -121,11 +121,21 @@ class Tracker:
 
     def rebase(self, scene_s: float) -> None:
         """The footage jumped to ``scene_s`` (a looped file, a pause, a reload): the gap is not
-        time anyone was away, so every track counts as last seen now and matching goes on by
-        where people were (a person who moved far meanwhile gets a new id)."""
+        time anyone was away, so every track moves by the gap alone. The latest seen count as
+        seen just now; the others keep how long they had been missed, so the latest still
+        choose first and matching goes on by where people were (a person who moved far
+        meanwhile gets a new id)."""
+        if not self.tracks:
+            return
+        gap = max(0.0, scene_s - max(track.last_seen_s for track in self.tracks.values()))
         for track in self.tracks.values():
-            track.first_seen_s -= track.last_seen_s - scene_s
-            track.last_seen_s = scene_s
+            track.first_seen_s += gap
+            track.last_seen_s += gap
+
+    def skip_to(self, next_id: int) -> None:
+        """New people get ids from ``next_id`` on (never lower than now): an id used elsewhere
+        (the single-pose person's) is not given again."""
+        self._next_id = max(self._next_id, next_id)
 
     def _match(self, ids: list[int], similarity: list[list[float]], tracks: list[Track]) -> None:
         """Fill ``ids`` (0: unmatched) greedily, best person first, each with the unmatched

@@ -17,7 +17,7 @@ from edge_pose.errors import ModelError
 from edge_pose.inference import models
 from edge_pose.inference.movenet import MoveNet
 from edge_pose.inference.multipose import PEOPLE, MoveNetMulti
-from edge_pose.pose import KEYPOINT_THRESHOLD
+from edge_pose.pose import KEYPOINT_THRESHOLD, pose_score
 
 MIN_POSE_SCORE = 0.25  # model.min_pose_score's default: who counts as a person
 
@@ -234,14 +234,13 @@ def test_refine_looks_again_at_each_person_with_single_pose(
     model = Refined(multi, MoveNet(lightning_path, threads=2), 0.25)
     again = [d for d in model.estimate(image) if d.score >= 0.25]
     assert len(first) == len(again) == 2 and model.max_people == PEOPLE
-    for before, after in zip(first, again, strict=True):
-        assert after.score > before.score + 0.05
-        assert after.region != before.region  # a crop, not the whole frame
+    assert again[0].score >= again[1].score  # best first, on one measure
+    for before in first:
         box = before.box
         assert box is not None
-        seen = after.keypoints[after.keypoints[:, 2] > KEYPOINT_THRESHOLD]
-        centre = seen[:, 0].mean()
-        assert box.x0 - 20 <= centre <= box.x1 + 20  # still the same person
+        (after,) = [d for d in again if box.x0 - 20 <= d.keypoints[:, 0].mean() <= box.x1 + 20]
+        assert after.score > pose_score(before.keypoints[:, 2]) + 0.05  # the same measure
+        assert after.region != before.region  # a crop, not the whole frame
     assert model.stage_ns[1] > multi.stage_ns[1]  # two single-pose invokes on top
     cfg = load_config(None, {"tracking.refine": True, "model.dir": str(lightning_path.parent)})
     single = MoveNet(lightning_path, threads=1)

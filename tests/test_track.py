@@ -130,3 +130,28 @@ def test_a_cut_forgets_the_footage_but_keeps_the_reps(lightning_path: Path,
     temporal.cut(0.0)
     assert track.region is None and not track.smoother.active
     assert temporal.spoken_of().reps == 3
+
+
+def test_ids_are_not_reused_across_switches_of_model_kind() -> None:
+    """single -> multi -> single on one state: the single-pose person's id is not given to a
+    MultiPose person, nor the MultiPose ids to the next single-pose person."""
+    temporal = Temporal.from_config(load_config(None, {}))
+    temporal.single()  # frames went through the single-pose person (id 1)
+    temporal.follow_many(True)
+    ids, _ = temporal.tracker.assign([np.zeros((17, 3), np.float32) + 0.5], 0.0)
+    assert ids == [2]
+    temporal.follow_many(False)
+    assert temporal.single_id == 3 and list(temporal.people) == [3]
+    fresh = Temporal.from_config(load_config(None, {}))
+    fresh.follow_many(True)  # a MultiPose run from the start: ids from 1
+    assert fresh.tracker.assign([np.zeros((17, 3), np.float32) + 0.5], 0.0)[0] == [1]
+
+
+def test_refine_settings_keep_the_people() -> None:
+    from edge_pose.service.daemon import same_people_state
+
+    base = load_config(None, {})
+    assert same_people_state(base, load_config(None, {"tracking.refine": True}))
+    assert same_people_state(base, load_config(None, {"tracking.refine_model": "x.tflite"}))
+    assert not same_people_state(base, load_config(None, {"tracking.max_age_s": 2.0}))
+    assert not same_people_state(base, load_config(None, {"smoothing.beta": 40.0}))

@@ -15,7 +15,7 @@ import math
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -134,8 +134,17 @@ def test_a_person_hidden_for_a_moment_does_not_take_the_id_of_who_hid_them() -> 
     # B (last at 120) now at 105, right where A was last seen (100); A comes out at 200
     b_box, a_last, b_last = (tracker._box(person_at(x)) for x in (105, 100, 120))
     assert iou(b_box, a_last) > iou(b_box, b_last)  # the trap for a plain greedy match
+    before = [(t.id, t.last_seen_s) for t in tracker.tracks.values()]
+    paused = Tracker(TrackingConfig(max_age_s=1.0), 1)  # the same, across a 30 s pause
+    paused.tracks = {tid: replace(t) for tid, t in tracker.tracks.items()}
+    paused.skip_to(tracker.next_id)
     ids, ended = tracker.assign([person_at(105), person_at(200)], 1.0)
     assert ids == [2, 3] and ended == []
+    paused.rebase(31.0)  # the gap is no one's absence: the last seen still choose first
+    assert [(t.id, t.last_seen_s) for t in paused.tracks.values()] == [
+        (tid, seen + 31.0 - 0.9) for tid, seen in before
+    ]
+    assert paused.assign([person_at(105), person_at(200)], 31.0) == ([2, 3], [])
 
 
 # --------------------------------------------------------------------------- scenes from the clips

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             "give one --camera for the throughput bench (several go with --smoothing)"
         )
     cfg, model, backend, name = load_configured_model(
-        args.config, name=args.model, threads=args.threads, backend=args.backend
+        args.config, refine=True, name=args.model, threads=args.threads, backend=args.backend
     )
     if args.smoothing:
         return _smoothing(model, cfg, videos, args.json)

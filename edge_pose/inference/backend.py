@@ -332,16 +332,18 @@ def _log_once(level: int, message: str) -> None:
 
 
 def load_configured_model(
-    config_path: Path | None, **flags: str | int | None
+    config_path: Path | None, *, refine: bool = False, **flags: str | int | None
 ) -> tuple[Config, PoseEstimator, Backend, str]:
     """Config plus model for the commands that need only the model (estimate, bench, training).
 
     ``flags`` are the model flags a command was given (``name``, ``threads``, ``backend``);
-    None means not given, so the config (or its default) applies.
+    None means not given, so the config (or its default) applies. With ``refine`` (the bench,
+    which measures what ``run`` runs) ``tracking.refine`` applies too; ``estimate`` looks at a
+    still its own way.
     """
     from edge_pose.inference.refine import refined
 
     overrides = {f"model.{key}": value for key, value in flags.items() if value is not None}
     cfg = load_config(config_path, overrides)
     model, backend, name = load_estimator(cfg.model)
-    return cfg, refined(model, cfg), backend, name
+    return cfg, refined(model, cfg) if refine else model, backend, name

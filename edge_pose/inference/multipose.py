@@ -36,7 +36,7 @@ class MoveNetMulti(TfliteModel):
     KIND = "movenet_multi"
     WHAT = "a MoveNet MultiPose"
     EXPECTED = (
-        f"input [1, N, N, 3] and output {list(OUTPUT_SHAPE)} (a single-pose file is kind "
+        f"input [1, H, W, 3] and output {list(OUTPUT_SHAPE)} (a single-pose file is kind "
         "movenet_single)"
     )
     max_people = PEOPLE

@@ -74,6 +74,18 @@ class Parts:
     started: float = field(default_factory=time.time)
 
 
+def same_people_state(old: Config, new: Config) -> bool:
+    """Whether the people followed (their ids, smoothing, labels, reps) carry over from ``old``
+    to ``new``: ``[smoothing]``, ``[classifier]`` and the matching of ``[tracking]`` unchanged
+    (``refine`` and ``refine_model`` change what looks at people, not who they are)."""
+
+    def state(c: Config) -> tuple[object, ...]:
+        matching = c.tracking.model_copy(update={"refine": False, "refine_model": ""})
+        return c.smoothing, c.classifier, matching
+
+    return state(old) == state(new)
+
+
 class Daemon:
     """One `edge-pose run` process."""
 
@@ -154,9 +166,7 @@ class Daemon:
         publisher = None
         if old is not None and (old.cfg.mqtt, old.cfg.device) == (cfg.mqtt, cfg.device):
             publisher = old.publisher
-        if old is not None and (old.cfg.smoothing, old.cfg.classifier, old.cfg.tracking) == (
-            cfg.smoothing, cfg.classifier, cfg.tracking
-        ):
+        if old is not None and same_people_state(old.cfg, cfg):
             temporal = old.temporal
         else:  # new settings: a new state, which hands on the id count and the leaves
             temporal = Temporal.from_config(cfg, None if old is None else old.temporal)
