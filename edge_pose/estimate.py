@@ -63,7 +63,9 @@ def _estimate(
     whole = stretched_frame(width, height) if fit == "stretch" else full_frame(width, height)
     found = model.estimate(image, whole)
     best = found[0] if found else nobody(whole)
-    if refine and torso_visible(best.keypoints):
+    # A second look at a crop is single-pose's way; a multi-person model looks at the whole
+    # frame whatever it is given, so a second call would only repeat the first.
+    if refine and model.max_people == 1 and torso_visible(best.keypoints):
         crop = next_region(best.keypoints, width, height)
         if crop != full_frame(width, height):
             refined = model.estimate(image, crop)

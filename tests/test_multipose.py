@@ -252,3 +252,20 @@ def test_refine_looks_again_at_each_person_with_single_pose(
     )
     with pytest.raises(ModelError, match=r"tracking\.refine_model = .* finds several people"):
         refined(multi, wrong)
+
+
+def test_estimate_looks_once_with_a_multi_person_model(multi: MoveNetMulti, data_dir: Path) -> None:
+    """A still through MultiPose is one look: the crop re-look is single-pose's way, and
+    MultiPose would only repeat its whole-frame look."""
+    from edge_pose.estimate import estimate_people
+    from edge_pose.inference.estimator import Wrapped
+
+    class Counting(Wrapped):
+        calls = 0
+
+        def estimate(self, image, region=None):  # type: ignore[no-untyped-def]
+            Counting.calls += 1
+            return self.inner.estimate(image, region)
+
+    people = estimate_people(Counting(multi), load_image(data_dir / "coral" / "two_people.bmp"))
+    assert Counting.calls == 1 and sum(p.person for p in people) == 2
