@@ -134,11 +134,10 @@ class Pipeline:
         if pose.person:
             pose.person_id = person_id
         for event in events:
-            event["person_id"] = person_id
             if event["type"] == "rep":  # the device's count too, for a counter of everyone's
                 self.temporal.total_reps += 1
                 event["total"] = self.temporal.total_reps
-        return events
+        return _with_person(events, person_id)
 
     def _follow_many(
         self, detections: list[Detection], frame: Frame, width: int, height: int
@@ -151,8 +150,7 @@ class Pipeline:
         seen = [d for d in detections if d.score >= self.min_pose_score]
         ids, ended = temporal.tracker.assign([d.keypoints for d in seen], scene_s)
         events: list[Event] = []
-        for person_id, their_events in temporal.end(ended, wall):
-            events += _with_person(their_events, person_id)
+        events += temporal.end(ended, wall)
         poses: list[Pose] = []
         for person_id, detection in zip(ids, seen, strict=True):
             if person_id:  # 0: more people than tracking.max_tracks, not followed

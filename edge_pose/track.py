@@ -235,14 +235,14 @@ class Temporal:
             track = self.people[person_id] = self.new_track()
         return track
 
-    def end(self, person_ids: Iterable[int], wall: float) -> list[tuple[int, list[Event]]]:
+    def end(self, person_ids: Iterable[int], wall: float) -> list[Event]:
         """The tracks of ``person_ids`` ended (at wall-clock ``wall``): their state is dropped;
-        the events that causes, by person."""
-        ended = []
+        the events that causes, each with its person's id."""
+        ended: list[Event] = []
         for person_id in person_ids:
             track = self.people.pop(person_id, None)
             if track is not None:
-                ended.append((person_id, track.end()))
+                ended += [{**event, "person_id": person_id} for event in track.end()]
                 self._nobody = PoseState(since=wall)  # nobody, if no one else is left, since now
             if person_id == self.primary_id:
                 self.primary_id = None

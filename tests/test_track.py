@@ -92,7 +92,7 @@ def test_several_people_have_a_track_each_dropped_when_it_ends() -> None:
     temporal.total_reps = 5
     temporal.reset_reps()
     assert first.labels.state.reps == 0 and temporal.total_reps == 0
-    assert temporal.end([4, 77], 1234.5) == [(4, [{"type": "person_leave"}])]
+    assert temporal.end([4, 77], 1234.5) == [{"type": "person_leave", "person_id": 4}]
     assert list(temporal.people) == [9] and temporal.primary_id is None
     state = temporal.changed_state()  # the one still present is spoken of now
     assert state is not None and (state.label, state.person, state.people) == ("standing", True, 1)
