@@ -7,6 +7,8 @@ import math
 from collections.abc import Callable
 from typing import NoReturn
 
+from edge_pose.errors import printable
+
 
 def whole_number_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     """An argparse ``type`` for a whole number of at least ``minimum`` (and at most
@@ -51,4 +53,7 @@ class Parser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        # argparse quotes what it did not recognise as typed: escaped, so an argument cannot
+        # put a control sequence on the terminal.
+        shown = printable(message)
+        self.exit(2, f"{self.prog}: error: {shown} (see {self.prog} --help)\n")

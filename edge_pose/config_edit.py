@@ -4,14 +4,17 @@
 anything is written (an invalid value -> the usual one-line-per-problem error, exit 78, the file
 untouched), then rewrites the file atomically (temp file in the same directory, fsync,
 ``os.replace``, mode and owner kept). Comments and layout are kept: only the value of the
-``key = value`` line inside the right ``[section]`` changes (a trailing comment stays); a missing
-key is added at the end of its section, a missing section at the end of the file.
+``key = value`` line inside the right ``[section]`` (or nested ``[section.table]``) changes (a
+trailing comment stays); a missing key is added at the end of its table, a missing table at the
+end of the file.
 
-The editor is line based, which is enough for edge-pose's flat ``[section]`` + ``key = scalar``
-config and needs no TOML-writing dependency. A key written in a form it cannot edit safely (a
-multi-line value, a dotted or quoted key, an inline table) is refused with its line number; after
-editing, the new text is parsed again and must give exactly the intended data, else nothing is
-written.
+The editor is line based, which is enough for edge-pose's ``[section]``/``[section.table]`` +
+``key = scalar`` config and needs no TOML-writing dependency. A key written in a form it cannot
+edit safely (a multi-line value, a dotted or quoted key, an inline table) is refused with its line
+number; after editing, the new text is parsed again and must give exactly the intended data, else
+nothing is written. ``[[zones]]`` blocks (an array of tables) are stepped over whole, whatever
+they hold: their keys are not ``set``'s to change (edge_pose/config_zones.py adds and removes
+whole blocks), and the keys of the tables after them edit as usual.
 
 The flags, messages and exit codes of both are edge_pose/commands/config.py.
 """
@@ -37,6 +40,9 @@ from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 from edge_pose.errors import EX_CONFIG, EX_FAILURE, EX_OK, ConfigError, EdgePoseError
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from pydantic.fields import FieldInfo
+
     from edge_pose.config import Config
 
 CONFIG_NAME = "edge-pose.toml"
@@ -46,7 +52,10 @@ SOURCE_DEFAULTS = Path(__file__).resolve().parents[1] / "config" / CONFIG_NAME
 INSTALLED_DEFAULTS = Path(sys.prefix) / "share" / "edge-pose" / "config" / CONFIG_NAME
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_HEADER = re.compile(r"\s*\[\s*([A-Za-z0-9_-]+)\s*\]\s*(#.*)?")
+_TABLE_NAME = r"([A-Za-z0-9_-]+(?:\s*\.\s*[A-Za-z0-9_-]+)*)"  # events.fall; no quoted parts
+_HEADER = re.compile(rf"\s*\[\s*{_TABLE_NAME}\s*\]\s*(#.*)?")
+_ARRAY_HEADER = re.compile(rf"\s*\[\[\s*{_TABLE_NAME}\s*\]\]\s*(#.*)?")
+ZONES = "zones"  # the array of tables `set` leaves alone (`config zone` edits it)
 _KEY_LINE = re.compile(r"(\s*)([A-Za-z0-9_-]+)(\s*=\s*)(.*)")
 _SCALARS: dict[object, type] = {kind: kind for kind in (str, int, float, bool)}
 _SECRET = re.compile(r"pass(word)?|secret|token|credential", re.IGNORECASE)
@@ -106,11 +115,7 @@ def convert_value(dotted: str, text: str) -> Any:
 
 def _field_type(dotted: str) -> type | None:
     """str/int/float/bool for a known key (a Literal of strings counts as str), else None."""
-    from edge_pose.config import SECTIONS
-
-    section, _, key = dotted.partition(".")
-    model = SECTIONS.get(section)
-    info = model.model_fields.get(key) if model is not None else None
+    info = field_info(dotted)
     if info is None:
         return None
     annotation = info.annotation
@@ -120,8 +125,32 @@ def _field_type(dotted: str) -> type | None:
     return _SCALARS.get(annotation)
 
 
+def field_info(dotted: str) -> FieldInfo | None:
+    """The schema's field of a key path (``mqtt.port``, ``events.fall.confirm_s``), else None.
+    A path through the zones (an array of tables) is no key path: None."""
+    from edge_pose.config import Config
+
+    model: type[BaseModel] | None = Config
+    info: FieldInfo | None = None
+    for part in dotted.split("."):
+        info = model.model_fields.get(part) if model is not None else None
+        if info is None:
+            return None
+        model = table_model(info.annotation)
+    return info
+
+
+def table_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of a field that is a table (a section or a table inside one), else None."""
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
 def format_value(value: Any) -> str:
-    """A scalar as TOML text."""
+    """A scalar, or an array of them, as TOML text."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -135,22 +164,36 @@ def format_value(value: Any) -> str:
     if isinstance(value, str):
         # JSON's escapes are a subset of TOML's; DEL must be escaped in TOML, JSON leaves it.
         return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007F")
-    raise TypeError(f"not a TOML scalar: {value!r}")
+    if isinstance(value, tuple | list):  # a zone's polygon: [[x, y], ...] on one line
+        return "[" + ", ".join(format_value(item) for item in value) + "]"
+    raise TypeError(f"not a TOML value: {value!r}")
 
 
 # --------------------------------------------------------------------------- the line editor
 
 
 @dataclass
+class Block:
+    """One ``[[name]]`` entry of an array of tables: lines ``start`` (its header) to ``end``
+    (exclusive: the next header's line, or the end of the file)."""
+
+    name: str
+    start: int
+    end: int
+
+
+@dataclass
 class _Layout:
-    """Where things are in the file: ``keys[(section, key)]`` = line index of a simple
-    ``key = value`` line; ``ends[section]`` = index after which a new key goes;
-    ``unsafe[(section, key)]`` / ``sealed[section]`` = 1-based line of a form we do not edit."""
+    """Where things are in the file: ``keys[(table, key)]`` = line index of a simple
+    ``key = value`` line (``table`` is ``section`` or ``section.table``); ``ends[table]`` =
+    index after which a new key goes; ``unsafe[(table, key)]`` / ``sealed[section]`` = 1-based
+    line of a form we do not edit; ``blocks``: the ``[[name]]`` entries, in file order."""
 
     keys: dict[tuple[str, str], int] = field(default_factory=dict)
     ends: dict[str, int] = field(default_factory=dict)
     unsafe: dict[tuple[str, str], int] = field(default_factory=dict)
     sealed: dict[str, int] = field(default_factory=dict)
+    blocks: list[Block] = field(default_factory=list)
 
 
 def _split_value(rest: str) -> tuple[str, str] | None:
@@ -171,23 +214,71 @@ def _split_value(rest: str) -> tuple[str, str] | None:
     return None
 
 
-def _scan(lines: list[str]) -> _Layout:
+def _table(name: str) -> str:
+    """A header's table name without the spaces TOML allows around its dots."""
+    return ".".join(part.strip() for part in name.split("."))
+
+
+def _parses(text: str) -> bool:
+    try:
+        tomllib.loads(text)
+    except (ValueError, RecursionError):  # TOMLDecodeError is a ValueError
+        return False
+    return True
+
+
+def _block_end(lines: list[str], start: int, name: str) -> int:
+    """Where the ``[[name]]`` entry starting at line ``start`` ends: at the first later line
+    that opens a table (a line starting with '[' once the entry so far reads as TOML on its own,
+    so a multi-line array's rows are not taken for headers), other than ``[name.x]``, a table
+    of this entry; else at the end of the file."""
+    for j in range(start + 1, len(lines)):
+        line = lines[j].rstrip("\r\n")
+        if not line.lstrip().startswith("["):
+            continue
+        sub = _HEADER.fullmatch(line)
+        if sub and _table(sub[1]).startswith(f"{name}."):
+            continue
+        if _parses("".join(lines[start:j])):
+            return j
+    if not _parses("".join(lines[start:])):
+        raise EditError(
+            f"line {start + 1}: the [[{name}]] entry starting here does not read as TOML on its "
+            "own: this file cannot be edited safely, edit it by hand"
+        )
+    return len(lines)
+
+
+def scan(lines: list[str]) -> _Layout:
+    """Where the tables, keys and ``[[array]]`` entries of ``lines`` are; EditError for a form
+    after which no line can be trusted (a value spanning lines, a header that is not plain)."""
     layout = _Layout()
     section: str | None = None
-    for i, raw in enumerate(lines):
-        line = raw.rstrip("\r\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i].rstrip("\r\n")
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
+            i += 1
             continue
         header = _HEADER.fullmatch(line)
         if header:
-            section = header[1]
+            section = _table(header[1])
             layout.ends[section] = i
+            i += 1
+            continue
+        array = _ARRAY_HEADER.fullmatch(line)
+        if array:  # stepped over whole: the next line is a header or the end of the file
+            name = _table(array[1])
+            end = _block_end(lines, i, name)
+            layout.blocks.append(Block(name, i, end))
+            i = end
             continue
         match = _KEY_LINE.fullmatch(line)
         if match and section is not None and _split_value(match[4]) is not None:
             layout.keys[(section, match[2])] = i
             layout.ends[section] = i
+            i += 1
             continue
         # Anything else: a dotted/quoted key, an inline table or array, a multi-line value, an
         # odd header. Alone on its line it only makes the keys it defines uneditable; if it does
@@ -201,8 +292,8 @@ def _scan(lines: list[str]) -> _Layout:
             ) from None
         if stripped.startswith("["):
             raise EditError(
-                f"line {i + 1}: {stripped[:60]!r}: only plain [section] headers can be edited "
-                "safely, edit this file by hand"
+                f"line {i + 1}: {stripped[:60]!r}: only plain [section], [section.table] and "
+                "[[zones]] headers can be edited safely, edit this file by hand"
             )
         if section is None:
             for name, table in defined.items():
@@ -214,21 +305,40 @@ def _scan(lines: list[str]) -> _Layout:
             for key in defined:
                 layout.unsafe.setdefault((section, key), i + 1)
             layout.ends[section] = i
+        i += 1
     return layout
 
 
+def _unsafe_line(layout: _Layout, dotted: str) -> int | None:
+    """The line of a form we do not edit that defines ``dotted`` or a table on its way."""
+    parts = dotted.split(".")
+    if parts[0] in layout.sealed:
+        return layout.sealed[parts[0]]
+    for n in range(1, len(parts)):
+        where = layout.unsafe.get((".".join(parts[:n]), parts[n]))
+        if where is not None:
+            return where
+    return None
+
+
 def edit_text(text: str, changes: dict[str, Any]) -> str:
-    """``text`` with each ``section.key`` in ``changes`` set to its value (see the module doc).
-    Raises EditError when a key cannot be edited safely."""
+    """``text`` with each key path (``section.key``, ``section.table.key``) in ``changes`` set
+    to its value (see the module doc). Raises EditError when a key cannot be edited safely."""
     lines = text.splitlines(keepends=True)
-    layout = _scan(lines)
+    layout = scan(lines)
+    arrays = {block.name.split(".")[0] for block in layout.blocks} | {ZONES}
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
     replaced: dict[int, str] = {}
     added: dict[int, list[str]] = {}  # insert after line index
     new_sections: dict[str, list[str]] = {}
     for dotted, value in changes.items():
-        section, _, key = dotted.partition(".")
-        where = layout.unsafe.get((section, key)) or layout.sealed.get(section)
+        section, _, key = dotted.rpartition(".")
+        if section.split(".")[0] in arrays:
+            raise EditError(
+                f"{dotted}: the [[{section.split('.')[0]}]] entries are not edited with "
+                "`config set`: use `edge-pose config zone add|remove|list`"
+            )
+        where = _unsafe_line(layout, dotted)
         if where is not None:
             raise EditError(
                 f"{dotted}: line {where} sets it (or its section) as a dotted or quoted key or "
@@ -259,14 +369,22 @@ def edit_text(text: str, changes: dict[str, Any]) -> str:
         out.append(line)
         out.extend(entry + newline for entry in added.get(i, []))
     if new_sections:
-        if out and not out[-1].endswith(("\n", "\r")):
-            out[-1] += newline
-        for section, entries in new_sections.items():
-            if out and out[-1].strip():
-                out.append(newline)
-            out.append(f"[{section}]{newline}")
-            out.extend(entry + newline for entry in entries)
+        roots = list(dict.fromkeys(name.split(".")[0] for name in new_sections))
+        for section in sorted(  # a section before its tables: [events], then [events.fall]
+            new_sections, key=lambda name: (roots.index(name.split(".")[0]), name.count("."))
+        ):
+            append_lines(out, [f"[{section}]", *new_sections[section]], newline)
     return "".join(out)
+
+
+def append_lines(out: list[str], block: list[str], newline: str) -> None:
+    """Add ``block`` (lines without their ending) at the end of ``out`` (a file's lines with
+    their endings), after a blank line unless ``out`` ends with one or is empty."""
+    if out and not out[-1].endswith(("\n", "\r")):
+        out[-1] += newline
+    if out and out[-1].strip():
+        out.append(newline)
+    out.extend(line + newline for line in block)
 
 
 # --------------------------------------------------------------------------- files
@@ -342,6 +460,12 @@ def set_values(path: Path, assignments: Sequence[str]) -> tuple[Path, bool, Conf
     changes: dict[str, Any] = {}
     for item in assignments:
         dotted, text = parse_assignment(item)
+        if re.split(r"[.\[]", dotted, maxsplit=1)[0].strip() == ZONES:
+            raise ValueError(
+                f"{shown(dotted)}: zones are not changed with `config set`: use `edge-pose "
+                "config zone add NAME --polygon ...` or `config zone remove NAME` "
+                "(`config zone list` shows them)"
+            )
         if _SECRET.search(dotted.rpartition(".")[2]) and not dotted.endswith(
             ("password_file", "_file")
         ):
@@ -366,17 +490,57 @@ def set_values(path: Path, assignments: Sequence[str]) -> tuple[Path, bool, Conf
     new_text = edit_text(text, changes)
     expected = tomllib.loads(text)
     for dotted, value in changes.items():
-        section, _, key = dotted.partition(".")
-        expected.setdefault(section, {})[key] = value
+        *tables, key = dotted.split(".")
+        table = expected
+        for name in tables:
+            table = table.setdefault(name, {})
+        table[key] = value
+    check_reads_back(path, new_text, expected)
+    if created or new_text != text:
+        write_atomic(path, new_text.encode("utf-8"))
+    return path, created, cfg
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """``text`` from the command line as one short, safe piece of a message line."""
+    quoted = repr(text)  # control characters escaped
+    return quoted if len(quoted) <= limit else quoted[: limit - 4] + "...'"
+
+
+def check_reads_back(path: Path, new_text: str, expected: dict[str, Any]) -> None:
+    """EditError unless ``new_text`` parses to ``expected``: a bug in the editor must never
+    write a file that says something else than was asked."""
     try:
         got = tomllib.loads(new_text)
     except tomllib.TOMLDecodeError as exc:
         got = {"error": str(exc)}
-    if got != expected:  # a bug in the editor: never write a file that says something else
+    if got != expected:
         raise EditError(f"{path}: the edited file would not read back as intended; not written")
-    if created or new_text != text:
-        write_atomic(path, new_text.encode("utf-8"))
-    return path, created, cfg
+
+
+def validate_text(path: Path, text: str) -> Config:
+    """The config ``text`` would be as ``path``, checked as the service checks it at start-up
+    (:func:`~edge_pose.config.load_config`, then the files it names): for edits that are not
+    key overrides (a zone added or removed). Problems name ``path``; ConfigError."""
+    from edge_pose.config import file_problems, load_config
+
+    fd = os.memfd_create("edge-pose-config", os.MFD_CLOEXEC)  # no file on disk to clean up
+    try:
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data) :]
+        fake = Path(f"/proc/self/fd/{fd}")
+        try:
+            cfg = load_config(fake)
+        except ConfigError as exc:
+            raise ConfigError(
+                [line.replace(str(fake), str(path), 1) for line in exc.problems]
+            ) from None
+    finally:
+        os.close(fd)
+    if problems := file_problems(cfg):
+        raise ConfigError(problems)
+    return cfg
 
 
 def reload_daemon(cfg: Config) -> tuple[int, str]:
@@ -468,35 +632,64 @@ def _not_the_daemon(pid: int) -> str:
 
 
 def changed_keys(raw: dict[str, Any]) -> set[str]:
-    """Keys the file sets to something other than the built-in default."""
-    from edge_pose.config import SECTIONS
+    """Key paths the file sets to something other than the built-in default (``zones`` when
+    it has any: there are none by default)."""
+    from edge_pose.config import Config
 
     changed: set[str] = set()
-    for section, model in SECTIONS.items():
-        table = raw.get(section)
-        if not isinstance(table, dict):
-            continue
-        for key, info in model.model_fields.items():
-            if key in table and table[key] != info.default:
-                changed.add(f"{section}.{key}")
+    _changed(raw, Config, "", changed)
     return changed
+
+
+def _changed(table: dict[str, Any], model: type[BaseModel], prefix: str, out: set[str]) -> None:
+    for key, info in model.model_fields.items():
+        if key not in table:
+            continue
+        value, dotted = table[key], f"{prefix}{key}"
+        inner = table_model(info.annotation)
+        if inner is not None:
+            if isinstance(value, dict):
+                _changed(value, inner, f"{dotted}.", out)
+        elif key == ZONES and not prefix:
+            if value:
+                out.add(dotted)
+        elif value != info.default:
+            out.add(dotted)
 
 
 def effective_toml(cfg: Config, path: Path | None, changed: set[str]) -> str:
     """``cfg`` as TOML for `config show`: every key, those in ``changed`` marked with their
-    default; ``path`` is named in the first line (None: the built-in defaults)."""
-    from edge_pose.config import SECTIONS, to_toml_dict
+    default; ``path`` is named in the first line (None: the built-in defaults). A zone's
+    ``inactive_after_s`` left unset is left out (TOML has no null)."""
+    from edge_pose.config import to_toml_dict
 
     origin = str(path) if path else "no file: built-in defaults"
     out = [f"# edge-pose effective configuration ({origin})"]
     if changed:
         out.append("# keys marked `# changed` differ from the built-in defaults")
     for section, values in to_toml_dict(cfg).items():
-        out += ["", f"[{section}]"]
-        for key, value in values.items():
-            line = f"{key} = {format_value(value)}"
-            if f"{section}.{key}" in changed:
-                default = SECTIONS[section].model_fields[key].default
-                line += f"  # changed (default {format_value(default)})"
-            out.append(line)
+        if isinstance(values, dict):
+            _table_lines(out, section, values, changed)
+            continue
+        for n, entry in enumerate(values):  # the zones: [[zones]] entries
+            note = "  # changed (default: no zones)" if n == 0 and section in changed else ""
+            out += ["", f"[[{section}]]{note}"]
+            out += [f"{k} = {format_value(v)}" for k, v in entry.items() if v is not None]
     return "\n".join(out)
+
+
+def _table_lines(out: list[str], name: str, values: dict[str, Any], changed: set[str]) -> None:
+    """``[name]`` and its keys, then its tables as ``[name.table]``."""
+    out += ["", f"[{name}]"]
+    for key, value in values.items():
+        if isinstance(value, dict):
+            continue
+        line = f"{key} = {format_value(value)}"
+        dotted = f"{name}.{key}"
+        info = field_info(dotted)
+        if dotted in changed and info is not None:
+            line += f"  # changed (default {format_value(info.default)})"
+        out.append(line)
+    for key, value in values.items():
+        if isinstance(value, dict):
+            _table_lines(out, f"{name}.{key}", value, changed)

@@ -7,11 +7,23 @@ Anything else escaping to the CLI is a bug and is reported as such.
 
 from __future__ import annotations
 
+import re
+
 EX_OK = 0
 EX_FAILURE = 1
 EX_USAGE = 2
 EX_NOT_RUNNING = 3
 EX_CONFIG = 78  # sysexits.h EX_CONFIG: systemd's RestartPreventExitStatus=78 stops restart loops
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(line: str) -> str:
+    """``line`` with control characters escaped: a key, a value or an argument may hold a
+    NUL, an escape sequence or a newline, which must not reach a terminal or a log line as
+    they are."""
+    return _CONTROL.sub(lambda c: ascii(c[0])[1:-1], line)
 
 
 class EdgePoseError(Exception):

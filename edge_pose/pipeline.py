@@ -130,7 +130,9 @@ class Pipeline:
         # multi-person model looks at the whole frame: no crop to choose).
         crop = self.crop and not self.many
         track.follow(pose.keypoints, pose.person, frame.scene_ns, pose.width, pose.height, crop)
-        events = track.label(pose, self.temporal.classifier, frame.scene_ns / 1e9, frame.wall)
+        scene_s = frame.scene_ns / 1e9
+        events = track.label(pose, self.temporal.classifier, scene_s, frame.wall)
+        events += track.watch(pose, scene_s)
         if pose.person:
             pose.person_id = person_id
         for event in events:
@@ -160,7 +162,8 @@ class Pipeline:
         followed = {pose.person_id for pose in poses}
         for person_id, track in temporal.people.items():
             if person_id not in followed:
-                events += _with_person(track.miss(scene_s, wall), person_id)
+                missed = track.miss(scene_s, wall) + track.watch(None, scene_s)
+                events += _with_person(missed, person_id)
         if not poses:
             best = detections[0] if detections else nobody(full_frame(width, height))
             pose = self._pose(best, frame, width, height)

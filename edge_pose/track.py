@@ -22,15 +22,17 @@ import numpy as np
 
 from edge_pose.classify.base import Classifier
 from edge_pose.classify.events import (
-    NO_PERSON,
     Event,
     LabelTracker,
     PoseState,
     warn_unreachable_reps,
 )
 from edge_pose.config import ClassifierConfig, Config, SmoothingConfig, TrackingConfig
+from edge_pose.config.schema import EventsConfig
 from edge_pose.inference.crop import next_region
 from edge_pose.pose import Pose, Region
+from edge_pose.safety.watch import SafetyWatch, zones_of
+from edge_pose.safety.zones import Zone
 from edge_pose.smoothing import KeypointSmoother, RegionFilter
 from edge_pose.tracking import Tracker
 
@@ -45,19 +47,27 @@ class PersonTrack:
     smoother: KeypointSmoother | None = None
     region_filter: RegionFilter | None = None
     labels: LabelTracker | None = None
+    safety: SafetyWatch | None = None  # zones, falls, inactivity
     region: Region | None = None  # the crop for the next frame; None: the whole frame
 
     @classmethod
     def start(
-        cls, smoothing: SmoothingConfig | None, labelling: ClassifierConfig | None
+        cls,
+        smoothing: SmoothingConfig | None,
+        labelling: ClassifierConfig | None,
+        events: EventsConfig | None = None,
+        zones: tuple[Zone, ...] = (),
     ) -> PersonTrack:
-        """A new track with the smoothing and label settings given (None: none of that)."""
+        """A new track with the smoothing, label and safety settings given (None: none of
+        that)."""
         track = cls()
         if smoothing is not None and smoothing.enabled:
             track.smoother = KeypointSmoother.from_config(smoothing)
             track.region_filter = RegionFilter.from_config(smoothing)
         if labelling is not None:
             track.labels = LabelTracker(labelling)
+        if events is not None:
+            track.safety = SafetyWatch(events, zones)
         return track
 
     def follow(
@@ -79,16 +89,34 @@ class PersonTrack:
         self, pose: Pose, classifier: Classifier | None, scene_s: float, wall: float
     ) -> list[Event]:
         """Classify ``pose``, update the steady label and write it into ``pose``; the events of
-        this frame (none without a classifier)."""
+        this frame. Without a classifier only presence is followed (the label stays
+        ``unknown`` while someone is there)."""
         labels = self.labels
-        if labels is None or classifier is None:
+        if labels is None:
             return []
         scores = None
-        if pose.person:
+        if pose.person and classifier is not None:
             scores = classifier.classify(pose.keypoints, pose.width, pose.height)
-        events = labels.update(scores, pose.person, scene_s, wall)
-        pose.label, pose.confidence = labels.state.label, labels.state.confidence
+        events = self._left(labels.update(scores, pose.person, scene_s, wall))
+        if classifier is not None:
+            pose.label, pose.confidence = labels.state.label, labels.state.confidence
         return events
+
+    def _left(self, events: list[Event]) -> list[Event]:
+        """``events``, and when they say the person left, their zones and inactivity end
+        first (a single-pose person's track never ends: their leaving is this)."""
+        if self.safety is not None and any(e["type"] == "person_leave" for e in events):
+            return self.safety.end() + events
+        return events
+
+    def watch(self, pose: Pose | None, scene_s: float) -> list[Event]:
+        """Zones, falls and inactivity for this frame (``pose`` None: the person was not
+        found in it); the events it caused."""
+        if self.safety is None:
+            return []
+        if pose is None:
+            return self.safety.update(None, False, 0, 0, scene_s)
+        return self.safety.update(pose.keypoints, pose.person, pose.width, pose.height, scene_s)
 
     def miss(self, scene_s: float, wall: float) -> list[Event]:
         """The person's track goes on but they were not found in this frame: start smoothing
@@ -96,14 +124,15 @@ class PersonTrack:
         self.lose()
         if self.labels is None:
             return []
-        return self.labels.update(None, False, scene_s, wall)
+        return self._left(self.labels.update(None, False, scene_s, wall))
 
     def end(self) -> list[Event]:
-        """The track ended (the tracker gave up on the person): ``person_leave`` if their
-        presence had been announced."""
-        if self.labels is None or not self.labels.state.person:
-            return []
-        return [{"type": "person_leave"}]
+        """The track ended (the tracker gave up on the person): they leave their zones, are no
+        longer inactive, and ``person_leave`` if their presence had been announced."""
+        events = [] if self.safety is None else self.safety.end()
+        if self.labels is not None and self.labels.state.person:
+            events.append({"type": "person_leave"})
+        return events
 
     def lose(self) -> None:
         """The person is not seen: smoothing starts afresh, the next frame is looked at whole."""
@@ -118,6 +147,8 @@ class PersonTrack:
         self.lose()
         if self.labels is not None:
             self.labels.cut()
+        if self.safety is not None:
+            self.safety.cut()
 
 
 class Temporal:
@@ -136,11 +167,18 @@ class Temporal:
         labelling: ClassifierConfig | None = None,
         tracking: TrackingConfig | None = None,
         previous: Temporal | None = None,
+        events: EventsConfig | None = None,
+        zones: tuple[Zone, ...] = (),
     ) -> None:
         self.smoothing = smoothing
         self.classifier = classifier
-        self.labelling = labelling if classifier is not None else None
+        self.labelling = labelling  # presence, and labels with a classifier
         self.tracking = tracking or TrackingConfig()
+        self.events = events
+        self.zones = zones
+        # People whose fall was not recovered when their track ended: the fall stays on until
+        # `reset_fall` (a person lying still can be lost by the tracker).
+        self.fallen_gone: set[int] = set() if previous is None else set(previous.fallen_gone)
         first_id = 1 if previous is None else previous.next_id()
         self.tracker: Tracker = Tracker(self.tracking, first_id)
         self.many: bool = False if previous is None else previous.many  # several followed
@@ -156,9 +194,12 @@ class Temporal:
         self.total_reps = 0  # every person's repetitions since start or reset_reps
         self.pending: list[Event] = []
         self._nobody = PoseState(since=time.time())  # the pose message when no one is there
-        self._published: tuple[str, bool, int] = (NO_PERSON, False, 0)
+        # What the retained pose message says. At start: unknown, so the first frame publishes
+        # the device's state over whatever an earlier run left retained (a fall included).
+        self._published: tuple[object, ...] = ()
         if previous is not None:  # still running until the switch: read, not changed
             self.pending = previous.pending + previous.leaves()
+            self._keep_falls(previous.people)
             self._published = previous._published  # the broker holds that: say what changed
 
     @classmethod
@@ -178,7 +219,10 @@ class Temporal:
             classifier = load_trained_classifier(cfg.classifier)
         if classifier is not None:
             warn_unreachable_reps(cfg.classifier, classifier.labels)
-        return cls(cfg.smoothing, classifier, cfg.classifier, cfg.tracking, previous)
+        return cls(
+            cfg.smoothing, classifier, cfg.classifier, cfg.tracking, previous,
+            cfg.events, zones_of(cfg.zones),
+        )  # fmt: skip
 
     def next_id(self) -> int:
         """The track id the next new person gets."""
@@ -186,7 +230,7 @@ class Temporal:
 
     def new_track(self) -> PersonTrack:
         """A track for a person newly in view, with this state's settings."""
-        return PersonTrack.start(self.smoothing, self.labelling)
+        return PersonTrack.start(self.smoothing, self.labelling, self.events, self.zones)
 
     def follow_many(self, many: bool) -> None:
         """Follow several people (a multi-person model) or one. A change starts afresh: the
@@ -223,6 +267,7 @@ class Temporal:
     def drop_everyone(self) -> list[Event]:
         """Every track ends now: ``person_leave`` (with the id) for each person present."""
         events = self.leaves()
+        self._keep_falls(self.people)
         self.people, self.primary_id = {}, None
         self.tracker.clear()
         self._nobody = PoseState(since=time.time())
@@ -243,6 +288,7 @@ class Temporal:
             track = self.people.pop(person_id, None)
             if track is not None:
                 ended += [{**event, "person_id": person_id} for event in track.end()]
+                self._keep_falls({person_id: track})
                 self._nobody = PoseState(since=wall)  # nobody, if no one else is left, since now
             if person_id == self.primary_id:
                 self.primary_id = None
@@ -260,6 +306,75 @@ class Temporal:
         """The frame size changed: every crop region is meaningless."""
         for track in self.people.values():
             track.region = None
+
+    def rewatch(self, events: EventsConfig, zones: tuple[Zone, ...]) -> None:
+        """New ``[events]`` or ``[[zones]]`` settings (a reload): everyone is watched with
+        them from the next frame, and keeps their label, reps and id. People leave the old
+        zones (the events go out with the next frame) and enter the new ones after the dwell;
+        a fall or stillness carries over while its own settings are unchanged."""
+        self.events, self.zones = events, zones
+        for person_id, track in self.people.items():
+            old, track.safety = track.safety, SafetyWatch(events, zones)
+            if old is None:
+                continue
+            new = track.safety
+            if old.falls is not None and new.falls is not None and old.cfg.fall == events.fall:
+                new.falls = old.falls
+            elif old.fallen:
+                self.fallen_gone.add(person_id)  # no detector left to see them stand up
+            left = old.zones.leave_all()
+            same_stillness = old.cfg.inactivity == events.inactivity
+            if old.stillness is not None and new.stillness is not None and same_stillness:
+                new.stillness = old.stillness
+            elif old.stillness is not None:
+                left += old.stillness.end()
+            self.pending += [{**event, "person_id": person_id} for event in left]
+
+    def _keep_falls(self, tracks: dict[int, PersonTrack]) -> None:
+        """Remember the unrecovered falls of ``tracks``, which end now."""
+        self.fallen_gone.update(
+            person_id for person_id, track in tracks.items()
+            if track.safety is not None and track.safety.fallen
+        )  # fmt: skip
+
+    def reset_fall(self) -> list[Event]:
+        """The ``reset_fall`` command: every fall is over (``fall_recovered`` with ``reset``
+        for each, with the person's id)."""
+        events: list[Event] = []
+        for person_id, track in self.people.items():
+            if track.safety is not None:
+                events += [{**e, "person_id": person_id} for e in track.safety.reset_fall()]
+        events += [
+            {"type": "fall_recovered", "reset": True, "person_id": person_id}
+            for person_id in sorted(self.fallen_gone)
+        ]  # fmt: skip
+        self.fallen_gone.clear()
+        return events
+
+    def fall(self) -> bool:
+        """Someone fell and has not recovered (nor was the fall reset)."""
+        return bool(self.fallen_gone) or any(
+            track.safety is not None and track.safety.fallen for track in self.people.values()
+        )
+
+    def inactive(self) -> bool:
+        """Someone present has not moved for their inactivity time."""
+        return any(
+            track.safety is not None and track.safety.inactive for track in self.people.values()
+        )
+
+    def occupied_zones(self) -> list[str]:
+        """The zones someone is in, in config order."""
+        names = {
+            name for track in self.people.values() if track.safety is not None
+            for name in track.safety.zones.inside
+        }  # fmt: skip
+        return [zone.name for zone in self.zones if zone.name in names]
+
+    def zones_of(self, person_id: int) -> list[str]:
+        """The zones ``person_id`` is in."""
+        track = self.people.get(person_id)
+        return [] if track is None or track.safety is None else list(track.safety.zones.inside)
 
     def reset_reps(self) -> None:
         """Every person's repetitions, and the total, start from 0 (the ``reset_reps``
@@ -300,11 +415,12 @@ class Temporal:
         if state is None:
             return None
         people = self.present()
-        key = (state.label, state.person, people)
+        zones, fall, inactive = tuple(self.occupied_zones()), self.fall(), self.inactive()
+        key = (state.label, state.person, people, zones, fall, inactive)
         if key == self._published:
             return None
         self._published = key
-        return replace(state, people=people)
+        return replace(state, people=people, zones=zones, fall=fall, inactive=inactive)
 
     def _states(self) -> list[tuple[int, PoseState]]:
         """The label states by track id: the primary first, then by id (longest tracked)."""

@@ -45,6 +45,7 @@ EVENT = "event"  # QoS 1: event_json
 STATE = "state"  # retained: state_json, the remote-control state
 STATS = "stats"  # QoS 0, periodic: stats_payload
 SET = "set"  # subscribed: remote-control commands
+SNAPSHOT = "snapshot"  # QoS 1, never retained: a JPEG of a confirmed fall (sinks/snapshot.py)
 
 # The retained <base>/availability payloads: after every connect, and as the last will.
 ONLINE = "online"
@@ -169,6 +170,9 @@ def pose_state_json(state: PoseState) -> str:
             "person": state.person,
             "since": round(state.since, 3),
             "people": state.people,
+            "zones": list(state.zones),
+            "fall": state.fall,
+            "inactive": state.inactive,
         }
     )
 

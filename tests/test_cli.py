@@ -73,6 +73,19 @@ def test_a_usage_error_names_the_subcommand(capsys: pytest.CaptureFixture[str]) 
     )
 
 
+def test_an_unknown_argument_is_echoed_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    """What argparse did not recognise is shown as typed, control characters escaped: an
+    argument cannot clear the terminal or forge a line."""
+    with pytest.raises(SystemExit) as done:
+        cli.main(["validate", "\x1b[2J\nedge-pose: ok"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "edge-pose: error: unrecognized arguments: \\x1b[2J\\nedge-pose: ok "
+        "(see edge-pose --help)\n"
+    )
+
+
 def test_a_doctor_check_that_crashes_is_reported_under_its_name(tmp_path: Path) -> None:
     """An inconsistent context (no config and no problem saying why) makes the config check
     itself fail: it is one failed line named `config`, and every other check still runs."""

@@ -103,15 +103,36 @@ def test_default_path_is_used_when_present(tmp_path: Path, monkeypatch: pytest.M
     assert load_config().camera.fps == 15
 
 
+def _key_tree(table: dict[str, object]) -> dict[str, object]:
+    """The keys of a table, nested tables as their own key trees (values left out)."""
+    return {k: _key_tree(v) if isinstance(v, dict) else None for k, v in table.items()}
+
+
 def test_shipped_file_equals_defaults() -> None:
     assert load_config(SHIPPED) == Config()
-    # every key is present in the shipped file, so it documents all of them
+    # every key is present in the shipped file, so it documents all of them; the zones (none by
+    # default) only as a commented-out example
     import tomllib
 
     shipped = tomllib.loads(SHIPPED.read_text(encoding="utf-8"))
-    assert {s: set(keys) for s, keys in shipped.items()} == {
-        s: set(keys) for s, keys in to_toml_dict(Config()).items()
-    }
+    defaults = to_toml_dict(Config())
+    assert defaults.pop("zones") == ()
+    assert _key_tree(shipped) == _key_tree(defaults)
+
+
+def test_shipped_zone_example_is_valid(tmp_path: Path) -> None:
+    """The commented-out [[zones]] blocks at the end of the shipped file, uncommented, load,
+    and set every key of a zone."""
+    text = SHIPPED.read_text(encoding="utf-8")
+    example = text[text.index("# [[zones]]") :]
+    lines = [line.removeprefix("#").removeprefix(" ") for line in example.splitlines()]
+    cfg = load_config(write(tmp_path, "\n".join(lines) + "\n"))
+    assert [(z.name, z.lying_ok, z.inactive_after_s) for z in cfg.zones] == [
+        ("bed", True, 0.0),
+        ("door", False, None),
+    ]
+    keys = {k for line in lines if " = " in line for k in [line.partition(" = ")[0]]}
+    assert keys == {"name", "polygon", "lying_ok", "inactive_after_s"}
 
 
 def test_config_is_frozen_and_typed(tmp_path: Path) -> None:
@@ -126,9 +147,11 @@ def test_to_toml_dict_round_trips(tmp_path: Path) -> None:
     data = to_toml_dict(cfg)
     assert data["mqtt"]["password_file"] == "/run/pw"
     assert data["device"]["id"] == "pi-lab"
+    tables = {s: keys for s, keys in data.items() if s != "zones"}  # no zones: none set
+    tables |= {f"events.{t}": tables["events"].pop(t) for t in ("fall", "inactivity")}
     lines = [
         f"[{s}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in keys.items())
-        for s, keys in data.items()
+        for s, keys in tables.items()
     ]
     assert load_config(write(tmp_path, "".join(lines), "again.toml")) == cfg
 
@@ -156,10 +179,10 @@ def test_unknown_section_and_top_level_key(tmp_path: Path) -> None:
         f"{path}: fps: unknown key at the top level: keys belong in a section "
         "(did you mean to put it under [camera]?) "
         "(known sections: device, camera, model, smoothing, classifier, tracking, mqtt, status, "
-        "http)",
+        "http, events)",
         f"{path}: [cam]: unknown section (did you mean camera?) "
         "(known sections: device, camera, model, smoothing, classifier, tracking, mqtt, status, "
-        "http)",
+        "http, events)",
     ]
 
 
@@ -476,7 +499,7 @@ def test_several_errors_at_once(tmp_path: Path) -> None:
         f"{path}: mqtt.port = 'x': must be an integer from 1 to 65535, not a string "
         "(remove the quotes)",
         f"{path}: [smooth]: unknown section (did you mean smoothing?) (known sections: device, "
-        "camera, model, smoothing, classifier, tracking, mqtt, status, http)",
+        "camera, model, smoothing, classifier, tracking, mqtt, status, http, events)",
     ]
 
 
@@ -518,7 +541,7 @@ def test_invalid_overrides_are_reported_as_command_line(tmp_path: Path) -> None:
         },
     ) == [
         "filter.alpha: unknown section [filter] (known sections: device, camera, model, "
-        "smoothing, classifier, tracking, mqtt, status, http) (from the command line)",
+        "smoothing, classifier, tracking, mqtt, status, http, events) (from the command line)",
         "verbose: not a config key (expected section.key, e.g. camera.fps) (from the command line)",
         f"{path}: camera.fps = 0: must be >= 1 (allowed: 1 to 240)",
         "camera.sourc: unknown key (did you mean source?) (known keys in [camera]: source, "

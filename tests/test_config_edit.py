@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
@@ -37,6 +41,17 @@ def conf(tmp_path: Path) -> Path:
     path = tmp_path / "config.toml"
     path.write_bytes(DEFAULTS.read_bytes())
     return path
+
+
+def flat(table: dict[str, object], prefix: str = "") -> dict[str, object]:
+    """Nested tables as ``section.table.key`` -> value (the zones, an array, left out)."""
+    out: dict[str, object] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        elif key != "zones":
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def changed_lines(before: str, after: str) -> dict[int, tuple[str, str]]:
@@ -282,11 +297,7 @@ def test_show_json_round_trip(tmp_path: Path, conf: Path) -> None:
     first = json.loads(run("show", "--config", conf, "--json").stdout)
     assert first["path"] == str(conf)
     assert first["changed"] == ["mqtt.host", "smoothing.beta"]
-    pairs = [
-        f"{section}.{key}={json.dumps(value)}"
-        for section, table in first["config"].items()
-        for key, value in table.items()
-    ]
+    pairs = [f"{key}={json.dumps(value)}" for key, value in flat(first["config"]).items()]
     copy = tmp_path / "copy.toml"
     assert run("set", "--config", copy, *pairs).returncode == 0
     second = json.loads(run("show", "--config", copy, "--json").stdout)
@@ -400,3 +411,380 @@ def test_an_argument_without_equals_is_echoed_short() -> None:
         message = str(caught.value)
         assert len(message) < 140 and message.startswith(repr(argument[:5])[:-1])
     assert parse_assignment(" mqtt.host = broker.lan ") == ("mqtt.host", "broker.lan")
+
+
+# --------------------------------------------------------------------------- nested tables
+
+
+def test_set_in_nested_tables_edits_the_key_of_that_table(conf: Path) -> None:
+    """`enabled` is in [events.fall] and in [events.inactivity]: the path says which."""
+    before = conf.read_text()
+    result = run(
+        "set",
+        "--config",
+        conf,
+        "events.fall.confirm_s=5",
+        "events.zone_dwell_s=1",
+        "events.inactivity.enabled=false",
+    )
+    assert result.returncode == 0, result.stderr
+    diff = changed_lines(before, conf.read_text())
+    assert sorted(new for _, new in diff.values()) == [
+        "confirm_s = 5.0",
+        "enabled = false",
+        "zone_dwell_s = 1.0",
+    ]
+    events = load_config(conf).events
+    assert events.fall.confirm_s == 5.0 and events.zone_dwell_s == 1.0
+    assert events.inactivity.enabled is False and events.fall.enabled is True
+
+
+def test_set_in_nested_tables_absent_key_and_absent_table(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        "[events]\nzone_dwell_s = 0.5\n\n[ events . fall ]  # falls\nwindow_s = 1.5\n\n"
+        "[mqtt]\nport = 1883\n"
+    )
+    result = run("set", "--config", path, "events.fall.confirm_s=5", "events.inactivity.after_s=60")
+    assert result.returncode == 0, result.stderr
+    assert path.read_text() == (
+        "[events]\nzone_dwell_s = 0.5\n\n[ events . fall ]  # falls\nwindow_s = 1.5\n"
+        "confirm_s = 5.0\n\n[mqtt]\nport = 1883\n\n[events.inactivity]\nafter_s = 60.0\n"
+    )
+    # no [events] at all: the section goes before its table, whatever the order asked
+    path.write_text("[camera]\nfps = 10\n")
+    result = run("set", "--config", path, "events.fall.confirm_s=5", "events.zone_dwell_s=1")
+    assert result.returncode == 0, result.stderr
+    assert path.read_text() == (
+        "[camera]\nfps = 10\n\n[events]\nzone_dwell_s = 1.0\n\n[events.fall]\nconfirm_s = 5.0\n"
+    )
+    cfg = load_config(path)
+    assert cfg.events.fall.confirm_s == 5.0 and cfg.camera.fps == 10
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[events]\nfall.confirm_s = 3\n",
+        "[events]\nfall = {confirm_s = 3}\n",
+        "events.fall.confirm_s = 3\n",
+        '[events."fall"]\nconfirm_s = 3\n',
+    ],
+)
+def test_nested_forms_that_cannot_be_edited_safely_are_refused(text: str) -> None:
+    with pytest.raises(EditError, match="by hand"):
+        edit_text(text, {"events.fall.confirm_s": 5.0})
+
+
+ZONED = """# zones first, between and last
+[[zones]]
+name = "bed"  # by the window
+polygon = [
+  [0.1, 0.55],
+  [0.5, 0.55],
+  [0.5, 0.95],
+]
+lying_ok = true
+
+[camera]
+fps = 10
+
+[[zones]]
+name = "door"
+polygon = [[0.8, 0.2], [0.95, 0.2], [0.95, 0.9], [0.8, 0.9]]
+[events.fall]
+confirm_s = 3.0
+
+[[ zones ]]  # the sofa
+name = "sofa"
+polygon = [[0.1, 0.1], [0.3, 0.1], [0.3, 0.3]]
+inactive_after_s = 0
+"""
+
+
+def test_set_around_zone_blocks_keeps_them(tmp_path: Path) -> None:
+    """Keys of tables after [[zones]] blocks edit as usual; the blocks stay byte for byte."""
+    path = tmp_path / "c.toml"
+    path.write_text(ZONED)
+    result = run(
+        "set",
+        "--config",
+        path,
+        "camera.fps=12",
+        "events.fall.confirm_s=5",
+        "events.fall.window_s=2",
+        "mqtt.port=1884",
+    )
+    assert result.returncode == 0, result.stderr
+    after = path.read_text()
+    assert after == (
+        ZONED.replace("fps = 10", "fps = 12").replace(
+            "confirm_s = 3.0\n", "confirm_s = 5.0\nwindow_s = 2.0\n"
+        )
+        + "\n[mqtt]\nport = 1884\n"
+    )
+    assert tomllib.loads(after)["zones"] == tomllib.loads(ZONED)["zones"]
+    cfg = load_config(path)
+    assert [z.name for z in cfg.zones] == ["bed", "door", "sofa"]
+    assert (cfg.camera.fps, cfg.events.fall.confirm_s, cfg.mqtt.port) == (12, 5.0, 1884)
+
+
+@pytest.mark.parametrize("key", ["zones.name", "zones[0].name", "zones.0.lying_ok", "zones"])
+def test_set_refuses_zone_keys_pointing_to_config_zone(tmp_path: Path, key: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ZONED)
+    result = run("set", "--config", path, f"{key}=x")
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and "config zone" in result.stderr
+    assert path.read_text() == ZONED
+
+
+def test_show_with_nested_tables_and_zones_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ZONED)
+    result = run("show", "--config", path)
+    assert result.returncode == 0, result.stderr
+    assert "[events.fall]\n" in result.stdout and "[[zones]]  # changed" in result.stdout
+    assert "fps = 10  # changed (default 30)" in result.stdout
+    shown = tmp_path / "shown.toml"
+    shown.write_text(result.stdout)
+    assert load_config(shown) == load_config(path)
+    doc = json.loads(run("show", "--config", path, "--json").stdout)
+    assert doc["changed"] == ["camera.fps", "zones"]
+    assert [z["name"] for z in doc["config"]["zones"]] == ["bed", "door", "sofa"]
+    assert doc["config"]["events"]["fall"]["confirm_s"] == 3.0
+
+
+# --------------------------------------------------------------------------- config zone
+
+ENTRY_POINT = Path(sys.executable).with_name("edge-pose")
+BED = "0.1,0.55 0.5,0.55 0.5,0.95 0.1,0.95"
+DOOR = "0.8,0.2 0.95,0.2 0.95,0.9 0.8,0.9"
+
+
+def zone(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`edge-pose config zone ARGS` through the installed entry point."""
+    return subprocess.run(
+        [str(ENTRY_POINT), "config", "zone", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_zone_add_list_remove_end_to_end(conf: Path) -> None:
+    before = conf.read_bytes()
+    added = zone("add", "--config", conf, "bed", "--polygon", BED, "--lying-ok",
+                 "--inactive-after", "0", "--reload")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert f"updated {conf}: added zone 'bed'" in added.stdout and "not running" in added.stdout
+    added = zone("add", "--config", conf, "front door", "--polygon", DOOR.replace(" ", "; "))
+    assert added.returncode == 0, added.stderr
+    text = conf.read_bytes()
+    assert text.startswith(before)  # appended, nothing else touched
+    assert text[len(before) :].decode() == (
+        '\n[[zones]]\nname = "bed"\npolygon = [[0.1, 0.55], [0.5, 0.55], [0.5, 0.95], '
+        "[0.1, 0.95]]\nlying_ok = true\ninactive_after_s = 0.0\n"
+        '\n[[zones]]\nname = "front door"\npolygon = [[0.8, 0.2], [0.95, 0.2], [0.95, 0.9], '
+        "[0.8, 0.9]]\nlying_ok = false\n"
+    )
+    zones = load_config(conf).zones
+    assert [(z.name, z.lying_ok, z.inactive_after_s) for z in zones] == [
+        ("bed", True, 0.0),
+        ("front door", False, None),
+    ]
+    assert zones[0].polygon == ((0.1, 0.55), (0.5, 0.55), (0.5, 0.95), (0.1, 0.95))
+    listed = zone("list", "--config", conf)
+    assert listed.returncode == 0 and listed.stderr == ""
+    assert listed.stdout.splitlines() == [
+        f'bed: 4 corners "{BED}", lying ok, never inactive',
+        f'front door: 4 corners "{DOOR}", lying is a fall, inactive after 600 s '
+        "(events.inactivity.after_s)",
+    ]
+    # a second set still edits the file around the zones
+    assert run("set", "--config", conf, "events.fall.confirm_s=4").returncode == 0
+    assert run("set", "--config", conf, "events.fall.confirm_s=3").returncode == 0
+    removed = zone("remove", "--config", conf, "BED")  # names are case-insensitive
+    assert removed.returncode == 0, removed.stderr
+    assert "removed zone 'bed'" in removed.stdout
+    assert [z.name for z in load_config(conf).zones] == ["front door"]
+    assert zone("remove", "--config", conf, "front door").returncode == 0
+    assert conf.read_bytes() == before  # add then remove: the file as it was
+    listed = zone("list", "--config", conf)
+    assert listed.returncode == 0 and listed.stdout.startswith(f"no zones in {conf}")
+
+
+def test_zone_remove_deletes_exactly_its_block(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ZONED)
+    result = zone("remove", "--config", path, "door")
+    assert result.returncode == 0, result.stderr
+    assert path.read_text() == ZONED.replace(
+        '[[zones]]\nname = "door"\npolygon = [[0.8, 0.2], [0.95, 0.2], [0.95, 0.9], [0.8, 0.9]]\n',
+        "",
+    )
+    assert zone("remove", "--config", path, "bed").returncode == 0
+    assert path.read_text().startswith("# zones first, between and last\n\n[camera]\nfps = 10\n")
+    assert [z.name for z in load_config(path).zones] == ["sofa"]
+    assert zone("remove", "--config", path, "sofa").returncode == 0
+    assert path.read_text().endswith("[events.fall]\nconfirm_s = 3.0\n")  # no blank line left
+    # a block on the first line, one in the middle without blank lines around it
+    block = '[[zones]]\nname = "{}"\npolygon = [[0.1, 0.2], [0.9, 0.2], [0.9, 0.9]]\n'
+    path.write_text(f"{block.format('a')}\n[camera]\nfps = 10\n{block.format('b')}[mqtt]\n")
+    assert zone("remove", "--config", path, "a").returncode == 0
+    assert zone("remove", "--config", path, "b").returncode == 0
+    assert path.read_text() == "[camera]\nfps = 10\n[mqtt]\n"
+
+
+def test_zone_add_to_a_missing_file_creates_it_from_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    result = zone("add", "--config", path, "bed", "--polygon", BED)
+    assert result.returncode == 0, result.stderr
+    assert f"created {path}: added zone 'bed'" in result.stdout
+    assert path.read_text().startswith(DEFAULTS.read_text())
+    assert [z.name for z in load_config(path).zones] == ["bed"]
+    nowhere = tmp_path / "no" / "config.toml"
+    result = zone("add", "--config", nowhere, "bed", "--polygon", BED)
+    assert result.returncode == 78 and len(result.stderr.splitlines()) == 1
+    assert f"the folder {nowhere.parent} does not exist" in result.stderr
+    result = zone("remove", "--config", nowhere, "bed")
+    assert result.returncode == 78 and "does not exist" in result.stderr
+    assert not nowhere.parent.exists()
+
+
+def test_zone_commands_refuse_inline_zones(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    text = 'zones = [{name = "a", polygon = [[0.1, 0.2], [0.9, 0.2], [0.9, 0.9]]}]\n'
+    path.write_text(text)
+    for args in (["add", "b", "--polygon", BED], ["remove", "a"]):
+        result = zone(*args[:1], "--config", path, *args[1:])
+        assert result.returncode == 78 and "by hand" in result.stderr, result.stderr
+        assert len(result.stderr.splitlines()) == 1
+    assert path.read_text() == text
+
+
+# Classes of bad input to `config zone add|remove`: each is refused in one line (exit 2: not
+# parsable; 78: not a zone), and the file stays as it was, byte for byte.
+BAD_POLYGONS = (
+    "0.1,0.2 0.3",  # a lone number
+    "a,b c,d e,f",
+    "0.1,0.2 nan,0.5 0.3,0.3",
+    "inf,0 0,1 1,1",
+    "0.1,0.2 1e400,0.5 0.3,0.3",
+    "0.1,-1e400 0.5,0.5 0.3,0.3",
+    "0.1,0.2,0.3 0.4,0.5 0.6,0.7",
+    "0.1;0.2 0.3;0.4 0.5;0.6",
+    "",
+    "   ",
+    ",,, ,,, ,,,",
+    "0x1,0 0,1 1,1",
+    "1_0,0 0,1 1,1",
+    "\uff10.1,0.2 0.3,0.2 0.3,0.4",  # a full-width digit
+    "0.1,0.2\x1b[2J 0.3,0.2 0.3,0.4",
+    "0.1,0.2\x00 0.3,0.2 0.3,0.4",
+    "0.1,0.2\n0.3,0.2\x850.3,0.4",  # only spaces, tabs and ';' separate corners
+    "0.1,0.2 0.9,0.9 0.9,0.2 0.1,0.9",  # crosses itself
+    "0.1,0.2 1.5,0.5 0.3,0.3",  # outside the picture
+    "-0.1,0.2 0.5,0.5 0.3,0.3",
+    "0.1,0.1 0.2,0.2 0.3,0.3",  # no area
+    "0.1,0.1 0.2,0.1 0.1,0.1 0.2,0.1",
+    " ".join(["0.5,0.5"] * 65),
+    "1" * 5000,
+    "0.1,0.2 " * 131072,  # 1 MB
+)
+BAD_NAMES = (
+    "",
+    "a:b",
+    "bed\x1b[31m",
+    "bed\nroom",
+    "\x00",
+    "bed\x7f",
+    "bed\x85",
+    "a" * 33,
+    "a" * 1_000_000,
+    " bed",
+    "-bed",
+    "bed\u202e",
+    "\U0001f600",
+    "BED",  # the zone already there
+)
+BAD_SECONDS = ("-1", "nan", "inf", "1e400", "abc", "", "0x10", "1_000", "--", "\x1b")
+# Characters no zone name may hold, and characters no corner may hold.
+NAME_HOSTILE = "!@#$%^&*()[]{}<>?/|\\'\"`~=:.,;\x00\x01\t\n\x1b\x7f\x85\u202e\uff10\U0001f600"
+CORNER_HOSTILE = (
+    "!@#$%^&*()[]{}<>?/|\\'\"`~=:xyzXYZ\x00\x01\n\x1c\x1b\x7f\x85\u202e\uff10\U0001f600"
+)
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """`edge-pose ARGV` in process (a 1 MB argument cannot go through exec): (exit code,
+    stdout, stderr)."""
+    from edge_pose import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(argv)
+        except SystemExit as exc:  # argparse
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, out.getvalue(), err.getvalue()
+
+
+def _mutated(rng: random.Random, text: str, alphabet: str) -> str:
+    """``text`` with one to three characters of ``alphabet`` inserted."""
+    for _ in range(rng.randint(1, 3)):
+        at = rng.randrange(len(text) + 1)
+        text = text[:at] + rng.choice(alphabet) + text[at:]
+    return text
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fuzzed_zone_arguments_are_one_line_and_leave_the_file(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    path = tmp_path / "config.toml"
+    path.write_text(DEFAULTS.read_text() + f'\n[[zones]]\nname = "bed"\npolygon = {BED_TOML}\n')
+    before = path.read_bytes()
+    for n in range(60):
+        kind = rng.choice(["polygon", "polygon", "name", "name", "seconds", "remove"])
+        name, polygon, extra = f"zone {n}", DOOR, []
+        if kind == "polygon":
+            polygon = rng.choice([*BAD_POLYGONS, _mutated(rng, DOOR, CORNER_HOSTILE)])
+        elif kind == "name":
+            name = rng.choice([*BAD_NAMES, _mutated(rng, "living room", NAME_HOSTILE)])
+        elif kind == "seconds":
+            extra = ["--inactive-after", rng.choice(BAD_SECONDS)]
+        if rng.random() < 0.3:
+            extra.append("--lying-ok")
+        if kind == "remove":
+            argv = ["remove", "--config", str(path), rng.choice([*BAD_NAMES[:-1], "door"])]
+        else:
+            argv = ["add", "--config", str(path), name, "--polygon", polygon, *extra]
+        code, out, err = run_cli(["config", "zone", *argv])
+        what = f"seed {seed} #{n}: {argv!r}"[:300]
+        assert code in (2, 78), f"{what}: exit {code}\n{out}{err}"[:2000]
+        assert out == "" and len(err.splitlines()) == 1, f"{what}: {err[:2000]}"
+        assert len(err) < 1000 and "Traceback" not in err, what
+        assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]", err), f"{what}: {err!r}"
+        if code == 78 and kind == "polygon" and "zones[" in err:
+            assert f"zone {name!r}" in err, err  # the zone is named
+        assert path.read_bytes() == before, what
+        assert sorted(p.name for p in tmp_path.iterdir()) == [path.name], what
+
+
+BED_TOML = "[[0.1, 0.55], [0.5, 0.55], [0.5, 0.95], [0.1, 0.95]]"
+
+
+def test_a_bad_polygon_through_the_entry_point(conf: Path) -> None:
+    before = conf.read_bytes()
+    result = zone("add", "--config", conf, "bed", "--polygon", "0.1,0.2 0.9,0.9 0.9,0.2 0.1,0.9")
+    assert result.returncode == 78
+    assert result.stderr == (
+        "edge-pose: error: zones[0].polygon = [[0.1, 0.2], [0.9, 0.9], [0.9, 0.2], [0.1, 0.9]]: "
+        "zone 'bed' crosses itself (edge 1-2 crosses edge 3-4): list the corners in order around "
+        f"the zone (from the command line); nothing written to {conf}\n"
+    )
+    result = zone("add", "--config", conf, "bed", "--polygon", "0.1,0.2 0.3")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert "corner" in result.stderr and "--polygon" in result.stderr
+    assert conf.read_bytes() == before

@@ -27,20 +27,30 @@ from urllib.parse import urlparse
 import pytest
 from mqtt_broker import MosquittoBroker, Subscriber, mqtt_settings, start_run, wait_for
 
+from edge_pose import homeassistant
 from edge_pose.classify.rules import LABELS, RuleClassifier
 from edge_pose.config import Config, DeviceConfig, HttpConfig
+from edge_pose.config.schema import EventsConfig, FallConfig, InactivityConfig, ZoneConfig
 from edge_pose.homeassistant import (
     COMPONENTS,
     EVENT_TYPES,
+    MAX_ZONE_REMOVALS,
+    RESET_FALL_PAYLOAD,
+    SAFETY_EVENT_TYPES,
     Discovery,
+    Safety,
+    announced_zones,
     discovery_config,
     discovery_message,
     discovery_topic,
     slug,
     start_discovery,
     state_options,
+    zone_ids,
 )
 from edge_pose.mqtt import MqttPublisher
+from edge_pose.mqtt.remote import parse_command
+from edge_pose.schemas import load_schema
 from edge_pose.web.urls import lan_page_url, page_url
 
 # --------------------------------------------------------------------------- Home Assistant's rules
@@ -93,6 +103,8 @@ SHARED_OPTIONS = ("availability", "availability_mode", "availability_template",
                   "availability_topic", "payload_available", "payload_not_available",
                   "state_topic", "command_topic")  # fmt: skip
 READ_ONLY = {"sensor", "binary_sensor", "event"}  # they need a state_topic
+# The whole safety side, as a config with every safety event and two zones announces it.
+SAFETY = Safety(fall=True, snapshot=True, inactivity=True, zones=("Bed", "Front door"))
 # homeassistant/const.py STATE_UNKNOWN, STATE_UNAVAILABLE: a state spelled so is not a value
 RESERVED_STATES = {"unknown", "unavailable"}
 
@@ -150,6 +162,7 @@ def home_assistant_problems(
     if message.get("qos", 0) not in (0, 1, 2):
         problems.append("qos must be 0, 1 or 2")
     ours = {f"{base}/{suffix}" for suffix in ("pose", "event", "stats", "state")}
+    commands, snapshots = f"{base}/set", f"{base}/snapshot"
     unique_ids: set[str] = set()
     for cid, raw in message["components"].items():
         where = f"components.{cid}"
@@ -193,6 +206,22 @@ def home_assistant_problems(
             problems.append(f"{where}: entity_category {category!r} is invalid")
         if category == "config" and platform in ("sensor", "binary_sensor"):
             problems.append(f"{where}: entity_category config is invalid for {platform}")
+        if platform == "image":  # image.py: one of image_topic, url_topic
+            if ("image_topic" in comp) == ("url_topic" in comp):
+                problems.append(f"{where}: an image needs one of image_topic, url_topic")
+            elif comp.get("image_topic") != snapshots:
+                problems.append(f"{where}: image_topic is not {snapshots}")
+            if "content_type" in comp and "url_topic" in comp:
+                problems.append(f"{where}: content_type cannot go with url_topic")
+        if platform == "button":  # button.py: command_topic required; ours: a command
+            if comp.get("command_topic") != commands:
+                problems.append(f"{where}: command_topic is not {commands}")
+            try:
+                parse_command(str(comp.get("payload_press", "PRESS")).encode())
+            except ValueError as exc:
+                problems.append(f"{where}: payload_press is no command the device takes: {exc}")
+            if comp.get("retain"):
+                problems.append(f"{where}: a retained command is ignored by the device")
         if platform in READ_ONLY:
             state_topic = comp.get("state_topic")
             if not isinstance(state_topic, str) or not state_topic:
@@ -267,6 +296,18 @@ def _sensor_problems(comp: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- the message
 
 
+def schema_problems(config: dict[str, Any]) -> list[str]:
+    """What the shipped ha-discovery JSON Schema says of ``config``."""
+    jsonschema = pytest.importorskip("jsonschema", reason="pip install -e '.[test]'")
+    validator = jsonschema.Draft202012Validator(load_schema("ha-discovery"))
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(config)]
+
+
+def announced(components: dict[str, Any]) -> set[str]:
+    """The component ids announced (not removals)."""
+    return {cid for cid, c in components.items() if set(c) != {"platform"}}
+
+
 def test_topic_and_message_pass_home_assistant_rules() -> None:
     topic, payload = discovery_message("pi-lab", "edge-pose/pi-lab", labels=LABELS,
                                        exercise="squat")
@@ -274,10 +315,12 @@ def test_topic_and_message_pass_home_assistant_rules() -> None:
     assert home_assistant_problems(topic, payload.encode(), prefix="homeassistant",
                                    base="edge-pose/pi-lab") == []
     message = json.loads(payload)
+    assert schema_problems(message) == []
     components = message["components"]
-    assert set(components) == {
+    assert announced(components) == {
         "person", "people", "pose", "reps", "event", "fps", "inference", "backend"
     }
+    assert set(components) == set(COMPONENTS)  # the rest: removals
     assert components["person"]["device_class"] == "occupancy"
     assert components["pose"]["device_class"] == "enum"
     assert components["reps"]["state_class"] == "total_increasing"
@@ -288,8 +331,127 @@ def test_topic_and_message_pass_home_assistant_rules() -> None:
     assert message["device"]["identifiers"] == ["edge_pose_pi-lab"]
     assert message["origin"]["name"] == "edge-pose"
     assert all("object_id" not in c for c in components.values())
-    assert all(c["qos"] == 1 for c in components.values())  # events must not be lost
+    assert all(c["qos"] == 1 for c in components.values() if len(c) > 1)  # events: not lost
     assert len(payload) < 8000
+
+
+def test_the_safety_entities() -> None:
+    """Fall (safety), Inactive (problem), one occupancy sensor per zone, the Safety event
+    entity, the Reset fall button and the Fall snapshot image, by the rules and the schema."""
+    base = "edge-pose/pi-lab"
+    topic, payload = discovery_message("pi-lab", base, labels=LABELS, exercise="squat",
+                                       safety=SAFETY)  # fmt: skip
+    assert home_assistant_problems(topic, payload.encode(), prefix="homeassistant",
+                                   base=base) == []  # fmt: skip
+    message = json.loads(payload)
+    assert schema_problems(message) == []
+    components = message["components"]
+    assert announced(components) == set(COMPONENTS) | {"zone_bed", "zone_front_door"}
+    fall, inactive = components["fall"], components["inactive"]
+    assert (fall["platform"], fall["device_class"]) == ("binary_sensor", "safety")
+    assert (inactive["platform"], inactive["device_class"]) == ("binary_sensor", "problem")
+    assert fall["state_topic"] == inactive["state_topic"] == f"{base}/pose"
+    for cid, name in (("zone_bed", "Bed"), ("zone_front_door", "Front door")):
+        zone = components[cid]
+        assert (zone["platform"], zone["device_class"]) == ("binary_sensor", "occupancy")
+        assert zone["unique_id"] == f"edge_pose_pi-lab_{cid}"
+        assert zone["default_entity_id"] == f"binary_sensor.pi_lab_{cid}"
+        assert zone["name"] == f"Zone {name}"
+    assert components["safety_event"]["event_types"] == list(SAFETY_EVENT_TYPES)
+    assert not set(components["safety_event"]["event_types"]) & set(
+        components["event"]["event_types"])
+    button = components["reset_fall"]
+    assert (button["platform"], button["command_topic"]) == ("button", f"{base}/set")
+    assert button["payload_press"] == RESET_FALL_PAYLOAD and button["retain"] is False
+    assert parse_command(button["payload_press"].encode()).name == "reset_fall"
+    image = components["fall_snapshot"]
+    assert (image["platform"], image["image_topic"]) == ("image", f"{base}/snapshot")
+    assert image["content_type"] == "image/jpeg" and "state_topic" not in image
+    assert len(payload) < 16000
+
+
+@pytest.mark.parametrize(
+    ("safety", "expected", "types"),
+    [
+        (Safety(), set(), None),
+        (Safety(fall=True), {"fall", "reset_fall", "safety_event"}, ["fall", "fall_recovered"]),
+        (Safety(fall=True, snapshot=True), {"fall", "reset_fall", "fall_snapshot",
+                                            "safety_event"}, ["fall", "fall_recovered"]),
+        (Safety(inactivity=True), {"inactive", "safety_event"}, ["inactive", "active"]),
+        (Safety(zones=("Kitchen",)), {"zone_kitchen", "safety_event"},
+         ["zone_enter", "zone_leave"]),
+    ],
+)  # fmt: skip
+def test_safety_entities_follow_the_config(safety: Safety, expected: set, types) -> None:
+    config = discovery_config("d1", "edge-pose/d1", labels=None, safety=safety)
+    assert schema_problems(config) == []
+    assert home_assistant_problems("homeassistant/device/d1/config",
+                                   json.dumps(config).encode(), prefix="homeassistant",
+                                   base="edge-pose/d1") == []  # fmt: skip
+    presence = {"person", "people", "event", "fps", "inference", "backend"}
+    components = config["components"]
+    assert announced(components) == presence | expected
+    if types is None:
+        assert components["safety_event"] == {"platform": "event"}
+    else:
+        assert components["safety_event"]["event_types"] == types
+
+
+def test_safety_from_the_config() -> None:
+    """`Safety.from_config`: the defaults (fall with snapshot, inactivity, no zones), and each
+    switch; a snapshot needs the fall detector."""
+    assert Safety.from_config(Config()) == Safety(fall=True, snapshot=True, inactivity=True)
+    square = [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4], [0.1, 0.4]]
+    cfg = Config(
+        events=EventsConfig(fall=FallConfig(enabled=False, snapshot=True),
+                            inactivity=InactivityConfig(enabled=False)),
+        zones=(ZoneConfig(name="Bed", polygon=square), ZoneConfig(name="hall 2", polygon=square)),
+    )  # fmt: skip
+    assert Safety.from_config(cfg) == Safety(zones=("Bed", "hall 2"))
+    no_picture = Config(events=EventsConfig(fall=FallConfig(snapshot=False)))
+    assert Safety.from_config(no_picture) == Safety(fall=True, inactivity=True)
+
+
+def test_zone_ids_are_slugs_numbered_when_they_collide() -> None:
+    """A zone sensor's id (and unique id) is the slug of its name; names that differ only in
+    case or punctuation get a number, in config order."""
+    assert zone_ids(["Bed", "Front door", "front-door", "Front_Door", "hall 2"]) == {
+        "Bed": "zone_bed", "Front door": "zone_front_door", "front-door": "zone_front_door_2",
+        "Front_Door": "zone_front_door_3", "hall 2": "zone_hall_2"}
+    config = discovery_config("d1", "edge-pose/d1", labels=None, safety=Safety(
+        zones=("hall 2", "Hall", "hall-2", "Hall_2_2")))
+    assert home_assistant_problems("homeassistant/device/d1/config",
+                                   json.dumps(config).encode(), prefix="homeassistant",
+                                   base="edge-pose/d1") == []  # fmt: skip
+    zones = {c["name"]: cid for cid, c in config["components"].items() if cid.startswith("zone_")}
+    assert zones == {"Zone hall 2": "zone_hall_2", "Zone Hall": "zone_hall",
+                     "Zone hall-2": "zone_hall_2_2", "Zone Hall_2_2": "zone_hall_2_2_2"}
+
+
+def test_each_event_goes_to_one_event_entity_and_others_render_nothing() -> None:
+    """Home Assistant logs a warning for an event type an event entity does not list, and
+    skips an empty rendering quietly: every type the device sends is taken by exactly one
+    entity, and the other renders nothing."""
+    env = _ha_template_env()
+    for labels, safety in ((LABELS, SAFETY), (None, SAFETY), (LABELS, Safety())):
+        components = discovery_config("d1", "edge-pose/d1", labels=labels,
+                                      safety=safety)["components"]  # fmt: skip
+        entities = {cid: c for cid, c in components.items() if c["platform"] == "event"
+                    and len(c) > 1}  # fmt: skip
+        for kind in (*EVENT_TYPES, *SAFETY_EVENT_TYPES):
+            payload = {"v": 1, "device": "d1", "ts": 1.0, "type": kind, "person_id": 1}
+            taken = []
+            for cid, comp in entities.items():
+                state = env.from_string(comp["value_template"]).render(
+                    value=json.dumps(payload), value_json=payload).strip()
+                if state:
+                    event = json.loads(state)
+                    assert event["event_type"] == kind in comp["event_types"], (cid, event)
+                    assert event["person_id"] == 1  # the other fields: the event's attributes
+                    taken.append(cid)
+            sent = labels is not None or kind not in ("pose_change", "rep")
+            sent = sent and (safety != Safety() or kind not in SAFETY_EVENT_TYPES)
+            assert len(taken) == (1 if sent else 0), (kind, taken)
 
 
 @pytest.mark.parametrize(
@@ -300,7 +462,8 @@ def test_topic_and_message_pass_home_assistant_rules() -> None:
         (["plank", "pushup_up", "pushup_down"], "pushup",
          {"person", "people", "pose", "reps", "event", "fps", "inference", "backend"},
          ["plank", "pushup_up", "pushup_down", "none", "uncertain"]),
-        (None, None, {"fps", "inference", "backend"}, None),  # no classifier: no pose entities
+        # no classifier: presence and its events still, no Pose or Repetitions
+        (None, None, {"person", "people", "event", "fps", "inference", "backend"}, None),
     ],
 )  # fmt: skip
 def test_label_sets_and_prefixes(labels, exercise, expected, options) -> None:
@@ -310,13 +473,16 @@ def test_label_sets_and_prefixes(labels, exercise, expected, options) -> None:
     assert home_assistant_problems(topic, payload.encode(), prefix="ha/disc",
                                    base="fleet/a/gym_2") == []
     components = json.loads(payload)["components"]
-    assert {cid for cid, c in components.items() if set(c) != {"platform"}} == expected
+    assert schema_problems(json.loads(payload)) == []
+    assert announced(components) == expected
     # every other component Home Assistant may know from an earlier run: removed
     assert {cid: c for cid, c in components.items() if cid not in expected} == {
         cid: {"platform": platform} for cid, platform in COMPONENTS.items()
         if cid not in expected}
     if labels is not None:
         assert components["pose"]["options"] == options
+    else:
+        assert components["event"]["event_types"] == ["person_enter", "person_leave", "error"]
 
 
 def test_pose_options_keep_order_and_drop_unusable_labels() -> None:
@@ -327,12 +493,15 @@ def test_pose_options_keep_order_and_drop_unusable_labels() -> None:
 
 
 def test_ids_are_unique_per_device_and_entity_ids_valid() -> None:
-    a = discovery_config("Pi-Lab_1", "edge-pose/Pi-Lab_1", labels=LABELS, exercise="squat")
-    b = discovery_config("pi-lab-2", "edge-pose/pi-lab-2", labels=LABELS, exercise="squat")
+    a = discovery_config("Pi-Lab_1", "edge-pose/Pi-Lab_1", labels=LABELS, exercise="squat",
+                         safety=SAFETY)
+    b = discovery_config("pi-lab-2", "edge-pose/pi-lab-2", labels=LABELS, exercise="squat",
+                         safety=SAFETY)
     uids_a = {c["unique_id"] for c in a["components"].values()}
     uids_b = {c["unique_id"] for c in b["components"].values()}
     assert len(uids_a) == len(a["components"]) and not uids_a & uids_b
     ids = [c["default_entity_id"] for c in a["components"].values()]
+    assert "binary_sensor.pi_lab_1_zone_front_door" in ids
     assert "sensor.pi_lab_1_pose" in ids and all(ENTITY_ID.fullmatch(i) for i in ids)
     assert slug("--A__b--") == "a_b" and slug("___") == "edge_pose"
     with pytest.raises(ValueError, match="A-Za-z0-9_-"):
@@ -379,12 +548,30 @@ MUTATIONS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         configuration_url="ftp://pi.local/"), "configuration_url"),
     ("no origin", lambda m: m.pop("origin"), "'origin' missing"),
     ("no components", lambda m: m.pop("components"), "'components' missing"),
+    ("a button press that is no command", lambda m: m["components"]["reset_fall"].update(
+        payload_press="PRESS"), "no command the device takes"),
+    ("a button to another device", lambda m: m["components"]["reset_fall"].update(
+        command_topic="edge-pose/other/set"), "command_topic is not"),
+    ("a retained button press", lambda m: m["components"]["reset_fall"].update(retain=True),
+     "retained command"),
+    ("an image of another topic", lambda m: m["components"]["fall_snapshot"].update(
+        image_topic="edge-pose/d1/camera"), "image_topic is not"),
+    ("an image without a topic", lambda m: m["components"]["fall_snapshot"].pop("image_topic"),
+     "needs one of image_topic"),
+    ("a zone sensor of another device", lambda m: m["components"]["zone_bed"].update(
+        state_topic="edge-pose/d2/pose"), "not a topic we publish"),
+    ("a zone sensor with the same unique id", lambda m: m["components"]["zone_bed"].update(
+        unique_id=m["components"]["fall"]["unique_id"]), "used twice"),
+    ("a safety event without types", lambda m: m["components"]["safety_event"].update(
+        event_types=[]), "event_types"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("case", "mutate", "message"), MUTATIONS, ids=[m[0] for m in MUTATIONS])
 def test_the_rules_catch_mistakes(case: str, mutate, message: str) -> None:
-    config = copy.deepcopy(discovery_config("d1", "edge-pose/d1", labels=LABELS, exercise="s"))
+    config = copy.deepcopy(discovery_config("d1", "edge-pose/d1", labels=LABELS, exercise="s",
+                                            safety=SAFETY))
+    assert schema_problems(config) == []
     mutate(config)
     problems = home_assistant_problems("homeassistant/device/d1/config",
                                        json.dumps(config).encode(), prefix="homeassistant",
@@ -449,13 +636,16 @@ def _ha_template_env() -> Any:
 
 def test_templates_turn_real_payloads_into_valid_states(real_run: list) -> None:
     env = _ha_template_env()
-    config = discovery_config("ha-e2e", "edge-pose/ha-e2e", labels=LABELS, exercise="squat")
+    config = discovery_config("ha-e2e", "edge-pose/ha-e2e", labels=LABELS, exercise="squat",
+                              safety=Safety.from_config(Config()))  # the run's: the defaults
     states: dict[str, list[str]] = {}
     for cid, comp in config["components"].items():
+        if "value_template" not in comp:  # a removal, the button, the image: no state topic
+            continue
         value_tpl = env.from_string(comp["value_template"])
         attributes_tpl = (env.from_string(comp["json_attributes_template"])
                           if "json_attributes_template" in comp else None)
-        payloads = [p for t, p, _ in real_run if t == comp["state_topic"]]
+        payloads = [p for t, p, _ in real_run if t == comp["state_topic"] and p]
         assert payloads, f"{cid}: no message on {comp['state_topic']}"
         for payload in payloads:
             text = payload.decode()
@@ -465,9 +655,10 @@ def test_templates_turn_real_payloads_into_valid_states(real_run: list) -> None:
             states.setdefault(cid, []).append(state)
             if comp["platform"] == "binary_sensor":
                 assert state in ("ON", "OFF"), state
-            elif comp["platform"] == "event":
-                event = json.loads(state)
-                assert event["event_type"] in comp["event_types"], event
+            elif comp["platform"] == "event":  # another entity's type: nothing (no warning)
+                event = json.loads(state) if state else {"event_type": None}
+                kind = json.loads(text)["type"]
+                assert event["event_type"] == (kind if kind in comp["event_types"] else None)
             elif comp.get("device_class") == "enum":
                 assert state in comp["options"], state
             elif "state_class" in comp:  # numeric: "" is ignored by Home Assistant, "None" unknown
@@ -482,6 +673,7 @@ def test_templates_turn_real_payloads_into_valid_states(real_run: list) -> None:
     assert counts and counts == sorted(counts) and counts[0] == 1
     assert all(float(s) > 0 for s in states["fps"])
     assert set(states["backend"]) == {"cpu"}
+    assert set(states["fall"]) == set(states["inactive"]) == {"OFF"}  # squats: no fall
 
 
 def test_the_daemon_publishes_discovery(real_run: list) -> None:
@@ -493,8 +685,10 @@ def test_the_daemon_publishes_discovery(real_run: list) -> None:
     assert any(r for _, r in found), "discovery must be retained"
     assert home_assistant_problems(topic, payload, prefix="homeassistant",
                                    base="edge-pose/ha-e2e") == []
-    expected = discovery_config("ha-e2e", "edge-pose/ha-e2e", labels=LABELS, exercise="squat")
+    expected = discovery_config("ha-e2e", "edge-pose/ha-e2e", labels=LABELS, exercise="squat",
+                                safety=Safety.from_config(Config()))
     assert json.loads(payload) == expected
+    assert schema_problems(expected) == []
 
 
 # --------------------------------------------------------------------------- the web view's link
@@ -665,6 +859,11 @@ def home_assistant_entities(messages: list[tuple[str, bytes, bool]], topic: str)
     return entities
 
 
+# What a device without classifier announces (the default [events]: falls, snapshots,
+# inactivity): everything but the label entities.
+NO_CLASSIFIER = set(COMPONENTS) - {"pose", "reps"}
+
+
 def _config(broker: MosquittoBroker, device: str, **mqtt: object) -> Config:
     return Config(device=DeviceConfig(id=device), mqtt=mqtt_settings(broker, **mqtt))
 
@@ -688,9 +887,10 @@ def _run_once(cfg: Config, classifier: object | None, pose: bytes | None = None)
 def test_a_classifier_switched_off_removes_its_entities_and_the_stale_pose(
     mosquitto: MosquittoBroker,
 ) -> None:
-    """A restart without classifier: Home Assistant drops Person, Pose, Repetitions and Pose event
-    (the device says so in its retained message, so it also holds for a later restart), and the
-    retained pose of the earlier run is cleared, so nothing shows Person "on" from it."""
+    """A restart without classifier: Home Assistant drops Pose and Repetitions (the device
+    says so in its retained message, so it also holds for a later restart) and keeps presence
+    and the safety entities, which need no classifier; the retained pose of the earlier run is
+    cleared, so nothing shows Person "on" or its label from it."""
     device = "ha-gone"
     topic = f"homeassistant/device/{device}/config"
     pose_topic = f"edge-pose/{device}/pose"
@@ -703,7 +903,7 @@ def test_a_classifier_switched_off_removes_its_entities_and_the_stale_pose(
     for _ in range(2):  # and again: a later restart without a classifier removes nothing more
         _run_once(cfg, None)
     assert sub.wait_for(lambda: len([m for m in sub.messages if m[0] == topic]) == 3)
-    assert home_assistant_entities(sub.messages, topic) == {"fps", "inference", "backend"}
+    assert home_assistant_entities(sub.messages, topic) == NO_CLASSIFIER
     assert sub.wait_for(lambda: (pose_topic, b"", False) in sub.messages), "pose not cleared"
     sub.close()
     late = Subscriber(mosquitto.host, mosquitto.port, "#")  # what a starting client gets
@@ -712,8 +912,7 @@ def test_a_classifier_switched_off_removes_its_entities_and_the_stale_pose(
     late.close()
     assert pose_topic not in retained, "the stale pose is still retained"
     # Home Assistant started only now (or restarted): the retained message alone is right
-    assert home_assistant_entities([(topic, retained[topic], True)], topic) == {
-        "fps", "inference", "backend"}
+    assert home_assistant_entities([(topic, retained[topic], True)], topic) == NO_CLASSIFIER
     assert home_assistant_problems(topic, retained[topic], prefix="homeassistant",
                                    base=f"edge-pose/{device}") == []
 
@@ -749,15 +948,16 @@ def test_the_stale_pose_is_cleared_when_the_broker_comes_back_only_later(
     finally:
         publisher.stop(2)
     assert f"edge-pose/{device}/pose" not in retained, "the stale pose survived the outage"
-    assert home_assistant_entities([(topic, retained[topic], True)], topic) == {
-        "fps", "inference", "backend"}
+    assert home_assistant_entities([(topic, retained[topic], True)], topic) == NO_CLASSIFIER
 
 
 def test_the_daemon_without_classifier_removes_entities_and_pose(
     mosquitto: MosquittoBroker, tmp_path: Path, data_dir: Path
 ) -> None:
     """The same through a real `edge-pose run` with `classifier.type = "none"`, after a run that
-    had the rules (as Home Assistant saw it)."""
+    had the rules (as Home Assistant saw it). The run then follows presence itself: the pose it
+    retains is its own (label `unknown` while someone is there, `none` when not), never the
+    earlier run's label."""
     device = "ha-none"
     topic = f"homeassistant/device/{device}/config"
     pose = b'{"v":1,"label":"standing","confidence":0.9,"person":true,"since":1.0}'
@@ -770,17 +970,21 @@ def test_the_daemon_without_classifier_removes_entities_and_pose(
                      "--config", str(config), "--no-realtime")  # fmt: skip
     try:
         assert sub.wait_for(lambda: len([m for m in sub.messages if m[0] == topic]) == 2, 60)
+        assert sub.wait_for(lambda: any(sub.payloads(f"{device}/pose", retained=False)), 60)
     finally:
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
-    assert home_assistant_entities(sub.messages, topic) == {"fps", "inference", "backend"}
+    assert home_assistant_entities(sub.messages, topic) == NO_CLASSIFIER
     assert (f"edge-pose/{device}/pose", b"", False) in sub.messages
+    poses = [json.loads(p) for p in sub.payloads(f"{device}/pose", retained=False) if p]
+    assert poses and {p["label"] for p in poses} <= {"unknown", "none"}
     sub.close()
     late = Subscriber(mosquitto.host, mosquitto.port, "#")
     time.sleep(0.5)
-    assert f"edge-pose/{device}/pose" not in {t for t, _, r in late.messages if r}
+    kept = [p for t, p, r in late.messages if r and t == f"edge-pose/{device}/pose"]
     late.close()
+    assert all(json.loads(p)["label"] in ("unknown", "none") for p in kept), kept
 
 
 def test_reps_no_longer_counted_removes_only_repetitions(mosquitto: MosquittoBroker) -> None:
@@ -794,6 +998,160 @@ def test_reps_no_longer_counted_removes_only_repetitions(mosquitto: MosquittoBro
     assert sub.wait_for(lambda: len(sub.messages) == 2)
     assert home_assistant_entities(sub.messages, topic) == set(COMPONENTS) - {"reps"}
     sub.close()
+
+
+# --------------------------------------------------------------------------- zones that go
+
+SQUARE = [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4], [0.1, 0.4]]
+
+
+def _zoned(broker: MosquittoBroker, device: str, *names: str) -> Config:
+    zones = tuple(ZoneConfig(name=name, polygon=SQUARE) for name in names)
+    return Config(device=DeviceConfig(id=device), mqtt=mqtt_settings(broker), zones=zones)
+
+
+def _new_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget what this process announced, as a restarted device has."""
+    monkeypatch.setattr(homeassistant, "_announced", homeassistant._Announced())
+
+
+def _announce(
+    cfg: Config, removed: list[str], publisher: MqttPublisher | None = None
+) -> Discovery:
+    """``start_discovery`` for ``cfg`` (a session of the daemon), until the message removing
+    ``removed`` is with the broker; on ``publisher`` (a reload) or a client of its own (a
+    start)."""
+    own = publisher is None
+    publisher = publisher or MqttPublisher(cfg.mqtt, cfg.device.id)
+    if own:
+        publisher.start()
+    try:
+        assert publisher.wait_connected(5)
+        discovery = start_discovery(publisher, cfg, RuleClassifier())
+        assert discovery is not None
+        assert wait_for(lambda: discovery.removed_zones == removed, 10), discovery.removed_zones
+        assert wait_for(lambda: json.loads(discovery.payload) and publisher.unacked == 0, 10)
+        time.sleep(0.3)  # a republish the read-back caused is handed over too
+        assert wait_for(lambda: publisher.unacked == 0, 10)
+        discovery.close()
+        return discovery
+    finally:
+        if own:
+            publisher.stop(2)
+
+
+def _retained_config(broker: MosquittoBroker, topic: str) -> bytes:
+    late = Subscriber(broker.host, broker.port, topic)
+    try:
+        assert late.wait_for(lambda: late.messages)
+        ((_, payload, retained),) = late.messages
+    finally:
+        late.close()
+    assert retained
+    return payload
+
+
+def test_a_zone_removed_from_the_config_is_removed_from_home_assistant(
+    mosquitto: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart with a zone fewer: the device reads its retained message back, finds the
+    zone's sensor there and removes it; a later restart still carries the removal (for a Home
+    Assistant that was away); a zone that comes back is announced again."""
+    device = "ha-zones"
+    topic = f"homeassistant/device/{device}/config"
+    base = f"edge-pose/{device}"
+    sub = Subscriber(mosquitto.host, mosquitto.port, topic)
+    _new_process(monkeypatch)
+    _announce(_zoned(mosquitto, device, "Bed", "Hall"), [])
+    assert sub.wait_for(lambda: sub.messages)
+    assert home_assistant_entities(sub.messages, topic) == set(COMPONENTS) | {
+        "zone_bed", "zone_hall"}
+    _new_process(monkeypatch)
+    _announce(_zoned(mosquitto, device, "Hall"), ["zone_bed"])
+    assert sub.wait_for(
+        lambda: home_assistant_entities(sub.messages, topic) == set(COMPONENTS) | {"zone_hall"}
+    ), "zone_bed was not removed"
+    _new_process(monkeypatch)
+    _announce(_zoned(mosquitto, device), ["zone_bed", "zone_hall"])  # no zones at all
+    payload = _retained_config(mosquitto, topic)
+    components = json.loads(payload)["components"]
+    assert components["zone_bed"] == components["zone_hall"] == {"platform": "binary_sensor"}
+    # a Home Assistant that starts only now: the retained message alone removes both
+    assert home_assistant_entities([(topic, payload, True)], topic) == set(COMPONENTS)
+    assert home_assistant_problems(topic, payload, prefix="homeassistant", base=base) == []
+    assert schema_problems(json.loads(payload)) == []
+    _new_process(monkeypatch)
+    _announce(_zoned(mosquitto, device, "Bed"), ["zone_hall"])  # Bed is back
+    components = json.loads(_retained_config(mosquitto, topic))["components"]
+    assert components["zone_bed"]["device_class"] == "occupancy"
+    assert components["zone_hall"] == {"platform": "binary_sensor"}
+    assert sub.wait_for(
+        lambda: home_assistant_entities(sub.messages, topic) == set(COMPONENTS) | {"zone_bed"}
+    )
+    sub.close()
+
+
+def test_a_reload_that_drops_a_zone_removes_it(
+    mosquitto: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload keeps the client, which is subscribed to the discovery topic already, so the
+    broker does not hand the retained message over again: what this process announced last
+    says which zone went."""
+    device = "ha-reload"
+    topic = f"homeassistant/device/{device}/config"
+    _new_process(monkeypatch)
+    sub = Subscriber(mosquitto.host, mosquitto.port, topic)
+    cfg = _zoned(mosquitto, device, "Bed", "Sofa")
+    publisher = MqttPublisher(cfg.mqtt, device)
+    publisher.start()
+    try:
+        _announce(cfg, [], publisher)
+        reloaded = _announce(_zoned(mosquitto, device, "Sofa"), ["zone_bed"], publisher)
+        assert json.loads(reloaded.payload)["components"]["zone_bed"] == {
+            "platform": "binary_sensor"}
+    finally:
+        publisher.stop(2)
+    assert sub.wait_for(
+        lambda: home_assistant_entities(sub.messages, topic) == set(COMPONENTS) | {"zone_sofa"}
+    )
+    sub.close()
+
+
+def test_what_is_read_back_is_bounded_and_only_zone_sensors_count(
+    mosquitto: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone who may publish on the discovery topic can leave a message there: only
+    well-formed zone sensor ids are taken from it, at most MAX_ZONE_REMOVALS of them (the
+    newest), and nothing it holds makes the device announce more than removals."""
+    for garbage in (b"", b"not json", b"[1]", b'{"components": []}', b"{" * 100_000, b"[" * 200_000,
+                    b'{"components": {"zone_x": {"platform": "sensor"}}}',
+                    b'{"components": {"zone_X Y": {"platform": "binary_sensor"}}}',
+                    b'{"components": {"fps": {"platform": "binary_sensor"}}}',
+                    b'{"components": {"zone_x": "binary_sensor"}}',
+                    b" " * (300 * 1024) + b'{"components": {"zone_x": {"platform": '
+                    b'"binary_sensor"}}}'):  # fmt: skip
+        assert announced_zones(garbage) == [], garbage[:60]
+    device = "ha-hostile"
+    topic = f"homeassistant/device/{device}/config"
+    many = {f"zone_z{n}": {"platform": "binary_sensor", "name": "x"} for n in range(100)}
+    planted = {"components": {**many, "person": {"platform": "sensor", "name": "evil"},
+                              "zone_bed": {"platform": "binary_sensor"}}}  # fmt: skip
+    attacker = Subscriber(mosquitto.host, mosquitto.port, "nothing/here")
+    info = attacker.client.publish(topic, json.dumps(planted).encode(), qos=1, retain=True)
+    info.wait_for_publish(5)
+    attacker.close()
+    _new_process(monkeypatch)
+    cfg = _zoned(mosquitto, device, "Bed")
+    expected = [f"zone_z{n}" for n in range(100 - MAX_ZONE_REMOVALS, 100)]
+    _announce(cfg, expected)
+    payload = _retained_config(mosquitto, topic)
+    components = json.loads(payload)["components"]
+    assert components["person"]["name"] == "Person"  # ours, not the planted one
+    assert components["zone_bed"]["device_class"] == "occupancy"  # in the config: announced
+    assert sorted(c for c in components if c.startswith("zone_z")) == sorted(expected)
+    assert home_assistant_problems(topic, payload, prefix="homeassistant",
+                                   base=f"edge-pose/{device}") == []  # fmt: skip
+    assert len(payload) < 16000
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import random
 import signal
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from mqtt_broker import MosquittoBroker, Subscriber, mqtt_settings, start_run, wait_for
@@ -23,6 +24,7 @@ from edge_pose.mqtt.remote import (
     COMMAND_BURST,
     ERROR_BURST,
     MAX_COMMAND_BYTES,
+    NAMES,
     Command,
     RemoteControl,
     parse_command,
@@ -46,7 +48,7 @@ def random_json(rng: random.Random, depth: int = 0) -> object:
         parts = [*NASTY_TEXT, "pause", "x" * 50]
         return "".join(rng.choice(parts) for _ in range(rng.randrange(4)))
     if kind == 3:
-        return rng.choice(["pause", "resume", "reset_reps", "keypoints_rate"])
+        return rng.choice(NAMES)
     if kind == 4:
         return rng.uniform(-1e6, 1e6)
     if kind == 5:
@@ -99,7 +101,7 @@ def test_parse_command_answers_every_hostile_payload_with_a_short_clean_error(se
             assert message.isprintable(), repr(message[:200])  # no newline, escape, bidi
             continue
         assert isinstance(command, Command)  # the rare random valid command
-        assert command.name in ("pause", "resume", "reset_reps", "keypoints_rate")
+        assert command.name in NAMES
 
 
 def test_the_issue_samples_are_errors_not_crashes() -> None:
@@ -140,6 +142,8 @@ class _Pipeline:
     paused = False
 
     class temporal:
+        pending: ClassVar[list] = []
+
         @staticmethod
         def spoken_of() -> None:
             return None
@@ -147,6 +151,10 @@ class _Pipeline:
         @staticmethod
         def reset_reps() -> None:
             pass
+
+        @staticmethod
+        def reset_fall() -> list:
+            return []
 
 
 def test_a_flood_is_bounded_and_errors_are_rate_limited() -> None:

@@ -349,6 +349,39 @@ def test_run_writes_an_annotated_video(tmp_path: Path, data_dir: Path) -> None:
     assert "annotated video" in result.stderr
 
 
+def test_an_annotated_video_draws_the_zones_as_they_are_at_each_frame(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """The fall scene (test_web_zones.py) with its two zones: the hall is outlined as empty
+    until the man has stood in it for events.zone_dwell_s, then highlighted; the bed, where
+    nobody goes, stays outlined as empty."""
+    import cv2
+    import numpy as np
+    from test_web_zones import ZONES, fall_scene, horizontal_edge, share_near, vertical_edge
+
+    from edge_pose.annotate import ZONE, ZONE_OCCUPIED
+
+    scene = fall_scene(tmp_path / "scene", data_dir, down=10)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[status]\ndir = "{tmp_path / "status"}"\n' + ZONES)
+    out = tmp_path / "zones.avi"
+    result = edge_pose("run", "--no-mqtt", "--no-realtime", "--config", str(config),
+                       "--camera", str(scene), "--annotate", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    video = cv2.VideoCapture(str(out))
+    frames = []
+    while (read := video.read())[0]:
+        frames.append(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB).astype(int))
+    assert len(frames) == 30
+    first, standing = frames[0], frames[15]  # 1.5 s in: in the hall for more than 0.5 s
+    left = (0.15, 0.6)  # the hall's top edge, left of him
+    assert share_near(horizontal_edge(first, 0.6, *left), ZONE) > 0.8
+    assert share_near(horizontal_edge(standing, 0.6, *left), ZONE_OCCUPIED) > 0.8
+    for frame in (first, standing):
+        assert share_near(vertical_edge(frame, 0.3, 0.2, 0.45), ZONE) > 0.8
+    assert np.mean(np.abs(first[400:470, 20:300] - standing[400:470, 20:300])[..., 1]) > 5
+
+
 def test_print_shows_events_and_a_loop_counts_no_rep_at_its_seam(
     data_dir: Path, tmp_path: Path
 ) -> None:

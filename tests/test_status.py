@@ -809,3 +809,95 @@ def test_pose_without_a_label() -> None:
     assert "pose: no person for 3 s" in format_status(doc, evaluate(doc, now), None, now=now)
     doc["pose"] = None
     assert "pose: -" in format_status(doc, evaluate(doc, now), None, now=now)
+
+
+def fallen_doc(now: float, **changes: Any) -> dict[str, Any]:
+    """Two people, #1 down in the hall since 130 s ago, #4 in the kitchen and not moving."""
+    fields: dict[str, Any] = dict(
+        fall=True,
+        falls=[{"id": 1, "since": now - 130, "zones": ["hall"], "present": True}],
+        inactive=True,
+        people=[
+            {"id": 1, "label": "lying", "confidence": 0.81, "since": now - 132, "reps": 0,
+             "zones": ["hall"], "fallen": True, "inactive": False},
+            {"id": 4, "label": "standing", "confidence": 0.93, "since": now - 60, "reps": 0,
+             "zones": ["kitchen"], "fallen": False, "inactive": True},
+        ],
+        zones=[
+            {"name": "hall", "polygon": [[0, 0], [1, 0], [1, 1]], "lying_ok": False,
+             "occupied": True, "people": [1]},
+            {"name": "kitchen", "polygon": [[0, 0], [1, 0], [1, 1]], "lying_ok": False,
+             "occupied": True, "people": [4]},
+            {"name": "bed", "polygon": [[0, 0], [1, 0], [1, 1]], "lying_ok": True,
+             "occupied": False, "people": []},
+        ],
+    )  # fmt: skip
+    return make_doc(**{**fields, **changes})
+
+
+def test_a_fall_is_the_first_line_and_the_verdict_stays_healthy() -> None:
+    now = time.time()
+    doc = fallen_doc(now)
+    verdict = evaluate(doc, now)
+    assert (verdict.code, verdict.reasons) == (0, [])  # news about people, not a device fault
+    text = format_status(doc, verdict, None, now=now)
+    lines = [line.strip() for line in text.splitlines()]
+    since = time.strftime("%H:%M:%S", time.localtime(now - 130))
+    assert lines[2] == (
+        f"FALL: person 1 down since {since} (for 2m 10s), in zone 'hall' — reset: send "
+        '{"command": "reset_fall"} to <base>/set'
+    )
+    people = "people: 2: #1 lying (0.81) FALLEN in hall, #4 standing (0.93) inactive in kitchen"
+    assert people in lines
+    assert "zones: hall: #1; kitchen: #4; bed: empty" in lines
+    assert "inactive: #4, in zone 'kitchen' has not moved for the inactivity time" in lines
+    # On a terminal the FALL line is bold red.
+    coloured = format_status(doc, verdict, None, now=now, color=True).splitlines()[2]
+    assert coloured.startswith("\x1b[31m\x1b[1m") and coloured.endswith("\x1b[0m")
+    # A stopped daemon's last document: the fall as it was, no duration, no command.
+    stopped = fallen_doc(now, state="stopped")
+    line = format_status(stopped, evaluate(stopped, now), None, now=now).splitlines()[2].strip()
+    assert line == f"FALL: person 1 down since {since}, in zone 'hall' (when the daemon stopped)"
+    # Nobody fell: no FALL line; no zones configured: no zones line.
+    calm = make_doc(fall=False, falls=[], inactive=False, zones=[])
+    calm_text = format_status(calm, evaluate(calm, now), None, now=now)
+    assert "FALL" not in calm_text and "zones:" not in calm_text and "inactive:" not in calm_text
+
+
+def test_a_fall_as_the_file_has_it() -> None:
+    """Hand-edited or hostile fall and zone fields: one printable line each, what is there."""
+    now = time.time()
+    long_ago = now - 3 * 86400
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"falls": "x"}, "FALL: someone fell (the file says no more)"),
+        ({"falls": [{"id": 3, "present": False}]}, "FALL: person 3 down, no longer seen"),
+        ({"falls": [{"id": "x", "since": long_ago, "zones": ["a\x1b[2J", 5]}]},
+         f"FALL: person - down since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(long_ago))}"
+         " (for 3d 0h 0m), in zone 'a?[2J'"),
+        ({"falls": [{"id": 1, "since": 10**400}]}, "FALL: person 1 down — reset"),
+        ({"falls": [{"id": 1, "since": 1e300}]}, "FALL: person 1 down since -"),
+        ({"falls": [{"id": n} for n in range(12)]}, "; 4 more"),
+    ]  # fmt: skip
+    for changes, expected in cases:
+        doc = fallen_doc(now, **changes)
+        text = format_status(doc, evaluate(doc, now), None, now=now)
+        line = next(x.strip() for x in text.splitlines() if "FALL:" in x)
+        assert expected in line, (changes, line)
+        assert "\x1b" not in line and len(line) < 400
+    # Only a real true is a fall; zones of any shape print what they have.
+    for value in ("true", 1, None):
+        doc = fallen_doc(now, fall=value)
+        assert "FALL:" not in format_status(doc, evaluate(doc, now), None, now=now)
+    doc = fallen_doc(
+        now,
+        zones=[
+            {"name": "x" * 100, "people": ["a", 2.5]},
+            "junk",
+            {"occupied": True},
+            *({"name": str(n)} for n in range(10)),
+        ],
+    )
+    line = next(x.strip() for x in format_status(doc, evaluate(doc, now), None, now=now)
+                .splitlines() if x.strip().startswith("zones:"))  # fmt: skip
+    assert line.startswith("zones: " + "x" * 32 + ": #-, #2; -: occupied; 0: empty;"), line
+    assert line.endswith("; 5 more"), line

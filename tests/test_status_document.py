@@ -11,14 +11,16 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
-from typing import Any, get_args, get_type_hints, is_typeddict
+from typing import Any, Union, get_args, get_origin, get_type_hints, is_typeddict
 
 import pytest
 from test_status import make_doc, run_status
@@ -42,6 +44,7 @@ from edge_pose.service.status_report import report_status
 from edge_pose.service.status_text import format_status
 from edge_pose.service.supervisor import Supervisor, status_line
 from edge_pose.stats import PipelineStats
+from edge_pose.track import Temporal
 from edge_pose.wire import stats_payload
 
 jsonschema = pytest.importorskip("jsonschema", reason="pip install -e '.[test]'")
@@ -67,9 +70,12 @@ def test_the_schema_is_valid_and_names_the_fields_of_the_types() -> None:
         hints = get_type_hints(section)
         assert sorted(hints) == sorted(properties), where
         for key, kind in hints.items():
-            nested = [k for k in (kind, *get_args(kind)) if is_typeddict(k)]
-            if nested:
-                compare(nested[0], properties[key]["properties"], f"{where}.{key}")
+            union = get_origin(kind) in (Union, types.UnionType)
+            for member in get_args(kind) if union else (kind,):
+                if is_typeddict(member):
+                    compare(member, properties[key]["properties"], f"{where}.{key}")
+                elif get_origin(member) is list and is_typeddict(item := get_args(member)[0]):
+                    compare(item, properties[key]["items"]["properties"], f"{where}.{key}[]")
 
     compare(StatusDocument, schema["properties"], "document")
 
@@ -279,15 +285,18 @@ def test_the_builder_documents_follow_the_schema_in_every_state(grabber: FrameGr
         "captured": 20, "processed": 18, "skipped": 2, "with_person": 14}  # fmt: skip
     assert doc["pose"] == {"label": "standing", "confidence": 0.912, "person": True, "since": 5.0}
     assert doc["reps"] == {"exercise": "squat", "count": 2}
+    nothing = {"zones": [], "fallen": False, "inactive": False}  # no safety state given
     assert doc["people"] == [
-        {"id": 3, "label": "standing", "confidence": 0.912, "since": 5.0, "reps": 2},
-        {"id": 7, "label": "squat_down", "confidence": 0.8, "since": 6.0, "reps": 0},
+        {"id": 3, "label": "standing", "confidence": 0.912, "since": 5.0, "reps": 2, **nothing},
+        {"id": 7, "label": "squat_down", "confidence": 0.8, "since": 6.0, "reps": 0, **nothing},
     ]
+    assert (doc["fall"], doc["falls"], doc["inactive"], doc["zones"]) == (False, [], False, [])
     assert doc["inference_ms"] == {"p50": 5.0, "p95": 5.0}
 
     # every view reads the same document
     assert errors(stats_payload(doc), "stats") == []
     assert status_line(doc).endswith(", cpu, MQTT disconnected, standing")
+    assert status_line({**doc, "fall": True}).endswith(", standing, FALL")  # type: ignore[typeddict-item]
     verdict = evaluate(doc, doc["updated"])
     assert verdict.reasons and verdict.reasons[0].startswith("MQTT disconnected from localhost")
     text = format_status(doc, verdict, None, now=doc["updated"])
@@ -421,3 +430,88 @@ def test_the_folders_of_the_writer_and_the_readers(
     assert writer_status_dir() == temp
     unusable = str(tmp_path / "no" / "such" / "edge-pose")
     assert writer_status_dir(unusable) == Path(unusable)  # configured: used as it is
+
+
+# --------------------------------------------------------------------------- zones and falls
+
+
+def test_zones_are_in_the_document_from_the_start(tmp_path: Path) -> None:
+    from test_web_zones import BED, HALL, ZONES
+
+    path = tmp_path / "config.toml"
+    path.write_text(ZONES)
+    cfg = load_config(path, {})
+    starting = StatusBuilder().document("starting", cfg, None)
+    assert errors(starting) == []
+    assert starting["fall"] is False and starting["falls"] == [] and starting["inactive"] is False
+    assert starting["zones"] == [
+        {"name": "hall", "polygon": HALL, "lying_ok": False, "occupied": False, "people": []},
+        {"name": "bed", "polygon": BED, "lying_ok": True, "occupied": False, "people": []},
+    ]
+    assert StatusBuilder().document("starting", load_config(None, {}), None)["zones"] == []
+
+
+def test_a_fall_whose_track_ended_stays_until_it_is_reset(
+    grabber: FrameGrabber, tmp_path: Path
+) -> None:
+    """A real Temporal: a person who fell and whose track then ended is still a fall (not
+    present), its ``since`` is kept from the snapshot that first saw it, and ``reset_fall``
+    ends it."""
+    from test_web_zones import ZONES
+
+    path = tmp_path / "config.toml"
+    path.write_text(ZONES)
+    cfg = load_config(path, {})
+    temporal = Temporal.from_config(cfg)
+    builder = StatusBuilder()
+
+    def running() -> StatusDocument:
+        return builder.running(
+            cfg, model_name="m", input_size=192, backend=Backend("cpu", "", "", ""),
+            capture=grabber, stats=PipelineStats(), labels=temporal.spoken_of(),
+            people=temporal.present_people(), mqtt=None, paused=False, events=0,
+            last_error=None, safety=temporal,
+        )  # fmt: skip
+
+    doc = running()
+    assert errors({**doc, "last_frame": None, "stall_s": 10.0}) == []
+    assert (doc["fall"], doc["falls"], doc["people"]) == (False, [], [])
+    temporal.fallen_gone.add(3)  # as Temporal.end leaves a person who fell and was lost
+    first = running()
+    assert first["fall"] is True and errors({**first, "last_frame": None, "stall_s": 1.0}) == []
+    (fall,) = first["falls"]
+    assert fall == {"id": 3, "since": fall["since"], "zones": [], "present": False}
+    time.sleep(0.01)
+    assert running()["falls"] == [fall]  # the same since: when it was first seen
+    assert [e["person_id"] for e in temporal.reset_fall()] == [3]
+    assert (running()["fall"], running()["falls"]) == (False, [])
+
+
+def test_a_real_run_writes_the_fall_and_the_zones(tmp_path: Path, data_dir: Path) -> None:
+    """The fall scene as fast as it goes (not in real time): the stopped document carries the
+    last snapshot, the man down in the hall; `edge-pose status` says so, not running."""
+    from test_web_zones import ZONES, fall_scene
+
+    scene = fall_scene(tmp_path / "scene", data_dir, down=60)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[mqtt]\nenabled = false\n[http]\nenabled = false\n'
+                      f'[status]\ndir = "{tmp_path / "run"}"\n' + ZONES)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge_pose.cli", "run", "--config", str(config), "--camera",
+         str(scene), "--no-realtime"], capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "run" / STATUS_FILE).read_bytes())
+    assert errors(doc) == [] and parse_document(doc) == doc
+    assert doc["state"] == "stopped" and doc["fall"] is True
+    assert [(f["id"], f["zones"], f["present"]) for f in doc["falls"]] == [(1, ["hall"], True)]
+    assert [(p["id"], p["zones"], p["fallen"]) for p in doc["people"]] == [(1, ["hall"], True)]
+    assert [(z["name"], z["occupied"], z["people"]) for z in doc["zones"]] == [
+        ("hall", True, [1]), ("bed", False, []),
+    ]  # fmt: skip
+    result = run_status("--config", str(config))
+    assert result.returncode == 3, result.stdout
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert re.fullmatch(r"FALL: person 1 down since \d\d:\d\d:\d\d, in zone 'hall' \(when the "
+                        r"daemon stopped\)", lines[2]), lines  # fmt: skip
+    assert "zones: hall: #1; bed: empty" in lines

@@ -71,7 +71,10 @@ def test_temporal_is_one_track_with_the_settings(tmp_path: Path) -> None:
     another = temporal.new_track()
     assert another.labels is not None and another.labels is not track.labels
     none = Temporal.from_config(load_config(None, {"classifier.type": "none"}))
-    assert none.spoken_of() is None and none.people[SINGLE_ID].smoother is not None
+    assert none.people[SINGLE_ID].smoother is not None and none.classifier is None
+    # Without a classifier presence, zones and falls are still followed: the pose message
+    # speaks of them, with the label "unknown" while someone is there.
+    assert none.spoken_of() is none.people[SINGLE_ID].labels.state
 
 
 def test_several_people_have_a_track_each_dropped_when_it_ends() -> None:

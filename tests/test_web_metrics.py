@@ -64,6 +64,8 @@ EXPECTED = (
     Expected("edge_pose_person_present", {}, ("pose", "person"), "flag"),
     Expected("edge_pose_pose_confidence_ratio", {}, ("pose", "confidence"), "gauge"),
     Expected("edge_pose_pose_changed_timestamp_seconds", {}, ("pose", "since"), "gauge"),
+    Expected("edge_pose_fall", {}, ("fall",), "flag"),
+    Expected("edge_pose_inactive", {}, ("inactive",), "flag"),
     Expected("edge_pose_mqtt_connected", {}, ("mqtt", "connected"), "flag"),
     *(Expected("edge_pose_mqtt_messages_total", {"result": r}, ("mqtt", r), "counter")
       for r in ("sent", "dropped", "rate_limited")),
@@ -81,9 +83,10 @@ EXPECTED = (
 # Families of their own shape (checked one by one below) and the two histograms.
 OTHER_NAMES = {
     "edge_pose_build_info", "edge_pose_frames_total", "edge_pose_pose_info", "edge_pose_reps",
-    "edge_pose_throttled", "edge_pose_people",
+    "edge_pose_throttled", "edge_pose_people", "edge_pose_zone_occupied",
 }  # fmt: skip
 HISTOGRAMS = ("edge_pose_inference_seconds", "edge_pose_latency_seconds")
+FALLS = "edge_pose_falls_total"  # a counter fed per frame, as the histograms are
 
 
 def parse(text: str) -> tuple[dict[str, str], Samples]:
@@ -190,6 +193,9 @@ def test_a_scrape_shows_the_running_device(device: Device) -> None:
     assert one(samples, "edge_pose_person_present") == 1
     assert one(samples, "edge_pose_people") == 1
     assert one(samples, "edge_pose_paused") == 0
+    assert one(samples, "edge_pose_fall") == one(samples, "edge_pose_inactive") == 0
+    assert one(samples, FALLS) == 0 and types["edge_pose_falls"] == "counter"
+    assert not labelled(samples, "edge_pose_zone_occupied")  # no zones configured
     assert types["edge_pose_frames"] == types["edge_pose_events"] == "counter"
 
     (build,) = labelled(samples, "edge_pose_build_info")
@@ -472,7 +478,19 @@ SECTIONS = {
     "http": ("viewers", "followers"), "frames": ("processed", "with_person", "skipped"),
     "reps": ("count", "exercise"), "model": ("name",), "backend": ("kind", "runtime"),
 }  # fmt: skip
-TOP = ("version", "device", "started", "paused", "last_frame", "stall_s", "events", "state")
+TOP = (
+    "version",
+    "device",
+    "started",
+    "paused",
+    "last_frame",
+    "stall_s",
+    "events",
+    "state",
+    "fall",
+    "inactive",
+)
+ZONE_NAMES = ("hall", "bed", "", 'a "quoted" \\ back\nslash', "ä ✓", 3, None)
 
 
 def hostile(rng: random.Random) -> dict[str, object]:
@@ -495,6 +513,12 @@ def hostile(rng: random.Random) -> dict[str, object]:
         if rng.random() < 0.2:
             section["extra"] = garbage(rng)
         doc[name] = section
+    if rng.random() < 0.5:
+        doc["zones"] = garbage(rng) if rng.random() < 0.3 else [
+            {"name": rng.choice(ZONE_NAMES), "occupied": rng.choice((True, False, 1, None))}
+            if rng.random() < 0.8 else garbage(rng)
+            for _ in range(rng.randrange(4))
+        ]  # fmt: skip
     if rng.random() < 0.2:
         doc["unknown"] = garbage(rng)
     return doc
@@ -527,7 +551,7 @@ def check_rendered(doc: dict[str, object], text: str) -> set[tuple[str, str, boo
     if not mqtt:
         assert not [n for n in names if n.startswith("edge_pose_mqtt_")]
 
-    known = {row.name for row in EXPECTED} | OTHER_NAMES
+    known = {row.name for row in EXPECTED} | OTHER_NAMES | {FALLS}
     histogram_samples = {f"{h}_{part}" for h in HISTOGRAMS for part in ("bucket", "count", "sum")}
     ours = {n for n in names if n.startswith("edge_pose_")} - histogram_samples
     assert ours <= known, ours - known
@@ -568,6 +592,15 @@ def check_rendered(doc: dict[str, object], text: str) -> set[tuple[str, str, boo
     reps = {"exercise": exercise if isinstance(exercise, str) else ""}
     assert one(samples, "edge_pose_reps", **reps) == count
     assert len(labelled(samples, "edge_pose_reps")) == (count is not None)
+
+    zones: dict[str, float] = {}
+    listed = doc.get("zones")
+    for zone in listed if isinstance(listed, list) else []:
+        name, occupied = at(zone, ("name",)), at(zone, ("occupied",))
+        if isinstance(name, str) and name and isinstance(occupied, bool):
+            zones.setdefault(name, float(occupied))  # a name twice: the first
+    assert {r["zone"]: one(samples, "edge_pose_zone_occupied", **r)
+            for r in labelled(samples, "edge_pose_zone_occupied")} == zones  # fmt: skip
 
     throttled = at(doc, ("system", "throttled"))
     flags = {r["flag"]: one(samples, "edge_pose_throttled", **r)
@@ -617,6 +650,7 @@ def test_no_document_yet_still_renders() -> None:
     ]
     assert {n for n in names if n.startswith("edge_pose_")} == {
         "edge_pose_build_info",
+        FALLS,
         *(f"{h}_{part}" for h in HISTOGRAMS for part in ("bucket", "count", "sum")),
     }
 

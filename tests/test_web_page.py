@@ -253,3 +253,45 @@ def test_several_people_are_named_on_the_page_and_by_status(
         wait_for("both people in `edge-pose status`", status_names_both)
     finally:
         device.stop()
+
+
+def test_a_fall_shows_a_banner_the_zones_and_the_events(
+    browser: Any, tmp_path: Path, data_dir: Path
+) -> None:
+    """The fall scene (test_web_zones.py) in real time with the page open from the start: the
+    zones tile lists both zones, the man in the hall; when he falls a red band names him and
+    where, the tab's title says FALL, and the events list says he entered the hall and fell."""
+    from test_web_zones import ZONES, fall_scene
+
+    scene = fall_scene(tmp_path / "scene", data_dir, down=300)
+    device = Device(tmp_path, "--camera", str(scene), config=ZONES)
+    try:
+        browser.get_log("browser")  # what earlier tests left in the console is theirs
+        browser.set_window_size(*WIDE)
+        browser.get(f"http://127.0.0.1:{device.port}/")
+        wait_for("a live connection", lambda: text(browser, "link") == "live")
+        wait_for("the zones", lambda: not browser.execute_script(
+            "return document.getElementById('zonestile').hidden"))  # fmt: skip
+        wait_for("the man in the hall", lambda: "hall#1" in text(browser, "zones"))
+        assert "bedempty" in text(browser, "zones")
+        assert browser.execute_script("return document.getElementById('fall').hidden")
+        wait_for("the fall banner", lambda: not browser.execute_script(
+            "return document.getElementById('fall').hidden"), timeout=30)  # fmt: skip
+        banner = text(browser, "fall")
+        assert re.fullmatch(r"FALL#1 down since \d\d:\d\d:\d\d \(\d+ s\) in hall", banner), banner
+        assert browser.title.startswith("FALL · edge-pose")
+        colour = browser.execute_script(
+            "return getComputedStyle(document.getElementById('fall')).backgroundColor"
+        )
+        assert colour == "rgb(255, 95, 86)", colour  # --bad: red
+        # At the top of the page, across it.
+        box = browser.find_element("id", "fall").rect
+        assert box["y"] < 120 and box["width"] > WIDE[0] * 0.9, box
+        wait_for("the fall event", lambda: "FELL in hall" in text(browser, "events"))
+        assert "entered hall" in text(browser, "events")
+        assert "#1" not in text(browser, "events")  # one person: no ids, as before
+        assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        browser.save_screenshot(str(tmp_path / "fall.png"))
+    finally:
+        stderr = device.stop()
+    assert "Traceback" not in stderr, stderr

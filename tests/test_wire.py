@@ -190,10 +190,17 @@ def test_device_wire_picks_the_form(real_poses: list[Pose]) -> None:
 
 def test_rare_messages_are_byte_identical() -> None:
     now = time.time()
-    for state in (PoseState(), PoseState("squat_down", 0.91234, True, now, 3, 2)):
-        # ... and then how many people are present (added within version 1)
-        people = f', "people": {state.people}}}'
-        assert wire.pose_state_json(state) == old_pose_state_json(state)[:-1] + people
+    for state in (
+        PoseState(), PoseState("squat_down", 0.91234, True, now, 3, 2),
+        PoseState("lying", 0.8, True, now, 0, 1, ("bed", "door"), True, True),
+    ):  # fmt: skip
+        # ... and then how many people are present, the zones occupied, whether someone fell
+        # or is inactive (added within version 1)
+        added = (
+            f', "people": {state.people}, "zones": {json.dumps(list(state.zones))}, '
+            f'"fall": {str(state.fall).lower()}, "inactive": {str(state.inactive).lower()}}}'
+        )
+        assert wire.pose_state_json(state) == old_pose_state_json(state)[:-1] + added
     events = [{"type": "pose_change", "label": "squat_down", "previous": "standing",
                "confidence": 0.91}, {"type": "rep", "exercise": "squat", "count": 3},
               {"type": "person_enter"}, {"type": "error", "error": 'bad "x"'}]

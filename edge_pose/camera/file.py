@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,13 +65,18 @@ def open_file_camera(
 ) -> Camera:
     """A camera for a video file, an image file, a directory of images or a glob of images."""
     if any(ch in spec for ch in "*?["):
-        paths = sorted(Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        paths = sorted(
+            (Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in IMAGE_SUFFIXES),
+            key=name_order,
+        )
         if not paths:
             raise CameraError(f"camera source {spec!r}: the pattern matches no image files")
         return ImageSequenceCamera(paths, realtime=realtime, loop=loop, fps=fps)
     path = Path(spec).expanduser()
     if path.is_dir():
-        paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths = sorted(
+            (p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=name_order
+        )
         if not paths:
             raise CameraError(
                 f"camera source {path}: the folder holds no image files ({_suffixes()})"
@@ -87,6 +93,14 @@ def open_file_camera(
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSequenceCamera([path], realtime=realtime, loop=loop, fps=fps)
     return VideoFileCamera(path, realtime=realtime, loop=loop)
+
+
+def name_order(path: Path) -> tuple[tuple[int, int | str], ...]:
+    """Sort key of an image sequence: numbers in names compare as numbers, so ``frame_2``
+    comes before ``frame_10`` as a person numbering stills means (and ``frame_002`` still
+    sorts the same); the folder first, so a glob over several folders keeps each together."""
+    parts = re.split(r"(\d+)", str(path))
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in parts)
 
 
 def _suffixes() -> str:

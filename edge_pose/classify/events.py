@@ -73,6 +73,9 @@ class PoseState:
     since: float = 0.0  # wall clock of the last label or presence change
     reps: int = 0
     people: int = 0  # how many people are present (the published copy sets it)
+    zones: tuple[str, ...] = ()  # the zones someone is in (the published copy sets these three)
+    fall: bool = False  # someone fell and has not recovered
+    inactive: bool = False  # someone has not moved for their inactivity time
 
 
 class WindowedEma:

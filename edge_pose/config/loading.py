@@ -24,9 +24,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from edge_pose.config.files import MODEL_NAME_KEY, model_name_problem
-from edge_pose.config.messages import describe, error_key, printable
+from edge_pose.config.messages import describe, error_key
 from edge_pose.config.schema import SECTIONS, Config
-from edge_pose.errors import ConfigError
+from edge_pose.errors import ConfigError, printable
 
 DEFAULT_CONFIG_PATH = Path("/etc/edge-pose/config.toml")
 CLI_NOTE = " (from the command line)"
@@ -245,8 +245,8 @@ def _apply_overrides(
     """Put ``section.key`` overrides into ``raw``; returns the key paths that came from the CLI."""
     applied: set[str] = set()
     for dotted, value in overrides.items():
-        section, _, key = dotted.partition(".")
-        if not key or "." in key:
+        section, *tables, key = dotted.split(".") if "." in dotted else (dotted, "")
+        if not key or len(tables) > 1:
             problems.append(
                 f"{dotted}: not a config key (expected section.key, e.g. camera.fps)" + CLI_NOTE
             )
@@ -258,7 +258,9 @@ def _apply_overrides(
             )
             continue
         table = raw.setdefault(section, {})
-        if isinstance(table, dict):  # else the file's own error about [section] is reported
+        for name in tables:  # [events.fall]: a table inside the section
+            table = table.setdefault(name, {}) if isinstance(table, dict) else None
+        if isinstance(table, dict):  # else the file's own error about the table is reported
             table[key] = value
             applied.add(dotted)
     return applied

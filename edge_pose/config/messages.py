@@ -9,13 +9,13 @@ never pydantic's own wording. The schema's own checks raise messages that are us
 from __future__ import annotations
 
 import difflib
-import re
-from typing import Any
+from typing import Any, get_args
 
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from edge_pose.config.schema import SECTIONS
+from edge_pose.config.schema import SECTIONS, Config
 
 _MAX_REPR = 60
 _NOUNS: dict[object, str] = {
@@ -24,26 +24,39 @@ _NOUNS: dict[object, str] = {
     bool: "true or false",
     str: "a string",
 }
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(line: str) -> str:
-    """``line`` with control characters escaped: a quoted key may hold a NUL, an escape
-    sequence or a newline, which must not reach a terminal or a log line as they are."""
-    return _CONTROL.sub(lambda c: ascii(c[0])[1:-1], line)
 
 
 def error_key(err: ErrorDetails) -> str:
-    """The ``section.key`` an error is about (the section alone for a whole section)."""
-    return ".".join(_location(err)[:2])
+    """The key an error is about, as the config's readers write it: ``camera.fps``,
+    ``events.fall.confirm_s``, ``zones[0].polygon`` (the section alone for a whole section),
+    never a part inside a value."""
+    keep: list[str] = []
+    model: type[BaseModel] | None = Config
+    for part in _location(err):
+        keep.append(part)
+        if part.startswith("["):
+            continue
+        info = model.model_fields.get(part) if model is not None else None
+        model = _table_of(info.annotation) if info is not None else None
+        if model is None:
+            break
+    return _dotted(tuple(keep))
 
 
 def _location(err: ErrorDetails) -> tuple[str, ...]:
     """The key path of an error; a cross-field check (model validator) names its own key.
-    An unknown key's name is the file's, of any length: cut to what a line can show."""
-    loc = tuple(_shorten(str(part)) for part in err["loc"])
+    An unknown key's name is the file's, of any length: cut to what a line can show; the
+    index of an array's entry reads ``[0]``."""
+    loc = tuple(
+        f"[{part}]" if isinstance(part, int) else _shorten(str(part)) for part in err["loc"]
+    )
     ctx = err.get("ctx") or {}
     return (*loc, ctx["key"]) if err["type"] == "config" and "key" in ctx else loc
+
+
+def _dotted(loc: tuple[str, ...]) -> str:
+    """A key path as the config's readers write it: ``events.fall.confirm_s``, ``zones[0].name``."""
+    return ".".join(loc).replace(".[", "[")
 
 
 def describe(err: ErrorDetails) -> str:
@@ -52,7 +65,7 @@ def describe(err: ErrorDetails) -> str:
     kind, value, ctx = err["type"], err["input"], err.get("ctx") or {}
     if "key" in ctx:
         value = ctx["value"]
-    dotted = ".".join(loc)
+    dotted = _dotted(loc)
     if kind == "extra_forbidden":
         return _unknown(loc, value)
     if kind == "model_type":
@@ -98,8 +111,12 @@ def _unknown(loc: tuple[str, ...], value: Any) -> str:
             f"(known sections: {', '.join(sections)})"
         )
     section, key = loc[0], loc[-1]
-    known = list(SECTIONS[section].model_fields) if section in SECTIONS else []
-    dotted = ".".join(loc)
+    parent = _model(loc[:-1])
+    known = list(parent.model_fields) if parent is not None else []
+    dotted = _dotted(loc)
+    table = _dotted(tuple(part for part in loc[:-1] if not part.startswith("[")))
+    if loc[1:2] and loc[1].startswith("["):  # an entry of an array of tables
+        table = f"[{table}]"
     if section == "mqtt" and "password" in key and key != "password_file":
         return (
             f"{dotted}: unknown key: the config never holds secrets; put the password in a "
@@ -107,7 +124,7 @@ def _unknown(loc: tuple[str, ...], value: Any) -> str:
         )
     return (
         f"{dotted}: unknown key{_did_you_mean(key, known)} "
-        f"(known keys in [{section}]: {', '.join(known)})"
+        f"(known keys in [{table}]: {', '.join(known)})"
     )
 
 
@@ -117,8 +134,30 @@ def _did_you_mean(name: str, candidates: list[str]) -> str:
 
 
 def _field(loc: tuple[str, ...]) -> FieldInfo | None:
-    model = SECTIONS.get(loc[0])
-    return model.model_fields.get(loc[1]) if model is not None and len(loc) == 2 else None
+    """The schema's field at a key path (through nested tables and arrays of tables)."""
+    model = _model(loc[:-1])
+    return model.model_fields.get(loc[-1]) if model is not None and loc else None
+
+
+def _model(loc: tuple[str, ...]) -> type[BaseModel] | None:
+    """The table (a pydantic model) at a key path: ``()`` is the whole config."""
+    model: type[BaseModel] | None = Config
+    for part in loc:
+        if part.startswith("["):  # an entry of an array of tables: same model
+            continue
+        info = model.model_fields.get(part) if model is not None else None
+        if info is None:
+            return None
+        model = _table_of(info.annotation)
+    return model
+
+
+def _table_of(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds: itself, or the entries of a tuple of them."""
+    for kind in (annotation, *get_args(annotation)):
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            return kind
+    return None
 
 
 def _allowed(loc: tuple[str, ...]) -> tuple[str, tuple[float | None, float | None]]:

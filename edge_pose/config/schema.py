@@ -17,16 +17,25 @@ so a password cannot leak through repr, logs or errors.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import socket
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from edge_pose.camera.source import SOURCE_ALLOWED, SourceError, file_path, parse_source
+from edge_pose.safety.geometry import MAX_CORNERS, polygon_problem
 
 LABELS_FILE = "labels.txt"  # a TFLite classifier's labels, beside it unless classifier.labels
 MAX_TEXT = 4096  # PATH_MAX: no path, host or name in a config is longer
@@ -337,6 +346,108 @@ class TrackingConfig(_Section):
     refine_model: str = "movenet_lightning_int8"
 
 
+_ZONE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _-]{0,31}")
+MAX_ZONES = 32
+
+
+class ZoneConfig(_Section):
+    """A part of the picture with a name (docs/events.md): a polygon of [x, y] corners as
+    fractions of the frame's width and height, so a change of camera resolution keeps it."""
+
+    name: str
+    polygon: tuple[tuple[float, float], ...]
+    lying_ok: bool = False  # lying here (a bed, a sofa) is never a fall
+    inactive_after_s: float | None = Field(default=None, ge=0)  # here; 0: never
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _ZONE_NAME.fullmatch(value):
+            raise _bad(
+                "must be 1-32 letters, digits, spaces, '_' or '-', starting with a letter or "
+                "digit (it names a Home Assistant entity)"
+            )
+        return value
+
+    @field_validator("polygon", mode="before")
+    @classmethod
+    def _check_polygon(cls, value: Any, info: ValidationInfo) -> Any:
+        """The whole polygon is checked here, in one message that names the zone: a list of
+        [x, y] number pairs that make a simple polygon inside the picture."""
+        name = info.data.get("name")
+        zone = f"zone {name!r}" if isinstance(name, str) else "the zone"
+        problem = _corners_problem(value)
+        if problem is None:
+            problem = polygon_problem(value)
+        if problem is not None:
+            raise _bad(f"{zone} {problem}")
+        return tuple((float(x), float(y)) for x, y in value)
+
+
+def _corners_problem(value: Any) -> str | None:
+    """What keeps ``value`` from being a list of [x, y] number pairs (None: it is one)."""
+    if not isinstance(value, list):
+        return f"must be an array of [x, y] pairs, not {type(value).__name__}"
+    if len(value) > MAX_CORNERS:
+        return f"has {len(value)} corners: at most {MAX_CORNERS}"
+    for i, point in enumerate(value, 1):
+        numbers = isinstance(point, list) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in point
+        )
+        if not numbers or len(point) != 2:
+            return f"corner {i} is {_short_repr(point)}: each corner is [x, y], two numbers"
+        if not all(math.isfinite(v) for v in point):
+            return f"corner {i} is {_short_repr(point)}: x and y must be finite numbers"
+    return None
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class FallConfig(_Section):
+    """The fall detector's thresholds (docs/events.md says how each was measured); lengths are
+    in body-size units: the person's torso length while standing."""
+
+    enabled: bool = True
+    window_s: Annotated[float, Field(gt=0, le=10)] = 1.5  # the descent happens within this
+    min_drop: Annotated[float, Field(gt=0, le=5)] = 0.4  # hips fall at least this far...
+    min_turn_deg: Annotated[float, Field(gt=0, le=90)] = 50.0  # ...and the torso turns this much
+    upright_deg: Annotated[float, Field(gt=0, le=90)] = 30.0  # standing: torso within this
+    lying_deg: Annotated[float, Field(gt=0, le=90)] = 55.0  # down: torso turned this far...
+    low_drop: Annotated[float, Field(gt=0, le=5)] = 1.0  # ...or the hips this far below standing
+    confirm_s: Annotated[float, Field(ge=0, le=600)] = 3.0  # down this long before `fall`
+    recover_s: Annotated[float, Field(ge=0, le=600)] = 2.0  # standing this long: recovered
+    snapshot: bool = True  # a JPEG of the confirmed fall on <base>/snapshot
+
+    @model_validator(mode="after")
+    def _check_angles(self) -> FallConfig:
+        if self.lying_deg <= self.upright_deg:
+            raise _bad(
+                "must be more than upright_deg (a torso cannot be both upright and down)",
+                key="lying_deg",
+                value=self.lying_deg,
+            )
+        return self
+
+
+class InactivityConfig(_Section):
+    """``inactive`` when a person seen has not moved for a while (a zone may override it)."""
+
+    enabled: bool = True
+    after_s: Annotated[float, Field(gt=0, le=7 * 86400)] = 600.0
+    min_move: Annotated[float, Field(gt=0, le=5)] = 0.2  # body-size units that count as moving
+
+
+class EventsConfig(_Section):
+    """The safety events: zones, falls and inactivity (docs/events.md)."""
+
+    zone_dwell_s: Annotated[float, Field(ge=0, le=60)] = 0.5  # in or out this long: an event
+    fall: FallConfig = Field(default_factory=FallConfig)
+    inactivity: InactivityConfig = Field(default_factory=InactivityConfig)
+
+
 class HttpConfig(_Section):
     """The built-in web view, status API and metrics (docs/web.md).
 
@@ -417,6 +528,31 @@ class Config(BaseModel):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    zones: tuple[ZoneConfig, ...] = ()
+
+    @field_validator("zones", mode="before")
+    @classmethod
+    def _zones_as_tuple(cls, value: Any) -> Any:
+        """``[[zones]]`` arrives as a list of tables; bounded, as a config is hostile input."""
+        if isinstance(value, list):
+            if len(value) > MAX_ZONES:
+                raise _bad(f"has {len(value)} zones: at most {MAX_ZONES}")
+            return tuple(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_zone_names(self) -> Config:
+        seen: set[str] = set()
+        for index, zone in enumerate(self.zones):
+            key = zone.name.casefold()
+            if key in seen:
+                raise _bad(
+                    f"zone {zone.name!r} is defined twice: give each zone its own name",
+                    key=f"zones[{index}].name", value=zone.name,
+                )  # fmt: skip
+            seen.add(key)
+        return self
 
     @model_validator(mode="after")
     def _fill_client_id(self) -> Config:
@@ -427,9 +563,11 @@ class Config(BaseModel):
         return self
 
 
+# The [section] tables (``zones`` is an array of tables, not a section).
 SECTIONS: dict[str, type[BaseModel]] = {
     name: field.annotation  # type: ignore[misc]
     for name, field in Config.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
 }
 
 

@@ -1,8 +1,15 @@
 """Commands sent to a device over MQTT on ``<base>/set``, and their acknowledgement.
 
 A command is a JSON object: ``{"command": "pause"}``, ``{"command": "resume"}``,
-``{"command": "reset_reps"}`` or ``{"command": "keypoints_rate", "value": 10}``. The device's
-resulting state is published retained on ``<base>/state``.
+``{"command": "reset_reps"}``, ``{"command": "reset_fall"}`` or
+``{"command": "keypoints_rate", "value": 10}``. The device's resulting state is published
+retained on ``<base>/state``.
+
+``reset_fall`` ends every fall that is still on (someone who fell and did not get up, or was lost
+from view while down): a ``fall_recovered`` event with ``"reset": true`` per person goes out with
+the next frame processed (after a ``resume`` when paused), and the retained ``<base>/pose`` says
+``"fall": false`` from then on. Home Assistant's Reset fall button sends it; with no fall on it
+changes nothing (the state message still acknowledges it).
 
 Anyone who may publish to ``<base>/set`` is a remote party the device must survive, so every
 message is bounded before it is looked at: at most ``MAX_COMMAND_BYTES``, parsed by pydantic's
@@ -36,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NAMES = ("pause", "resume", "reset_reps", "keypoints_rate")
+NAMES = ("pause", "resume", "reset_reps", "reset_fall", "keypoints_rate")
 MAX_COMMAND_BYTES = 4096  # a real command is under 60 bytes
 MAX_WAITING = 32  # commands received but not yet applied; more are dropped and answered
 COMMANDS_PER_S, COMMAND_BURST = 5.0, 20  # commands applied
@@ -57,7 +64,7 @@ class _CommandMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    command: Literal["pause", "resume", "reset_reps", "keypoints_rate"]
+    command: Literal["pause", "resume", "reset_reps", "reset_fall", "keypoints_rate"]
     value: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
@@ -184,6 +191,11 @@ class RemoteControl:
             pipeline.paused = command.name == "pause"
         elif command.name == "reset_reps":
             pipeline.temporal.reset_reps()
+        elif command.name == "reset_fall":
+            # Out with the next frame, as the events of people dropped between frames are;
+            # that frame's pose message then says "fall": false.
+            temporal = pipeline.temporal
+            temporal.pending += temporal.reset_fall()
         elif command.name == "keypoints_rate" and command.value is not None:
             self.publisher.set_keypoints_rate(command.value)
         log.info("MQTT command: %s%s", command.name,

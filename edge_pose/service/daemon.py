@@ -35,6 +35,7 @@ from edge_pose.inference.refine import refined
 from edge_pose.mqtt import MqttPublisher
 from edge_pose.mqtt.remote import RemoteControl
 from edge_pose.pipeline import Pipeline
+from edge_pose.safety.watch import zones_of
 from edge_pose.service.document import StatusDocument
 from edge_pose.service.notify import Notifier
 from edge_pose.service.status import StatusWriter
@@ -43,6 +44,7 @@ from edge_pose.service.status_dir import writer_status_dir
 from edge_pose.service.supervisor import Supervisor
 from edge_pose.sinks.mqtt import MqttSink
 from edge_pose.sinks.printer import PrintSink
+from edge_pose.sinks.snapshot import SnapshotSink
 from edge_pose.sinks.video import VideoSink
 from edge_pose.track import Temporal
 
@@ -77,7 +79,9 @@ class Parts:
 def same_people_state(old: Config, new: Config) -> bool:
     """Whether the people followed (their ids, smoothing, labels, reps) carry over from ``old``
     to ``new``: ``[smoothing]``, ``[classifier]`` and the matching of ``[tracking]`` unchanged
-    (``refine`` and ``refine_model`` change what looks at people, not who they are)."""
+    (``refine`` and ``refine_model`` change what looks at people, not who they are; new
+    ``[events]`` or ``[[zones]]`` settings watch the same people anew: :meth:`Temporal.rewatch`
+    when the session starts)."""
 
     def state(c: Config) -> tuple[object, ...]:
         matching = c.tracking.model_copy(update={"refine": False, "refine_model": ""})
@@ -307,6 +311,9 @@ class Daemon:
         """Open the camera, connect to the broker and set up the pipeline (closing the camera
         again when a later step fails, so the session after it can open it)."""
         cfg = parts.cfg
+        temporal, zones = parts.temporal, zones_of(cfg.zones)
+        if (temporal.events, temporal.zones) != (cfg.events, zones):  # a reload changed them
+            temporal.rewatch(cfg.events, zones)
         camera = open_camera(
             cfg.camera.source,
             width=cfg.camera.width,
@@ -329,6 +336,8 @@ class Daemon:
             )
             if parts.publisher is not None:
                 pipeline.sinks.append(MqttSink(parts.publisher, pipeline.stats))
+                if cfg.events.fall.enabled and cfg.events.fall.snapshot:  # a JPEG per fall
+                    pipeline.sinks.append(SnapshotSink(parts.publisher, zoned=pipeline.temporal))
             if self.web is not None and self.hub is not None:
                 from edge_pose.web.hub import WebSink
 
@@ -336,7 +345,8 @@ class Daemon:
             if self.printer is not None:
                 pipeline.sinks.append(PrintSink(self.printer))
             if self.annotate is not None:
-                pipeline.sinks.append(VideoSink(self.annotate, camera.fps or cfg.camera.fps))
+                fps = camera.fps or cfg.camera.fps
+                pipeline.sinks.append(VideoSink(self.annotate, fps, pipeline.temporal))
         except BaseException:
             camera.close()
             raise
@@ -457,6 +467,7 @@ class Daemon:
             paused=pipeline.paused,
             events=pipeline.events,
             last_error=self.last_error,
+            safety=pipeline.temporal,
         )
         return self.last_document
 

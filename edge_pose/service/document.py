@@ -107,13 +107,35 @@ class RepsStatus(TypedDict, total=False):
 
 
 class PersonStatus(TypedDict, total=False):
-    """One person present: their track id, steady label and repetitions."""
+    """One person present: their track id, steady label, repetitions and safety state."""
 
     id: int
     label: str
     confidence: float
     since: float  # wall clock of their last label or presence change
     reps: int
+    zones: list[str]  # the zones they are in (announced: zone_enter), in config order
+    fallen: bool  # fell and has not got up (nor was the fall reset)
+    inactive: bool  # has not moved for their inactivity time
+
+
+class ZoneStatus(TypedDict, total=False):
+    """A configured zone ([[zones]]) and who is in it."""
+
+    name: str
+    polygon: list[list[float]]  # [x, y] corners, fractions of the frame's width and height
+    lying_ok: bool  # lying here is never a fall
+    occupied: bool  # someone is in it
+    people: list[int]  # the track ids of those in it, ascending
+
+
+class FallStatus(TypedDict, total=False):
+    """A fall that is not over: the person has not got up, nor was it reset."""
+
+    id: int  # the person's track id
+    since: float  # wall clock the daemon first saw it (within a second of the `fall` event)
+    zones: list[str]  # the zones the person is (or was last) in
+    present: bool  # still followed; false: the track ended while they were down
 
 
 class SystemStatus(TypedDict, total=False):
@@ -153,9 +175,13 @@ class StatusDocument(TypedDict, total=False):
     inference_ms: Percentiles | None
     latency_ms: Percentiles | None
     mqtt: MqttStatus | None
-    pose: PoseStatus | None  # None without a classifier
+    pose: PoseStatus | None  # None before the pipeline runs
     reps: RepsStatus | None  # None without a repetition rule
-    people: list[PersonStatus] | None  # the people present, primary first; None: no classifier
+    people: list[PersonStatus] | None  # the people present, primary first; None: not running
+    fall: bool  # someone fell and has not got up (nor was the fall reset)
+    falls: list[FallStatus]  # each such fall, by track id
+    inactive: bool  # someone present has not moved for their inactivity time
+    zones: list[ZoneStatus]  # the configured zones, in config order
     min_fps: float
     paused: bool
     events: int

@@ -12,7 +12,12 @@ Decisions:
   fields (state, pid, clocks, last error, CPU, memory). The numbers are kept apart, so the
   ``stopped`` document carries the last ones instead of zeros: it says how far the run got.
 - What is read from the parts is typed by small Protocols (:class:`MqttCounters`,
-  :class:`LabelState`, :class:`CaptureCounters`), so a part may change its class, not this module.
+  :class:`LabelState`, :class:`CaptureCounters`, :class:`SafetyState`), so a part may change
+  its class, not this module.
+- Safety (zones, falls, inactivity) is a picture of the people followed at the snapshot. The
+  zones are the config's, so a document says where they are before the first frame (the web
+  view draws them from it). A fall's ``since`` is when the first snapshot saw it: the detector
+  works on scene time, and the daemon's wall clock of a frame is that snapshot's second.
 - Building runs once a second on the pipeline's thread (two percentiles, one sysfs and one
   /proc read), never per frame.
 """
@@ -21,16 +26,20 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Protocol
 
 from edge_pose import __version__
 from edge_pose.service.document import (
     FORMAT_VERSION,
+    FallStatus,
     HttpStatus,
     MqttStatus,
     Percentiles,
+    PersonStatus,
     StatusDocument,
+    ZoneStatus,
 )
 from edge_pose.stats import Ring
 from edge_pose.sysinfo import SystemMonitor, process_memory_mb
@@ -38,6 +47,7 @@ from edge_pose.sysinfo import SystemMonitor, process_memory_mb
 if TYPE_CHECKING:
     from edge_pose.camera.base import Camera
     from edge_pose.config import Config, HttpConfig, MqttConfig
+    from edge_pose.config.schema import ZoneConfig
     from edge_pose.inference.backend import Backend
     from edge_pose.stats import PipelineStats
 
@@ -71,6 +81,43 @@ class LabelState(Protocol):
     person: bool
     since: float
     reps: int
+
+
+class ZoneMembership(Protocol):
+    """The zones one person is in (edge_pose.safety.zones.ZoneWatch)."""
+
+    inside: list[str]  # announced, in config order
+
+
+class PersonSafety(Protocol):
+    """One person's zones, fall and inactivity (edge_pose.safety.watch.SafetyWatch)."""
+
+    @property
+    def zones(self) -> ZoneMembership: ...
+    @property
+    def fallen(self) -> bool: ...
+    @property
+    def inactive(self) -> bool: ...
+
+
+class Followed(Protocol):
+    """One person's track (edge_pose.track.PersonTrack): their safety state, if watched."""
+
+    @property
+    def safety(self) -> PersonSafety | None: ...
+
+
+class SafetyState(Protocol):
+    """Zones, falls and inactivity of everyone followed (edge_pose.track.Temporal)."""
+
+    @property
+    def people(self) -> Mapping[int, Followed]: ...
+    @property
+    def fallen_gone(self) -> AbstractSet[int]: ...  # fell, then their track ended
+
+    def fall(self) -> bool: ...
+    def inactive(self) -> bool: ...
+    def occupied_zones(self) -> list[str]: ...
 
 
 class CaptureCounters(Protocol):
@@ -159,6 +206,7 @@ class StatusBuilder:
         self._capture_times = Ring(CAPTURE_RATE_SNAPSHOTS)
         self._capture_counts = Ring(CAPTURE_RATE_SNAPSHOTS)
         self._numbers: StatusDocument | None = None  # of the last snapshot
+        self._falls: dict[int, FallStatus] = {}  # the falls not over, by track id
         self.web: WebCounters | None = None  # the web server, while one serves
 
     def document(self, state: str, cfg: Config, last_error: str | None) -> StatusDocument:
@@ -192,10 +240,13 @@ class StatusBuilder:
         paused: bool,
         events: int,
         last_error: str | None,
+        safety: SafetyState | None = None,
     ) -> StatusDocument:
         """The ``running`` document from the live parts (``labels``, the primary person's, and
-        ``people``, everyone present by track id, are None without a classifier; ``mqtt`` is
-        None without a client); its numbers are kept for the next documents."""
+        ``people``, everyone present by track id, are None when nobody is followed; ``mqtt`` is
+        None without a client; ``safety``, the people followed, None: nobody watched); its
+        numbers are kept for the next documents."""
+        tracks: Mapping[int, Followed] = {} if safety is None else safety.people
         self._numbers = {
             "v": FORMAT_VERSION,
             "version": __version__,
@@ -239,21 +290,43 @@ class StatusBuilder:
             else {"exercise": cfg.classifier.rep_name, "count": labels.reps},
             "people": None
             if people is None
-            else [
-                {
-                    "id": person_id,
-                    "label": state.label,
-                    "confidence": round(state.confidence, 3),
-                    "since": state.since,
-                    "reps": state.reps,
-                }
-                for person_id, state in people
-            ],
+            else [_person(person_id, state, tracks.get(person_id)) for person_id, state in people],
+            "fall": False if safety is None else safety.fall(),
+            "falls": self._fall_list(safety),
+            "inactive": False if safety is None else safety.inactive(),
+            "zones": zones_status(
+                cfg.zones, tracks, () if safety is None else safety.occupied_zones()
+            ),
             "min_fps": cfg.status.min_fps,
             "paused": paused,
             "events": events,
         }
         return self.document("running", cfg, last_error)
+
+    def _fall_list(self, safety: SafetyState | None) -> list[FallStatus]:
+        """The falls not over, by track id: when each was first seen, and where."""
+        if safety is None:
+            return []
+        now = time.time()
+        down = {
+            person_id: track.safety for person_id, track in safety.people.items()
+            if track.safety is not None and track.safety.fallen
+        }  # fmt: skip
+        falls: dict[int, FallStatus] = {}
+        for person_id in sorted(down.keys() | safety.fallen_gone):
+            before = self._falls.get(person_id)
+            watch = down.get(person_id)
+            zones = list(watch.zones.inside) if watch is not None else []
+            if not zones and before is not None:
+                zones = before.get("zones", [])  # gone, or out of every zone: where they were
+            falls[person_id] = {
+                "id": person_id,
+                "since": now if before is None else before.get("since", now),
+                "zones": zones,
+                "present": watch is not None,
+            }
+        self._falls = falls
+        return list(falls.values())
 
     def mqtt_stopped(self, cfg: MqttConfig, client: MqttCounters) -> None:
         """The MQTT client has stopped: the next document says so (disconnected now)."""
@@ -267,6 +340,43 @@ class StatusBuilder:
         times, counts = self._capture_times.values(), self._capture_counts.values()
         span = float(times.max() - times.min())
         return float(counts.max() - counts.min()) / span if span > 0 else 0.0
+
+
+def _person(person_id: int, state: LabelState, track: Followed | None) -> PersonStatus:
+    """One person present: their steady label and reps, their zones, fall and inactivity."""
+    watch = None if track is None else track.safety
+    return {
+        "id": person_id,
+        "label": state.label,
+        "confidence": round(state.confidence, 3),
+        "since": state.since,
+        "reps": state.reps,
+        "zones": [] if watch is None else list(watch.zones.inside),
+        "fallen": watch is not None and watch.fallen,
+        "inactive": watch is not None and watch.inactive,
+    }
+
+
+def zones_status(
+    zones: Sequence[ZoneConfig], tracks: Mapping[int, Followed], occupied: Sequence[str] = ()
+) -> list[ZoneStatus]:
+    """The ``zones`` section: each configured zone, whether someone is in it (``occupied``,
+    the names the pose message says) and the track ids of those in it."""
+    inside: dict[str, list[int]] = {}
+    for person_id, track in sorted(tracks.items()):
+        if track.safety is not None:
+            for name in track.safety.zones.inside:
+                inside.setdefault(name, []).append(person_id)
+    return [
+        {
+            "name": zone.name,
+            "polygon": [[x, y] for x, y in zone.polygon],
+            "lying_ok": zone.lying_ok,
+            "occupied": zone.name in occupied or zone.name in inside,
+            "people": inside.get(zone.name, []),
+        }
+        for zone in zones
+    ]
 
 
 def _configured(cfg: Config) -> StatusDocument:
@@ -286,5 +396,9 @@ def _configured(cfg: Config) -> StatusDocument:
         "pose": None,
         "reps": None,
         "people": None,
+        "fall": False,
+        "falls": [],
+        "inactive": False,
+        "zones": zones_status(cfg.zones, {}),
         "min_fps": cfg.status.min_fps,
     }

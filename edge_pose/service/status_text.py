@@ -24,6 +24,8 @@ from edge_pose.service.status import SERVICE_USER, describe_user, user_name
 from edge_pose.sysinfo import decode_throttled
 
 _GREEN, _YELLOW, _RED, _BOLD, _RESET = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[0m"
+FALL = "FALL"  # the label of the line that says someone fell (red on a terminal)
+_SHOWN = 8  # people, zones or falls named in one line at most
 
 
 def format_status(
@@ -56,7 +58,9 @@ def format_status(
 
     lines = [_headline(verdict, doc, color)]
     width = max((len(label) for label, _ in rows), default=0)
-    lines += [f"{label:>{width + 2}}: {value}" for label, value in rows]
+    for label, value in rows:
+        line = f"{label:>{width + 2}}: {value}"
+        lines.append(f"{_RED}{_BOLD}{line}{_RESET}" if color and label == FALL else line)
     if verdict.reasons and verdict.code != EX_OK:
         lines.append("")
         lines.append("Problems:" if verdict.code == EX_DEGRADED else "Why:")
@@ -101,6 +105,8 @@ def _doc_rows(doc: AsRead, now: float, live: bool) -> list[tuple[str, str]]:
     if doc.get("paused"):
         state.append("PAUSED (send {\"command\": \"resume\"} to <base>/set)")
     rows.append(("state", ", ".join(state)))
+    if doc.get("fall") is True:  # first, under the state: the one line nobody may miss
+        rows.append((FALL, _fall_text(doc.get("falls"), now, live)))
 
     version = doc.get("version")
     if version:
@@ -170,6 +176,11 @@ def _doc_rows(doc: AsRead, now: float, live: bool) -> list[tuple[str, str]]:
     people = doc.get("people")
     if isinstance(people, list) and _several(people):
         rows.append(("people", _people_text(people)))
+    zones = doc.get("zones")
+    if isinstance(zones, list) and zones:
+        rows.append(("zones", _zones_text(zones)))
+    if doc.get("inactive") is True:
+        rows.append(("inactive", _inactive_text(people)))
 
     rows.append(("last error", _text(doc.get("last_error"))))
 
@@ -251,9 +262,86 @@ def _people_text(people: list[object]) -> str:
         reps = number(person.get("reps"))
         if reps:
             text += f" {reps:.0f} reps"
+        if person.get("fallen") is True:
+            text += " FALLEN"
+        if person.get("inactive") is True:
+            text += " inactive"
+        zones = person.get("zones")
+        if isinstance(zones, list) and zones:
+            text += " in " + ", ".join(_name(z) for z in zones[:_SHOWN])
         shown.append(text)
     more = f", {len(people) - 8} more" if len(people) > 8 else ""
     return f"{len(people)}: " + ", ".join(shown) + more
+
+
+def _fall_text(falls: object, now: float, live: bool) -> str:
+    """``person 1 down since 12:03:04 (for 2m 10s), in zone 'hall'``, for each fall that is
+    not over; the file may say there is a fall without saying whose."""
+    said = []
+    for fall in falls[:_SHOWN] if isinstance(falls, list) else []:
+        if not isinstance(fall, dict):
+            continue
+        text = f"person {_num(fall.get('id'), 'd')[:12]} down"
+        since = number(fall.get("since"))
+        if since is not None:
+            text += f" since {_clock(since, now)}"
+            if live:  # a stopped daemon's fall may be over: how long is not known
+                text += f" (for {duration(max(0.0, now - since))})"
+        if fall.get("present") is False:
+            text += ", no longer seen"
+        zones = fall.get("zones")
+        names = [_name(z) for z in zones if isinstance(z, str)] if isinstance(zones, list) else []
+        if names:
+            text += ", in zone " + ", ".join(f"'{name}'" for name in names[:_SHOWN])
+        said.append(text)
+    text = "; ".join(said) if said else "someone fell (the file says no more)"
+    if isinstance(falls, list) and len(falls) > _SHOWN:
+        text += f"; {len(falls) - _SHOWN} more"
+    if not live:
+        return text + " (when the daemon stopped)"
+    return text + " — reset: send {\"command\": \"reset_fall\"} to <base>/set"
+
+
+def _zones_text(zones: list[object]) -> str:
+    """``hall: #1; bed: empty``: each zone and the track ids of those in it."""
+    shown = []
+    for zone in zones[:_SHOWN]:
+        if not isinstance(zone, dict):
+            continue
+        people = zone.get("people")
+        ids = [f"#{_num(i, 'd')[:12]}" for i in people[:_SHOWN]] if isinstance(people, list) else []
+        who = ", ".join(ids) if ids else "occupied" if zone.get("occupied") is True else "empty"
+        shown.append(f"{_name(zone.get('name'))}: {who}")
+    more = f"; {len(zones) - _SHOWN} more" if len(zones) > _SHOWN else ""
+    return "; ".join(shown) + more
+
+
+def _inactive_text(people: object) -> str:
+    """Who has not moved for their inactivity time: ``#2, in zone 'bed'``."""
+    said = []
+    for person in people[:_SHOWN] if isinstance(people, list) else []:
+        if isinstance(person, dict) and person.get("inactive") is True:
+            text = f"#{_num(person.get('id'), 'd')[:12]}"
+            zones = person.get("zones")
+            if isinstance(zones, list) and zones:
+                text += ", in zone " + ", ".join(f"'{_name(z)}'" for z in zones[:_SHOWN])
+            said.append(text)
+    return ("; ".join(said) or "someone") + " has not moved for the inactivity time"
+
+
+def _name(value: object) -> str:
+    """A name from the file (a zone's), cut short and made printable."""
+    return "".join(c if c.isprintable() else "?" for c in _text(value)[:32])
+
+
+def _clock(when: float, now: float) -> str:
+    """A wall-clock time as people read it: ``12:03:04``, with the date when not today."""
+    try:
+        local = time.localtime(when)
+    except (OverflowError, OSError, ValueError):  # a time no calendar has
+        return "-"
+    same_day = time.localtime(now)[:3] == local[:3]
+    return time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S", local)
 
 
 def _pose_text(pose: object, now: float) -> str:

@@ -106,7 +106,7 @@ class Supervisor:
 
 
 def status_line(doc: StatusDocument) -> str:
-    """One line for `systemctl status`: fps, inference time, backend, MQTT, pose."""
+    """One line for `systemctl status`: fps, inference time, backend, MQTT, pose, a fall."""
     fps = (doc.get("fps") or FpsStatus()).get("processed") or 0.0
     inference = (doc.get("inference_ms") or Percentiles()).get("p50")
     mqtt = doc.get("mqtt") or MqttStatus()
@@ -121,6 +121,8 @@ def status_line(doc: StatusDocument) -> str:
         label = "paused"
     kind = (doc.get("backend") or BackendStatus()).get("kind", "?")
     line = f"{fps:.1f} fps, inference {ms}, {kind}, {broker}, {label}"
+    if doc.get("fall"):
+        line += ", FALL"  # `edge-pose status` says who, since when, where
     idle = _seconds_without_frame(doc)
     if idle is not None and idle > (doc.get("stall_s") or 0):
         line += f", no frame for {idle:.0f} s"

@@ -23,7 +23,11 @@ Decisions:
   dashboard shows a gap, not a false reading.
 - Per frame, :meth:`Metrics.observe` costs two histogram observations (a lock and a bucket
   search each, a few microseconds); it runs on the pipeline thread after the frame's numbers
-  are taken (the web sink is untimed).
+  are taken (the web sink is untimed). Falls are counted there too, from the frame's events
+  (a fall can begin and end between two documents; an event is never missed).
+- Zone names are label values from the configuration (1-32 letters, digits, spaces, ``_``,
+  ``-``); prometheus_client escapes them all the same, and a name seen twice in a document is
+  written once.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from dataclasses import dataclass
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
+    Counter,
     Histogram,
     PlatformCollector,
     ProcessCollector,
@@ -85,6 +90,11 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.falls = Counter(
+            f"{PREFIX}_falls",
+            "Falls detected (fall events) since the daemon started.",
+            registry=self.registry,
+        )
         self._document = _DocumentCollector()
         self.registry.register(self._document)
         ProcessCollector(registry=self.registry)
@@ -95,6 +105,9 @@ class Metrics:
         """A processed frame (pipeline thread)."""
         self.inference.observe(result.stage_ns[2] / 1e9)
         self.latency.observe(result.latency_ms() / 1e3)
+        for event in result.events:  # usually none
+            if event.get("type") == "fall":
+                self.falls.inc()
 
     def render(self, doc: StatusDocument | None) -> bytes:
         """The text exposition of everything, with ``doc`` (None before the first document)."""
@@ -124,6 +137,7 @@ class _DocumentCollector(Collector):
                 yield from family.read(doc)
         yield from _frames(doc)
         yield from _pose_and_reps(doc)
+        yield from _zones(doc)
         yield from _throttled(doc)
 
 
@@ -185,6 +199,10 @@ VALUES = (
          "pose", "confidence"),
     _one("pose_changed_timestamp_seconds", "gauge",
          "When the pose label or presence last changed (Unix time).", "pose", "since"),
+    _one("fall", "flag", "1 while someone who fell has not got up (nor was it reset).",
+         "fall"),
+    _one("inactive", "flag", "1 while someone present has not moved for their inactivity "
+         "time.", "inactive"),
     _one("mqtt_connected", "flag", "1 while connected to the broker.", "mqtt", "connected"),
     _Family("mqtt_messages", "counter", "MQTT messages by result: sent, dropped (queue full or "
             "offline), rate_limited (keypoints left out by keypoints_max_rate).",
@@ -269,6 +287,27 @@ def _pose_and_reps(doc: AsRead) -> Iterator[Metric]:
             labels=["exercise"],
         )
         family.add_metric([_text(reps.get("exercise"))], count)
+        yield family
+
+
+def _zones(doc: AsRead) -> Iterator[Metric]:
+    zones = doc.get("zones")
+    if not isinstance(zones, list):
+        return
+    family = GaugeMetricFamily(
+        f"{PREFIX}_zone_occupied", "1 while someone is in the zone, else 0.", labels=["zone"]
+    )
+    seen: set[str] = set()
+    for zone in zones:
+        if not isinstance(zone, dict):
+            continue
+        name, occupied = zone.get("name"), zone.get("occupied")
+        if isinstance(name, str) and name and isinstance(occupied, bool):
+            label = _text(name)
+            if label not in seen:
+                seen.add(label)
+                family.add_metric([label], float(occupied))
+    if family.samples:
         yield family
 
 

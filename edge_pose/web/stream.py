@@ -6,6 +6,10 @@ behind a Condition), so ten viewers cost one encode per frame, not ten. It wakes
 condition and the pipeline pays nothing. It asks the hub for the pipeline's next frame
 (:meth:`~edge_pose.web.hub.WebHub.take`) and draws it, scaled, into a canvas of its own before
 encoding, on this thread, never on the pipeline's.
+
+The zones ([[zones]]) are drawn under the people, from the newest status document (which holds
+each zone's corners and whether someone is in it): this thread never reads the pipeline's
+state, which changes under it, and a reload that changes the zones shows in the next document.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import replace
 
 import cv2
 import numpy as np
 
-from edge_pose.annotate import draw_people
+from edge_pose.annotate import ZoneOutline, draw_people
 from edge_pose.pose import Pose, Region
+from edge_pose.service.document import AsRead, number
 from edge_pose.sinks.base import FrameResult
 from edge_pose.web.hub import WebHub
 
@@ -44,10 +50,15 @@ MAX_SIDE = 960
 TAKE_TIMEOUT_S = 1.0
 
 
-def encode(result: FrameResult, quality: int, canvas: np.ndarray | None = None) -> bytes:
-    """``result``'s frame with its poses drawn, at most :data:`MAX_SIDE` pixels wide or high,
-    as JPEG bytes; drawn into ``canvas`` when it has the picture's shape (the encoder reuses
-    one), else into new memory."""
+def encode(
+    result: FrameResult,
+    quality: int,
+    canvas: np.ndarray | None = None,
+    zones: Sequence[ZoneOutline] = (),
+) -> bytes:
+    """``result``'s frame with its poses (and ``zones``) drawn, at most :data:`MAX_SIDE`
+    pixels wide or high, as JPEG bytes; drawn into ``canvas`` when it has the picture's shape
+    (the encoder reuses one), else into new memory."""
     image, poses = result.frame.image, result.poses
     shape = picture_shape(image)
     if shape != image.shape:
@@ -60,12 +71,33 @@ def encode(result: FrameResult, quality: int, canvas: np.ndarray | None = None) 
         image = cv2.resize(image, size, dst=canvas if fits else None, interpolation=interpolation)
         poses = [_scaled(pose, scale) for pose in poses]
         canvas = image  # drawn on in place: the resized copy is ours
-    canvas = draw_people(image, poses, out=canvas)
+    canvas = draw_people(image, poses, out=canvas, zones=zones)
     bgr = cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR, dst=canvas)  # in place: the copy is ours
     ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:  # pragma: no cover - OpenCV's JPEG encoder does not fail on uint8 images
         raise RuntimeError("JPEG encoding failed")
     return data.tobytes()
+
+
+def zone_outlines(doc: AsRead | None) -> list[ZoneOutline]:
+    """The zones of a status document as drawn: name, corners, occupied (a zone whose corners
+    are not [x, y] numbers is left out)."""
+    zones = None if doc is None else doc.get("zones")
+    outlines = []
+    for zone in zones if isinstance(zones, list) else []:
+        if not isinstance(zone, dict) or not isinstance(name := zone.get("name"), str):
+            continue
+        polygon = zone.get("polygon")
+        corners = []
+        for corner in polygon if isinstance(polygon, list) else []:
+            xy = [number(v) for v in corner] if isinstance(corner, list) else []
+            if len(xy) != 2 or xy[0] is None or xy[1] is None:
+                break
+            corners.append((min(max(xy[0], 0.0), 1.0), min(max(xy[1], 0.0), 1.0)))
+        else:
+            if len(corners) >= 3:
+                outlines.append(ZoneOutline(name, corners, zone.get("occupied") is True))
+    return outlines
 
 
 def picture_shape(image: np.ndarray) -> tuple[int, ...]:
@@ -102,6 +134,8 @@ class JpegStream:
         self._taken_at = 0.0  # when the encoder thread last had a frame (or gave up waiting)
         self._snapshots = threading.Lock()  # one snapshot encode at a time
         self._snapshot: tuple[float, bytes] | None = None  # (when, JPEG) of the last one
+        # The zones drawn, and the document they were read from (one read per document).
+        self._zones_of: tuple[AsRead | None, list[ZoneOutline]] = (None, [])
         self._changed = threading.Condition()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="edge-pose-jpeg", daemon=True)
@@ -146,7 +180,15 @@ class JpegStream:
         shape = picture_shape(result.frame.image)
         if self._canvas is None or self._canvas.shape != shape:
             self._canvas = np.empty(shape, np.uint8)
-        return Jpeg(encode(result, self.quality, self._canvas), frame, self.encodes + 1)
+        data = encode(result, self.quality, self._canvas, self._zones())
+        return Jpeg(data, frame, self.encodes + 1)
+
+    def _zones(self) -> list[ZoneOutline]:
+        """The zones to draw: the newest document's, read once per document."""
+        doc = self.hub.document()
+        if doc is not self._zones_of[0]:
+            self._zones_of = (doc, zone_outlines(doc))
+        return self._zones_of[1]
 
     def viewer(self, timeout: float) -> _Viewer:
         """A viewer: :meth:`_Viewer.next` gives each new picture (None after ``timeout``)."""
@@ -174,7 +216,7 @@ class JpegStream:
             taken = self.hub.take(TAKE_TIMEOUT_S)
             if taken is None:
                 return None if latest is None else latest.data
-            data = encode(taken[1], self.quality)
+            data = encode(taken[1], self.quality, zones=self._zones())
             self._snapshot = (time.monotonic(), data)
             return data
 
